@@ -1,0 +1,83 @@
+//! `/api/auth`: login, refresh (with rotation), logout.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::extract::AppJson;
+use crate::app::AppState;
+use crate::auth::{self, RefreshError, TokenPair, password};
+use crate::db::users;
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/refresh", post(refresh))
+        .route("/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    AppJson(req): AppJson<LoginRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let client = client.ip().to_string();
+    let email = req.email.trim().to_string();
+    if email.is_empty() || email.len() > 254 || req.password.len() > 1024 {
+        return Err(ApiError::InvalidCredentials);
+    }
+    if let Err(retry_after_secs) = state.throttle.check(&email, &client, Instant::now()) {
+        tracing::warn!(client = %client, "🔒 login throttled");
+        return Err(ApiError::RateLimited { retry_after_secs });
+    }
+    let user = users::by_email(&state.db.read, &email).await?;
+    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => {
+            state.throttle.record_failure(&email, &client, Instant::now());
+            tracing::warn!(client = %client, "🔒 failed login");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    state.throttle.record_success(&email);
+    let pair = auth::issue(&state.db.writer, &state.keys, user.id, &user.email).await?;
+    tracing::info!(user.id = user.id, "🔑 login");
+    Ok(Json(pair))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(State(state): State<AppState>, AppJson(req): AppJson<RefreshRequest>) -> Result<Json<TokenPair>, ApiError> {
+    match auth::refresh(&state.db.writer, &state.keys, &req.refresh_token).await {
+        Ok(pair) => Ok(Json(pair)),
+        Err(RefreshError::Db(e)) => Err(e.into()),
+        Err(e @ RefreshError::Reused) => {
+            tracing::warn!("🔒 a spent refresh token was presented again; the user's sessions are revoked");
+            Err(ApiError::Unauthorized(e.to_string()))
+        }
+        Err(e @ RefreshError::Invalid) => Err(ApiError::Unauthorized(e.to_string())),
+    }
+}
+
+async fn logout(State(state): State<AppState>, AppJson(req): AppJson<RefreshRequest>) -> Result<StatusCode, ApiError> {
+    auth::logout(&state.db.writer, &req.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,167 @@
+//! Queue management and the live status: `retry-queue`, `queue/clear`, `queue/config`, `status`.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::extract::AppJson;
+use super::jobs::{JobView, STATUSES};
+use crate::app::AppState;
+use crate::db::jobs::{self, Counts};
+use crate::error::ApiError;
+use crate::queue::{QueueSettings, SettingsChange};
+use crate::whatsapp::WhatsAppStatus;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/retry-queue", get(retry_queue))
+        .route("/queue/clear", post(clear_queue))
+        .route("/queue/config", post(configure_queue).get(queue_config))
+        .route("/status", get(status))
+}
+
+#[derive(Serialize)]
+struct RetryQueue {
+    counts: Counts,
+    jobs: Vec<JobView>,
+}
+
+async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, ApiError> {
+    let (counts, rows) = tokio::try_join!(jobs::counts(&state.db.read), jobs::retry_queue(&state.db.read, 200))?;
+    Ok(Json(RetryQueue {
+        counts,
+        jobs: rows.into_iter().map(JobView::from).collect(),
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClearRequest {
+    status: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct Cleared {
+    cleared: u64,
+}
+
+/// The body is optional: no body (or `{}`) clears completed and failed jobs.
+async fn clear_queue(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Cleared>, ApiError> {
+    let body = body.map_err(|_| ApiError::PayloadTooLarge(state.max_body_bytes))?;
+    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ClearRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
+            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+        })?
+    };
+    let statuses = req.status.unwrap_or_else(|| vec!["completed".into(), "failed".into()]);
+    if statuses.is_empty() {
+        return Err(ApiError::Validation("status must name at least one of completed, failed, waiting".into()));
+    }
+    for s in &statuses {
+        if s == "active" {
+            return Err(ApiError::Validation("active jobs cannot be cleared; pause the queue and let them finish".into()));
+        }
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(ApiError::Validation(format!("unknown status {s:?}; use completed, failed or waiting")));
+        }
+    }
+    let cleared = state.queue.clear(statuses).await?;
+    Ok(Json(Cleared { cleared }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigRequest {
+    concurrency: Option<u32>,
+    max_retries: Option<u32>,
+    paused: Option<bool>,
+}
+
+async fn queue_config(State(state): State<AppState>) -> Json<QueueSettings> {
+    Json(state.queue.settings())
+}
+
+async fn configure_queue(State(state): State<AppState>, AppJson(req): AppJson<ConfigRequest>) -> Result<Json<QueueSettings>, ApiError> {
+    if let Some(c) = req.concurrency
+        && !(1..=256).contains(&c)
+    {
+        return Err(ApiError::Validation("concurrency must be between 1 and 256".into()));
+    }
+    if let Some(m) = req.max_retries
+        && m > 100
+    {
+        return Err(ApiError::Validation("maxRetries must be at most 100".into()));
+    }
+    let now = state
+        .queue
+        .update_settings(SettingsChange {
+            concurrency: req.concurrency,
+            max_retries: req.max_retries,
+            paused: req.paused,
+        })
+        .await?;
+    Ok(Json(now))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueueStatus {
+    /// `processing`, `paused`, `held` (WhatsApp not connected) or `idle`.
+    state: &'static str,
+    /// Why jobs are not moving, when they are not.
+    held_reason: Option<String>,
+    active: u32,
+    concurrency: u32,
+    max_retries: u32,
+    waiting: i64,
+    failed: i64,
+    completed: i64,
+    /// Completed out of finished jobs, in percent (one decimal); null before any finished.
+    success_rate: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    whatsapp: WhatsAppStatus,
+    queue: QueueStatus,
+}
+
+async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let counts = jobs::counts(&state.db.read).await?;
+    let settings = state.queue.settings();
+    let sender = state.queue.sender();
+    let whatsapp = sender.status();
+    let active = state.queue.active();
+    let (queue_state, held_reason) = if settings.paused {
+        ("paused", Some("paused through POST /api/whatsapp/queue/config".to_string()))
+    } else if !sender.is_ready() {
+        ("held", Some(format!("WhatsApp is {}: {}", whatsapp.state, whatsapp.detail)))
+    } else if active > 0 || counts.waiting > 0 {
+        ("processing", None)
+    } else {
+        ("idle", None)
+    };
+    let finished = counts.completed + counts.failed;
+    let success_rate = (finished > 0).then(|| (counts.completed as f64 * 1000.0 / finished as f64).round() / 10.0);
+    Ok(Json(Status {
+        whatsapp,
+        queue: QueueStatus {
+            state: queue_state,
+            held_reason,
+            active,
+            concurrency: settings.concurrency,
+            max_retries: settings.max_retries,
+            waiting: counts.waiting,
+            failed: counts.failed,
+            completed: counts.completed,
+            success_rate,
+        },
+    }))
+}

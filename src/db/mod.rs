@@ -1,0 +1,117 @@
+//! SQLite storage: one writer connection that group-commits, plus a read-only pool for the API.
+//!
+//! Every write goes through [`Writer`]: it takes all operations waiting in its channel, runs
+//! them in one transaction and commits once. Durable operations (an accepted job, a token)
+//! commit with `synchronous=FULL`, so one fsync covers the whole batch; queue bookkeeping
+//! (claims, results) commits with `NORMAL`, which survives a crashed process and costs no fsync.
+
+pub mod jobs;
+pub mod settings;
+pub mod users;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
+
+pub use writer::{BoxFuture, Durability, Writer};
+
+/// The schema, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlx(String),
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        DbError::Sqlx(e.to_string())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
+    let url = format!("sqlite://{}", path.display());
+    Ok(SqliteConnectOptions::from_str(&url)
+        .with_context(|| format!("bad database path {}", path.display()))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true)
+        .pragma("journal_size_limit", "67108864")
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+/// Opens (creating it if needed) the database file and brings its schema up to date.
+/// A database written by a newer wa-gateway is refused, never modified.
+pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut conn = options(path)?
+        .create_if_missing(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    MIGRATOR.run(&mut conn).await.with_context(|| {
+        format!(
+            "cannot migrate database {} (was it written by a newer wa-gateway?)",
+            path.display()
+        )
+    })?;
+    Ok(conn)
+}
+
+/// A read-only pool for API reads; WAL lets them run beside the writer.
+pub async fn open_read_pool(path: &Path) -> anyhow::Result<SqlitePool> {
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .connect_with(options(path)?.read_only(true))
+        .await
+        .with_context(|| format!("cannot open database {} for reading", path.display()))
+}
+
+/// The storage the app uses: the writer for changes, the pool for reads.
+#[derive(Clone)]
+pub struct Db {
+    pub writer: Writer,
+    pub read: SqlitePool,
+}
+
+impl Db {
+    pub async fn open(path: &Path) -> anyhow::Result<(Db, tokio::task::JoinHandle<()>)> {
+        let conn = open_writer_connection(path).await?;
+        let (writer, handle) = Writer::spawn(conn);
+        let read = open_read_pool(path).await?;
+        Ok((Db { writer, read }, handle))
+    }
+
+    /// True when both the read pool and the writer answer.
+    pub async fn ping(&self) -> bool {
+        let read = async {
+            let mut c = self.read.acquire().await?;
+            c.ping().await
+        };
+        let write = self
+            .writer
+            .exec(Durability::Relaxed, |c| Box::pin(async move { c.ping().await }));
+        matches!(tokio::join!(read, write), (Ok(()), Ok(())))
+    }
+}

@@ -1,0 +1,123 @@
+//! The single writer: a task that owns the write connection and commits operations in groups.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::DbError;
+
+/// How much an operation needs to be on disk before its caller hears back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Committed with an fsync (`synchronous=FULL`): survives a power cut.
+    Durable,
+    /// Committed without an fsync: survives a crashed process, may be lost in a power cut, and
+    /// is made durable by the next durable commit.
+    Relaxed,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+type OpFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Finish> + Send>;
+
+struct Op {
+    durability: Durability,
+    run: OpFn,
+}
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Op>,
+}
+
+/// Most operations in one transaction.
+const MAX_BATCH: usize = 512;
+
+impl Writer {
+    /// Starts the writer task. It ends once every `Writer` handle is dropped and the queue is empty.
+    pub fn spawn(conn: SqliteConnection) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let handle = tokio::spawn(run(conn, rx));
+        (Writer { tx }, handle)
+    }
+
+    /// Runs `f` inside the next group transaction and returns its result once that
+    /// transaction has committed. A statement error fails only this operation.
+    pub async fn exec<T, F>(&self, durability: Durability, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let run: OpFn = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = f(conn).await;
+                Box::new(move |commit: Result<(), DbError>| {
+                    let outcome = commit.and_then(|()| result.map_err(DbError::from));
+                    let _ = tx.send(outcome);
+                }) as Finish
+            })
+        });
+        self.tx
+            .send(Op { durability, run })
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        rx.await.map_err(|_| DbError::WriterGone)?
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
+    let mut synchronous_full = true; // the connection opens with FULL
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let durable = batch.iter().any(|op| op.durability == Durability::Durable);
+        if durable != synchronous_full {
+            let pragma = if durable {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            if let Err(e) = sqlx::query(pragma).execute(&mut conn).await {
+                tracing::error!(error = %e, "cannot set synchronous mode");
+            } else {
+                synchronous_full = durable;
+            }
+        }
+        let commit = commit_batch(&mut conn, &mut batch).await;
+        for finish in commit.1 {
+            finish(commit.0.clone());
+        }
+    }
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
+    }
+    let _ = sqlx::Connection::close(conn).await;
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Op>) -> (Result<(), DbError>, Vec<Finish>) {
+    let mut finishes = Vec::with_capacity(batch.len());
+    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        // Run nothing; every caller hears why.
+        let err = DbError::Commit(e.to_string());
+        for op in batch.drain(..) {
+            drop(op);
+        }
+        return (Err(err), finishes);
+    }
+    for op in batch.drain(..) {
+        finishes.push((op.run)(conn).await);
+    }
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => (Ok(()), finishes),
+        Err(e) => {
+            tracing::error!(error = %e, operations = finishes.len(), "group commit failed; rolling back");
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            (Err(DbError::Commit(e.to_string())), finishes)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Domain types that are valid by construction: a phone number, a chat id, a priority.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A phone number in full international form, digits only (`6281234567890`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Accepts what a formatter produced: 8 to 15 ASCII digits (E.164 allows at most 15).
+    pub fn parse(digits: &str) -> Result<Self, String> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{} is not digits only", mask_number(digits)));
+        }
+        if !(8..=15).contains(&digits.len()) {
+            return Err(format!(
+                "a phone number has 8 to 15 digits, this one has {}",
+                digits.len()
+            ));
+        }
+        Ok(PhoneNumber(digits.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// WhatsApp's chat id for a personal chat.
+    pub fn chat_id(&self) -> String {
+        format!("{}@c.us", self.0)
+    }
+
+    /// The form for logs: `62812****7890`.
+    pub fn masked(&self) -> String {
+        mask_number(&self.0)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    /// Displays masked, so a number never reaches a log by accident.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Masks the middle of a number or chat id for logs: `6281234567890` → `62812****7890`.
+pub fn mask_number(raw: &str) -> String {
+    let digits = raw.split('@').next().unwrap_or(raw);
+    let chars: Vec<char> = digits.chars().collect();
+    let n = chars.len();
+    let (head, tail) = match n {
+        0..=4 => return "*".repeat(n),
+        5..=9 => (2, 2),
+        _ => (5, 4),
+    };
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str("****");
+    out.extend(&chars[n - tail..]);
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    Normal,
+    Low,
+}
+
+impl Priority {
+    /// Claim order: lower ranks go first.
+    pub fn rank(self) -> i64 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
+        }
+    }
+
+    pub fn from_rank(rank: i64) -> Self {
+        match rank {
+            0 => Priority::High,
+            2 => Priority::Low,
+            _ => Priority::Normal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_like_the_design_says() {
+        assert_eq!(mask_number("6281234567890"), "62812****7890");
+        assert_eq!(mask_number("6281234567890@c.us"), "62812****7890");
+        assert_eq!(mask_number("12345678"), "12****78");
+        assert_eq!(mask_number("123"), "***");
+    }
+
+    #[test]
+    fn phone_number_takes_8_to_15_digits() {
+        assert!(PhoneNumber::parse("6281234567890").is_ok());
+        assert!(PhoneNumber::parse("12345678").is_ok());
+        assert!(PhoneNumber::parse("1234567").is_err());
+        assert!(PhoneNumber::parse("1234567890123456").is_err());
+        assert!(PhoneNumber::parse("62812x4567890").is_err());
+        assert_eq!(
+            PhoneNumber::parse("6281234567890").unwrap().chat_id(),
+            "6281234567890@c.us"
+        );
+    }
+
+    #[test]
+    fn display_never_shows_the_whole_number() {
+        let n = PhoneNumber::parse("6281234567890").unwrap();
+        assert_eq!(n.to_string(), "62812****7890");
+    }
+}

@@ -1,0 +1,119 @@
+//! wa-gateway: a self-hosted WhatsApp API gateway.
+//!
+//! [`run`] is the whole server: tests call it on `127.0.0.1:0` with a fresh data directory, and
+//! `main` calls it with the configured address.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod hooks;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;
+pub mod whatsapp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{App, AppState};
+use crate::auth::Keys;
+use crate::auth::throttle::Throttle;
+use crate::config::{Config, DriverKind};
+use crate::db::Db;
+use crate::hooks::{Builtin, Hooks};
+use crate::queue::Queue;
+use crate::whatsapp::MessageSender;
+use crate::whatsapp::sandbox::Sandbox;
+
+/// Environment variables that create the first admin when there is no user yet.
+pub const ADMIN_EMAIL_ENV: &str = "GATEWAY_ADMIN_EMAIL";
+pub const ADMIN_PASSWORD_ENV: &str = "GATEWAY_ADMIN_PASSWORD";
+
+/// Runs the API and the workers until `shutdown` is cancelled, then stops taking requests, lets
+/// active sends finish within `queue.shutdown_grace`, and closes the database.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    let (db, writer_task) = Db::open(&config.database_path()).await?;
+
+    let secret = auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &data_dir)?;
+    let keys = Keys::new(&secret, config.auth.access_ttl.0, config.auth.refresh_ttl.0);
+    bootstrap_admin(&db).await?;
+
+    let hooks: Arc<dyn Hooks> = Arc::new(Builtin);
+    let sender: Arc<dyn MessageSender> = match config.whatsapp.driver {
+        DriverKind::Sandbox => {
+            let outbox = config.resolve(&config.whatsapp.sandbox.outbox);
+            tracing::info!(outbox = %outbox.display(), "🧪 WhatsApp driver: sandbox (test numbers end in 0000-0004)");
+            Arc::new(Sandbox::new(config.whatsapp.sandbox.delay.0, &outbox)?)
+        }
+        DriverKind::Webdriver => anyhow::bail!("the webdriver driver is not available in this build"),
+    };
+    let queue = Queue::new(db.clone(), &config.queue, hooks, sender).await?;
+    queue.recover().await?;
+
+    let state = AppState(Arc::new(App {
+        db: db.clone(),
+        keys,
+        throttle: Throttle::new(config.auth.login_max_failures, config.auth.login_window.0),
+        queue: queue.clone(),
+        templates: config.templates.clone(),
+        max_body_bytes: config.server.max_body_bytes,
+    }));
+
+    let tracker = TaskTracker::new();
+    queue.start(shutdown.child_token(), &tracker);
+
+    let addr = listener.local_addr()?;
+    tracing::info!("🌐 Listening on http://{addr}");
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!(active = queue.active(), "🛑 Shutting down: waiting for active sends to finish");
+    tracker.close();
+    if tokio::time::timeout(config.queue.shutdown_grace.0, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            active = queue.active(),
+            "sends still active after {}; they will be retried after the next start",
+            humantime::format_duration(config.queue.shutdown_grace.0)
+        );
+    }
+    drop(queue);
+    drop(db);
+    // The writer ends once every handle is gone; don't wait on sends that outlived the grace period.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer_task).await;
+    tracing::info!("👋 Stopped");
+    Ok(())
+}
+
+async fn bootstrap_admin(db: &Db) -> anyhow::Result<()> {
+    if db::users::count(&db.read).await? > 0 {
+        return Ok(());
+    }
+    let email = std::env::var(ADMIN_EMAIL_ENV).ok().filter(|e| !e.trim().is_empty());
+    let password = std::env::var(ADMIN_PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+    match (email, password) {
+        (Some(email), Some(password)) => {
+            cli::create_user(&db.writer, email.trim(), password).await?;
+            tracing::info!("👤 Created the first user from {ADMIN_EMAIL_ENV}/{ADMIN_PASSWORD_ENV}");
+        }
+        _ => tracing::warn!(
+            "👤 No user exists yet, so nobody can log in. Create one with `wa-gateway user add --email you@example.com`, \
+             or start with {ADMIN_EMAIL_ENV} and {ADMIN_PASSWORD_ENV} set"
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The durable message queue: what the API puts in, what the workers take out, and the
+//! run-time controls (concurrency, retries, pause) that survive a restart.
+
+pub mod retry;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::QueueConfig;
+use crate::db::{self, Db, DbError, Durability, jobs, settings};
+use crate::hooks::Hooks;
+use crate::whatsapp::MessageSender;
+
+pub use jobs::{Counts, JobRow, NewJob};
+
+/// Run-time queue settings, as `POST /api/whatsapp/queue/config` shows and changes them.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSettings {
+    pub concurrency: u32,
+    pub max_retries: u32,
+    pub paused: bool,
+}
+
+/// A change to the settings; absent fields stay as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettingsChange {
+    pub concurrency: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub paused: Option<bool>,
+}
+
+pub struct Queue {
+    db: Db,
+    hooks: Arc<dyn Hooks>,
+    sender: Arc<dyn MessageSender>,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    send_timeout: Duration,
+    concurrency: AtomicU32,
+    max_retries: AtomicU32,
+    paused: AtomicBool,
+    /// Jobs being sent right now by this process.
+    active: AtomicU32,
+    /// Wakes the dispatcher: a job was queued or finished, or the settings changed.
+    wake: Notify,
+}
+
+const KEY_CONCURRENCY: &str = "queue.concurrency";
+const KEY_MAX_RETRIES: &str = "queue.max_retries";
+const KEY_PAUSED: &str = "queue.paused";
+
+impl Queue {
+    /// Builds the queue with settings from the database where the API changed them, else from
+    /// the config file.
+    pub async fn new(
+        db: Db,
+        config: &QueueConfig,
+        hooks: Arc<dyn Hooks>,
+        sender: Arc<dyn MessageSender>,
+    ) -> anyhow::Result<Arc<Queue>> {
+        let stored = |key: &'static str| {
+            let pool = db.read.clone();
+            async move { settings::get(&pool, key).await }
+        };
+        let concurrency = match stored(KEY_CONCURRENCY).await?.and_then(|v| v.parse().ok()) {
+            Some(v) if v != config.concurrency => {
+                tracing::info!(concurrency = v, file = config.concurrency, "queue concurrency set through the API overrides gateway.toml");
+                v
+            }
+            _ => config.concurrency,
+        };
+        let max_retries = match stored(KEY_MAX_RETRIES).await?.and_then(|v| v.parse().ok()) {
+            Some(v) if v != config.max_retries => {
+                tracing::info!(max_retries = v, file = config.max_retries, "queue max_retries set through the API overrides gateway.toml");
+                v
+            }
+            _ => config.max_retries,
+        };
+        let paused = stored(KEY_PAUSED).await?.is_some_and(|v| v == "true");
+        if paused {
+            tracing::warn!("the queue is paused (set through the API); resume with POST /api/whatsapp/queue/config {{\"paused\":false}}");
+        }
+        Ok(Arc::new(Queue {
+            db,
+            hooks,
+            sender,
+            backoff_base: config.backoff_base.0,
+            backoff_max: config.backoff_max.0,
+            send_timeout: config.send_timeout.0,
+            concurrency: AtomicU32::new(concurrency),
+            max_retries: AtomicU32::new(max_retries),
+            paused: AtomicBool::new(paused),
+            active: AtomicU32::new(0),
+            wake: Notify::new(),
+        }))
+    }
+
+    pub fn hooks(&self) -> &dyn Hooks {
+        self.hooks.as_ref()
+    }
+
+    pub fn sender(&self) -> &dyn MessageSender {
+        self.sender.as_ref()
+    }
+
+    /// Puts jobs left `active` by a dead process back to `waiting`. Call once, before the workers.
+    pub async fn recover(&self) -> Result<(), DbError> {
+        let (recovered, looped) = self
+            .db
+            .writer
+            .exec(Durability::Durable, |c| Box::pin(async move { jobs::recover_active(c, db::now_ms()).await }))
+            .await?;
+        if recovered > 0 {
+            tracing::warn!(recovered, "♻️ Recovered {recovered} job(s) that were active when the gateway stopped");
+        }
+        if looped > 0 {
+            tracing::error!(failed = looped, "❌ {looped} job(s) failed permanently: crash-loop (the gateway died while sending them {} times)", jobs::MAX_RESCUES + 1);
+        }
+        Ok(())
+    }
+
+    /// Stores a job durably (fsynced) and wakes the workers. Returns the row and whether it is
+    /// new; an existing row means the `message_id` was seen before.
+    pub async fn enqueue(&self, job: NewJob) -> Result<(JobRow, bool), DbError> {
+        let (row, created) = self
+            .db
+            .writer
+            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::insert(c, &job).await }))
+            .await?;
+        if created {
+            tracing::info!(
+                job.id = %row.id,
+                "📥 Message queued: {} to {} (priority: {})",
+                row.id,
+                crate::domain::mask_number(&row.number),
+                crate::domain::Priority::from_rank(row.priority).as_str()
+            );
+            self.wake.notify_one();
+        }
+        Ok((row, created))
+    }
+
+    pub fn settings(&self) -> QueueSettings {
+        QueueSettings {
+            concurrency: self.concurrency.load(Ordering::Relaxed),
+            max_retries: self.max_retries.load(Ordering::Relaxed),
+            paused: self.paused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies a change at once and stores it, so it survives a restart.
+    pub async fn update_settings(&self, change: SettingsChange) -> Result<QueueSettings, DbError> {
+        let mut pairs = Vec::new();
+        if let Some(c) = change.concurrency {
+            pairs.push((KEY_CONCURRENCY, c.to_string()));
+        }
+        if let Some(m) = change.max_retries {
+            pairs.push((KEY_MAX_RETRIES, m.to_string()));
+        }
+        if let Some(p) = change.paused {
+            pairs.push((KEY_PAUSED, p.to_string()));
+        }
+        self.db
+            .writer
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move {
+                    let now = db::now_ms();
+                    for (k, v) in &pairs {
+                        settings::set(c, k, v, now).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        if let Some(c) = change.concurrency {
+            self.concurrency.store(c, Ordering::Relaxed);
+        }
+        if let Some(m) = change.max_retries {
+            self.max_retries.store(m, Ordering::Relaxed);
+        }
+        if let Some(p) = change.paused {
+            self.paused.store(p, Ordering::Relaxed);
+        }
+        let now = self.settings();
+        tracing::info!(concurrency = now.concurrency, max_retries = now.max_retries, paused = now.paused, "⚙️ Queue settings changed");
+        self.wake.notify_one();
+        Ok(now)
+    }
+
+    /// Jobs being sent right now.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    pub async fn requeue_failed(&self, id: String) -> Result<Result<Option<JobRow>, String>, DbError> {
+        let r = self
+            .db
+            .writer
+            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::requeue_failed(c, &id, db::now_ms()).await }))
+            .await?;
+        if let Ok(Some(row)) = &r {
+            tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
+            self.wake.notify_one();
+        }
+        Ok(r)
+    }
+
+    pub async fn cancel_waiting(&self, id: String) -> Result<Result<Option<JobRow>, String>, DbError> {
+        let r = self
+            .db
+            .writer
+            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::cancel_waiting(c, &id, db::now_ms()).await }))
+            .await?;
+        if let Ok(Some(row)) = &r {
+            tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id);
+        }
+        Ok(r)
+    }
+
+    pub async fn clear(&self, statuses: Vec<String>) -> Result<u64, DbError> {
+        let n = self
+            .db
+            .writer
+            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::clear(c, &statuses).await }))
+            .await?;
+        tracing::info!(cleared = n, "🧹 Cleared {n} job(s)");
+        Ok(n)
+    }
+
+    /// Starts the dispatcher, which claims jobs as workers free up. Sends in flight when
+    /// `cancel` fires are tracked by `tracker`, so shutdown can wait for them.
+    pub fn start(self: &Arc<Self>, cancel: CancellationToken, tracker: &TaskTracker) {
+        let queue = self.clone();
+        let workers = tracker.clone();
+        tracker.spawn(async move { worker::dispatch(queue, cancel, workers).await });
+    }
+}

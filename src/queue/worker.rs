@@ -1,0 +1,181 @@
+//! The worker pool: a dispatcher claims as many due jobs as there are free slots and runs each
+//! send in its own task. Concurrency is read on every round, so a change applies at once.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Queue, retry};
+use crate::db::{self, Durability, jobs};
+use crate::domain::mask_number;
+use crate::hooks::{Failure, Verdict};
+use crate::whatsapp::{Outbound, SendError};
+
+/// Longest sleep between looks at the table when nothing wakes the dispatcher.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, tracker: TaskTracker) {
+    tracing::info!("🚀 Queue processor started");
+    let mut held_logged = false;
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let settings = queue.settings();
+        let active = queue.active.load(Ordering::Acquire);
+        let ready = queue.sender.is_ready();
+        if ready {
+            held_logged = false;
+        } else if !held_logged {
+            tracing::warn!(state = queue.sender.status().state, "⏸️ Queue held: WhatsApp is not connected");
+            held_logged = true;
+        }
+        let free = settings.concurrency.saturating_sub(active);
+        if settings.paused || !ready || free == 0 {
+            wait(&queue, &cancel, IDLE_POLL).await;
+            continue;
+        }
+        let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
+        let claimed = queue
+            .db
+            .writer
+            .exec(Durability::Relaxed, move |c| {
+                Box::pin(async move { jobs::claim(c, free as i64, db::now_ms(), lease).await })
+            })
+            .await;
+        match claimed {
+            Ok(rows) if rows.is_empty() => {
+                let until_due = match jobs::next_run_at(&queue.db.read).await {
+                    Ok(Some(at)) => Duration::from_millis((at - db::now_ms()).max(1) as u64).min(IDLE_POLL),
+                    _ => IDLE_POLL,
+                };
+                wait(&queue, &cancel, until_due).await;
+            }
+            Ok(rows) => {
+                queue.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
+                for row in rows {
+                    let q = queue.clone();
+                    tracker.spawn(async move {
+                        process(&q, row).await;
+                        q.active.fetch_sub(1, Ordering::AcqRel);
+                        q.wake.notify_one();
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim jobs; trying again shortly");
+                wait(&queue, &cancel, IDLE_POLL).await;
+            }
+        }
+    }
+    tracing::info!("Queue processor stopped claiming jobs");
+}
+
+async fn wait(queue: &Queue, cancel: &CancellationToken, at_most: Duration) {
+    tokio::select! {
+        _ = queue.wake.notified() => {}
+        _ = queue.sender.changed() => {}
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(at_most) => {}
+    }
+}
+
+/// Sends one claimed job and records the outcome.
+async fn process(queue: &Queue, job: jobs::JobRow) {
+    let attempt = job.attempts as u32;
+    tracing::info!(job.id = %job.id, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
+    let outbound = Outbound {
+        job_id: job.id.clone(),
+        message_id: job.message_id.clone(),
+        chat_id: job.chat_id.clone(),
+        number: job.number.clone(),
+        text: job.message.clone(),
+        attempt,
+    };
+    let result = match tokio::time::timeout(queue.send_timeout, queue.sender.send(&outbound)).await {
+        Ok(r) => r,
+        Err(_) => Err(SendError::new(
+            "timeout",
+            format!("no answer from the driver within {}", humantime::format_duration(queue.send_timeout)),
+        )),
+    };
+    let (seq, lease) = (job.seq, job.lease.unwrap_or_default());
+    let recorded = match result {
+        Ok(_) => {
+            let r = record(queue, move |c| Box::pin(async move { jobs::complete(c, seq, lease, db::now_ms()).await })).await;
+            if r {
+                tracing::info!(job.id = %job.id, "✅ Job {} completed", job.id);
+            }
+            r
+        }
+        Err(err) => record_failure(queue, &job, attempt, err).await,
+    };
+    if !recorded {
+        tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id);
+    }
+}
+
+async fn record_failure(queue: &Queue, job: &jobs::JobRow, attempt: u32, err: SendError) -> bool {
+    let failure = Failure {
+        code: err.code.clone(),
+        message: err.message.clone(),
+        attempt,
+    };
+    let verdict = queue.hooks.classify_error(&failure);
+    let max_retries = queue.max_retries.load(Ordering::Relaxed);
+    let (seq, lease) = (job.seq, job.lease.unwrap_or_default());
+    let (code, message) = (err.code, err.message);
+    match verdict {
+        Verdict::Retry(after) if retry::may_retry(attempt, max_retries) => {
+            let delay = after.unwrap_or_else(|| retry::backoff(attempt, queue.backoff_base, queue.backoff_max));
+            let code2 = code.clone();
+            let ok = record(queue, move |c| {
+                Box::pin(async move {
+                    let now = db::now_ms();
+                    jobs::retry_later(c, seq, lease, now, now + delay.as_millis() as i64, &code2, &message).await
+                })
+            })
+            .await;
+            if ok {
+                tracing::warn!(job.id = %job.id, attempt, code = %code, "🔁 Job {} attempt {attempt} failed ({code}); retrying in {}", job.id, humantime::format_duration(delay));
+            }
+            ok
+        }
+        verdict => {
+            let reason = match verdict {
+                Verdict::Permanent(_) => code.clone(),
+                Verdict::Retry(_) => format!("{code} (no retries left after {attempt} attempts)"),
+            };
+            let code2 = code.clone();
+            let ok = record(queue, move |c| {
+                Box::pin(async move { jobs::fail(c, seq, lease, db::now_ms(), &code2, &message).await })
+            })
+            .await;
+            if ok {
+                tracing::error!(job.id = %job.id, attempt, code = %code, "❌ Job {} failed permanently: {reason}", job.id);
+            }
+            ok
+        }
+    }
+}
+
+/// Runs one outcome write; a database error is logged and the job stays `active` until the
+/// next start-up recovers it, so nothing is lost.
+async fn record<F>(queue: &Queue, f: F) -> bool
+where
+    F: for<'c> FnOnce(&'c mut sqlx::SqliteConnection) -> db::BoxFuture<'c, Result<bool, sqlx::Error>>
+        + Send
+        + 'static,
+{
+    match queue.db.writer.exec(Durability::Relaxed, f).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a job outcome");
+            false
+        }
+    }
+}

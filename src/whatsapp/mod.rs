@@ -1,0 +1,74 @@
+//! The seam between the queue and WhatsApp: a [`MessageSender`] delivers one message and says
+//! what went wrong in a stable code; the queue decides what a failure means (via the classifier).
+
+pub mod sandbox;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+/// A message the queue hands to a driver.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub job_id: String,
+    pub message_id: String,
+    pub chat_id: String,
+    pub number: String,
+    pub text: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+}
+
+/// What a driver reports back after a delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt {
+    pub detail: Option<String>,
+}
+
+/// A failed delivery: a stable code (`not-registered`, `invalid-number`, `blocked`,
+/// `rate-limited`, `session-closed`, `protocol-error`, `timeout`, `not-ready`, ...) and a message
+/// for people. Whether it is retried is the classifier's call, not the driver's.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SendError {
+    pub code: String,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The WhatsApp side as `GET /api/whatsapp/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsAppStatus {
+    /// `starting`, `qr`, `loading`, `connected`, `conflict`, `logged_out`, `restarting`,
+    /// `unavailable` or `failed`.
+    pub state: &'static str,
+    pub detail: String,
+    pub driver: &'static str,
+    /// RFC 3339 time the state began.
+    pub since: String,
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Receipt, SendError>> + Send + 'a>>;
+
+pub trait MessageSender: Send + Sync + 'static {
+    fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a>;
+    fn status(&self) -> WhatsAppStatus;
+    /// Jobs are claimed only while this is true; otherwise they wait without spending attempts.
+    fn is_ready(&self) -> bool {
+        self.status().state == "connected"
+    }
+    /// Resolves when readiness may have changed, so the queue can look again.
+    fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::pending())
+    }
+}

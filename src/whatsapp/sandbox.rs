@@ -1,0 +1,131 @@
+//! The sandbox driver: a stand-in for WhatsApp that integrators can build against without a
+//! phone. Deliveries append a JSON line to the outbox; numbers ending in documented digits fail
+//! in documented ways, like a payment provider's test cards.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppStatus};
+
+/// The test numbers, by their last four digits: (suffix, behaviour) for docs and the status.
+pub const TEST_NUMBERS: &[(&str, &str)] = &[
+    ("0000", "not registered on WhatsApp (permanent: not-registered)"),
+    ("0001", "times out twice (retryable: timeout), then delivers on the third attempt"),
+    ("0002", "always fails with session closed (retryable: session-closed) until retries run out"),
+    ("0003", "blocked (permanent: blocked)"),
+    ("0004", "rate limited (permanent by default: rate-limited)"),
+];
+
+pub struct Sandbox {
+    delay: Duration,
+    outbox_path: PathBuf,
+    outbox: Mutex<File>,
+    since: String,
+}
+
+impl Sandbox {
+    pub fn new(delay: Duration, outbox: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = outbox.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(outbox)
+            .with_context(|| format!("cannot open sandbox outbox {}", outbox.display()))?;
+        Ok(Self {
+            delay,
+            outbox_path: outbox.to_path_buf(),
+            outbox: Mutex::new(file),
+            since: crate::api::rfc3339(crate::db::now_ms()),
+        })
+    }
+
+    /// The scripted outcome for a number, if it is a test number.
+    fn scripted_failure(number: &str, attempt: u32) -> Option<SendError> {
+        let suffix = number.get(number.len().saturating_sub(4)..)?;
+        match suffix {
+            "0000" => Some(SendError::new("not-registered", "sandbox: this number is not on WhatsApp")),
+            "0001" if attempt <= 2 => Some(SendError::new(
+                "timeout",
+                format!("sandbox: no answer in time (attempt {attempt} of the 3 this number needs)"),
+            )),
+            "0002" => Some(SendError::new("session-closed", "sandbox: the WhatsApp session closed")),
+            "0003" => Some(SendError::new("blocked", "sandbox: this contact blocked you")),
+            "0004" => Some(SendError::new("rate-limited", "sandbox: WhatsApp rate-limited this account")),
+            _ => None,
+        }
+    }
+
+    fn deliver(&self, m: &Outbound) -> Result<(), SendError> {
+        let mut line = json!({
+            "jobId": m.job_id,
+            "messageId": m.message_id,
+            "chatId": m.chat_id,
+            "text": m.text,
+            "at": crate::api::rfc3339(crate::db::now_ms()),
+        })
+        .to_string();
+        line.push('\n');
+        let mut file = self.outbox.lock().expect("outbox lock");
+        file.write_all(line.as_bytes())
+            .map_err(|e| SendError::new("protocol-error", format!("sandbox: cannot write the outbox: {e}")))
+    }
+}
+
+impl MessageSender for Sandbox {
+    fn send<'a>(&'a self, m: &'a Outbound) -> SendFuture<'a> {
+        Box::pin(async move {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if let Some(err) = Self::scripted_failure(&m.number, m.attempt) {
+                return Err(err);
+            }
+            self.deliver(m)?;
+            Ok(Receipt {
+                detail: Some("written to the sandbox outbox".into()),
+            })
+        })
+    }
+
+    fn status(&self) -> WhatsAppStatus {
+        WhatsAppStatus {
+            state: "connected",
+            detail: format!(
+                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose",
+                self.outbox_path.display()
+            ),
+            driver: "sandbox",
+            since: self.since.clone(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_numbers_fail_as_documented() {
+        let f = |n: &str, a| Sandbox::scripted_failure(n, a).map(|e| e.code);
+        assert_eq!(f("6281200000000", 1).as_deref(), Some("not-registered"));
+        assert_eq!(f("6281200000001", 1).as_deref(), Some("timeout"));
+        assert_eq!(f("6281200000001", 2).as_deref(), Some("timeout"));
+        assert_eq!(f("6281200000001", 3), None);
+        assert_eq!(f("6281200000002", 9).as_deref(), Some("session-closed"));
+        assert_eq!(f("6281200000003", 1).as_deref(), Some("blocked"));
+        assert_eq!(f("6281200000004", 1).as_deref(), Some("rate-limited"));
+        assert_eq!(f("6281234567890", 1), None);
+    }
+}
