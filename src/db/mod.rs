@@ -69,7 +69,7 @@ pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnect
         .connect()
         .await
         .with_context(|| format!("cannot open database {}", path.display()))?;
-    MIGRATOR.run(&mut conn).await.with_context(|| {
+    MIGRATOR.run_direct(&mut conn).await.with_context(|| {
         format!(
             "cannot migrate database {} (was it written by a newer wa-gateway?)",
             path.display()

@@ -46,7 +46,7 @@ impl Writer {
 
     /// Runs `f` inside the next group transaction and returns its result once that
     /// transaction has committed. A statement error fails only this operation.
-    pub async fn exec<T, F>(&self, durability: Durability, f: F) -> Result<T, DbError>
+    pub fn exec<T, F>(&self, durability: Durability, f: F) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
@@ -63,11 +63,15 @@ impl Writer {
                 }) as Finish
             })
         });
-        self.tx
-            .send(Op { durability, run })
-            .await
-            .map_err(|_| DbError::WriterGone)?;
-        rx.await.map_err(|_| DbError::WriterGone)?
+        let sender = self.tx.clone();
+        // Boxed: the closure's higher-ranked type stays out of callers' futures.
+        Box::pin(async move {
+            sender
+                .send(Op { durability, run })
+                .await
+                .map_err(|_| DbError::WriterGone)?;
+            rx.await.map_err(|_| DbError::WriterGone)?
+        })
     }
 }
 

@@ -1,0 +1,199 @@
+//! Boots the real app (`wa_gateway::run`) on 127.0.0.1:0 with a fresh data directory, and
+//! offers one helper per route.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wa_gateway::config::Config;
+
+pub const EMAIL: &str = "admin@example.com";
+pub const PASSWORD: &str = "correct horse battery";
+pub const SECRET: &str = "test-secret-test-secret-test-secret-!";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub token: String,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The test config: no sandbox delay, short backoff (20ms → 160ms), a fixed JWT secret.
+pub fn test_config(dir: &Path) -> Config {
+    let text = format!(
+        r#"
+[storage]
+data_dir = "data"
+[auth]
+jwt_secret = "{SECRET}"
+login_max_failures = 3
+[queue]
+backoff_base = "20ms"
+backoff_max = "160ms"
+shutdown_grace = "5s"
+[whatsapp.sandbox]
+delay = "0ms"
+outbox = "outbox.jsonl"
+[templates]
+otp = "Your code is {{{{code}}}}."
+"#
+    );
+    Config::parse(&text, "test.toml", dir, std::iter::empty()).expect("test config")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    wa_gateway::cli::add_user(&config, EMAIL, PASSWORD.into()).await.expect("add user");
+    start(dir, config).await
+}
+
+/// Starts the app on an existing data directory (a restart).
+pub async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(wa_gateway::run(config.clone(), listener, shutdown.clone()));
+    let mut app = TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        dir,
+        config,
+        token: String::new(),
+        shutdown,
+        handle: Some(handle),
+    };
+    let login = app.login(EMAIL, PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK, "test login");
+    let body: Value = login.json().await.unwrap();
+    app.token = body["accessToken"].as_str().unwrap().to_string();
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the app gracefully and hands back its data directory and config for a restart.
+    pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
+        self.shutdown.cancel();
+        let handle = self.handle.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(15), handle)
+            .await
+            .expect("app stops in time")
+            .expect("join")
+            .expect("run returned an error");
+        (self.dir, self.config.clone())
+    }
+
+    pub fn outbox_path(&self) -> PathBuf {
+        self.config.resolve(&self.config.whatsapp.sandbox.outbox)
+    }
+
+    /// Lines the sandbox "delivered".
+    pub fn outbox(&self) -> Vec<Value> {
+        read_outbox(&self.outbox_path())
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_auth(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client.delete(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
+    }
+
+    pub async fn send(&self, body: &Value) -> Response {
+        self.post("/api/whatsapp/send-message", body).await
+    }
+
+    /// Sends and expects 202; returns the job id.
+    pub async fn send_ok(&self, number: &str, text: &str) -> String {
+        let r = self.send(&json!({"number": number, "message": text})).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let body: Value = r.json().await.unwrap();
+        body["jobId"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let r = self.get(&format!("/api/whatsapp/jobs/{id}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// Polls the job until it is completed or failed.
+    pub async fn wait_finished(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let job = self.job(id).await;
+            if job["status"] == "completed" || job["status"] == "failed" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn set_queue(&self, body: Value) -> Value {
+        let r = self.post("/api/whatsapp/queue/config", &body).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    pub async fn status(&self) -> Value {
+        let r = self.get("/api/whatsapp/status").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+}
+
+pub fn read_outbox(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.lines().map(|l| serde_json::from_str(l).expect("outbox line is JSON")).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Asserts the error envelope and returns the code.
+pub async fn error_code(r: Response, status: StatusCode) -> String {
+    assert_eq!(r.status(), status);
+    let body: Value = r.json().await.expect("error body is JSON");
+    let message = body["error"]["message"].as_str().expect("error.message");
+    assert!(!message.is_empty());
+    body["error"]["code"].as_str().expect("error.code").to_string()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server over HTTP, each test with its own SQLite file and port.
+
+mod auth;
+mod cli;
+mod helpers;
+mod jobs;
+mod process;
+mod queue;
+mod sandbox;

@@ -1,0 +1,278 @@
+//! Tests that run the real `wa-gateway` binary as a child process: crash safety under
+//! `kill -9`, graceful SIGTERM, start-up errors, and what the log may and may not contain.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::read_outbox;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
+const ADMIN: &str = "ops@example.com";
+const ADMIN_PW: &str = "a long admin password";
+
+struct Gateway {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+    token: String,
+    client: reqwest::Client,
+}
+
+fn write_config(dir: &Path, delay: &str) {
+    let text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[storage]
+data_dir = "data"
+[queue]
+concurrency = 3
+backoff_base = "20ms"
+backoff_max = "100ms"
+shutdown_grace = "5s"
+[whatsapp.sandbox]
+delay = "{delay}"
+outbox = "data/outbox.jsonl"
+"#
+    );
+    std::fs::write(dir.join("gateway.toml"), text).unwrap();
+}
+
+impl Gateway {
+    async fn start(dir: &Path) -> Gateway {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(dir.join("gateway.toml"))
+            .env("GATEWAY_ADMIN_EMAIL", ADMIN)
+            .env("GATEWAY_ADMIN_PASSWORD", ADMIN_PW)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wa-gateway");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("Listening on http://") {
+                    let _ = tx.send(line[at + "Listening on http://".len()..].trim().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no listen line; log:\n{}", log.lock().unwrap()));
+        let base = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        let r = client.post(format!("{base}/api/auth/login")).json(&json!({"email": ADMIN, "password": ADMIN_PW})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let token = r.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_string();
+        Gateway { child, base, log, token, client }
+    }
+
+    async fn send(&self, number: &str, text: &str) -> reqwest::Result<reqwest::Response> {
+        self.client
+            .post(format!("{}/api/whatsapp/send-message", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"number": number, "message": text}))
+            .send()
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok);
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "gateway did not exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "5ms");
+    let mut gw = Gateway::start(dir.path()).await;
+    let outbox = dir.path().join("data/outbox.jsonl");
+
+    // Keep posting while the workers drain; kill -9 once some have gone out.
+    let mut accepted = Vec::new();
+    let mut killed = false;
+    for i in 0..2000 {
+        match gw.send("6281234567890", &format!("crash-test {i}")).await {
+            Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                accepted.push(r.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_string());
+            }
+            Ok(r) => panic!("unexpected {}", r.status()),
+            Err(_) if killed => break,
+            Err(e) => panic!("request failed before the kill: {e}"),
+        }
+        if !killed && read_outbox(&outbox).len() >= 40 {
+            gw.child.kill().unwrap(); // SIGKILL
+            gw.child.wait().unwrap();
+            killed = true;
+        }
+    }
+    assert!(killed, "the queue drained too fast to kill it mid-way");
+    let delivered_before = read_outbox(&outbox).len();
+    assert!(delivered_before < accepted.len(), "some jobs were still pending at the kill");
+    drop(gw);
+
+    let gw = Gateway::start(dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = gw.get("/api/whatsapp/status").await;
+        if s["queue"]["waiting"] == 0 && s["queue"]["active"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue did not drain after restart: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered: Vec<String> = read_outbox(&outbox).iter().map(|l| l["jobId"].as_str().unwrap().to_string()).collect();
+    for id in &accepted {
+        let job = gw.get(&format!("/api/whatsapp/jobs/{id}")).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert!(delivered.contains(id), "accepted job {id} never delivered");
+    }
+    // At most the sends in flight at the kill (concurrency 3) can go out twice.
+    let unique: std::collections::HashSet<_> = delivered.iter().collect();
+    assert!(delivered.len() - unique.len() <= 3, "{} duplicates", delivered.len() - unique.len());
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_active_send_finish_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "800ms");
+    let mut gw = Gateway::start(dir.path()).await;
+    let r = gw.send("6281234567890", "finish me").await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.get("/api/whatsapp/status").await["queue"]["active"] != 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal("-TERM");
+    let status = gw.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let out = read_outbox(&dir.path().join("data/outbox.jsonl"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["jobId"], id.as_str());
+    drop(gw);
+    let gw = Gateway::start(dir.path()).await;
+    assert_eq!(gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"], "completed");
+}
+
+#[tokio::test]
+async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let gw = Gateway::start(dir.path()).await;
+    let r = gw.send("6281234567890", "BODY-SECRET-1234").await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_string();
+    let _ = gw.send("6281200000000", "BODY-SECRET-5678").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = gw.log();
+    assert!(log.contains("62812****7890"), "masked number expected in:\n{log}");
+    assert!(log.contains("📥 Message queued"), "{log}");
+    assert!(log.contains("✅ Job"), "{log}");
+    assert!(log.contains("failed permanently: not-registered"), "{log}");
+    for secret in ["6281234567890", "BODY-SECRET", ADMIN_PW, gw.token.as_str(), "rt_"] {
+        assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_config_stops_start_up_naming_the_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    for (text, key) in [
+        ("[queue]\nbackoff_base = \"fast\"\n", "queue.backoff_base"),
+        ("[queue]\nconcurency = 3\n", "concurency"),
+        ("[server]\nbind = \"nowhere\"\n", "server.bind"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN).args(["serve", "--config"]).arg(&path).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key) && err.contains("gateway.toml"), "{key}: {err}");
+    }
+    let out = Command::new(BIN).args(["serve", "--config", "/nonexistent/gateway.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
+}
+
+#[tokio::test]
+async fn with_no_user_the_log_says_how_to_create_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("gateway.toml"))
+        .env_remove("GATEWAY_ADMIN_EMAIL")
+        .env_remove("GATEWAY_ADMIN_PASSWORD")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    let found = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("wa-gateway user add") {
+                    break true;
+                }
+                if line.contains("Listening on") {
+                    break false;
+                }
+            }
+            _ => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "{seen}");
+    // The secret was generated with owner-only permissions.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("data/jwt-secret")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
