@@ -9,7 +9,10 @@ use crate::db::{self, Durability, Writer, users};
 fn normalise_email(email: &str) -> anyhow::Result<String> {
     let email = email.trim().to_string();
     anyhow::ensure!(
-        email.len() <= 254 && email.contains('@') && !email.starts_with('@') && !email.ends_with('@'),
+        email.len() <= 254
+            && email.contains('@')
+            && !email.starts_with('@')
+            && !email.ends_with('@'),
         "{email:?} is not an email address"
     );
     Ok(email)
@@ -22,7 +25,9 @@ pub async fn create_user(writer: &Writer, email: &str, password: String) -> anyh
     let hash = password::hash(password).await?;
     let e = email.clone();
     let id = writer
-        .exec(Durability::Durable, move |c| Box::pin(async move { users::insert(c, &e, &hash, db::now_ms()).await }))
+        .exec(Durability::Durable, move |c| {
+            Box::pin(async move { users::insert(c, &e, &hash, db::now_ms()).await })
+        })
         .await?;
     id.with_context(|| format!("a user {email} exists already"))
 }
@@ -44,7 +49,9 @@ pub async fn add_user(config: &Config, email: &str, password: String) -> anyhow:
 pub async fn list_users(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
     let (writer, task) = open(config).await?;
     let list = writer
-        .exec(Durability::Relaxed, |c| Box::pin(async move { users::list(c).await }))
+        .exec(Durability::Relaxed, |c| {
+            Box::pin(async move { users::list(c).await })
+        })
         .await?;
     drop(writer);
     let _ = task.await;
@@ -58,7 +65,9 @@ pub async fn remove_user(config: &Config, email: &str) -> anyhow::Result<()> {
     let (writer, task) = open(config).await?;
     let e = email.trim().to_string();
     let removed = writer
-        .exec(Durability::Durable, move |c| Box::pin(async move { users::delete(c, &e).await }))
+        .exec(Durability::Durable, move |c| {
+            Box::pin(async move { users::delete(c, &e).await })
+        })
         .await?;
     drop(writer);
     let _ = task.await;

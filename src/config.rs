@@ -101,7 +101,10 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("login_max_failures", &self.login_max_failures)
             .field("login_window", &self.login_window)
             .finish()
@@ -215,13 +218,11 @@ impl fmt::Debug for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(s.trim())
-            .map(Dur)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "bad duration {s:?} ({e}); write it like \"2s\", \"150ms\", \"15m\""
-                ))
-            })
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "bad duration {s:?} ({e}); write it like \"2s\", \"150ms\", \"15m\""
+            ))
+        })
     }
 }
 
@@ -319,7 +320,9 @@ impl Config {
         if self.queue.max_retries > 100 {
             return Err(bad("queue.max_retries", "must be at most 100".into()));
         }
-        if self.queue.backoff_base.0.is_zero() || self.queue.backoff_max.0 < self.queue.backoff_base.0 {
+        if self.queue.backoff_base.0.is_zero()
+            || self.queue.backoff_max.0 < self.queue.backoff_base.0
+        {
             return Err(bad(
                 "queue.backoff_max",
                 "backoff_base must be above zero and backoff_max at least backoff_base".into(),
@@ -337,7 +340,10 @@ impl Config {
             return Err(bad("auth.access_ttl", "must be at least 10s".into()));
         }
         if self.auth.refresh_ttl.0 < self.auth.access_ttl.0 {
-            return Err(bad("auth.refresh_ttl", "must be at least access_ttl".into()));
+            return Err(bad(
+                "auth.refresh_ttl",
+                "must be at least access_ttl".into(),
+            ));
         }
         if self.auth.login_max_failures == 0 {
             return Err(bad("auth.login_max_failures", "must be at least 1".into()));
@@ -353,7 +359,10 @@ impl Config {
         }
         for name in self.templates.keys() {
             if name.is_empty() || name.len() > 64 {
-                return Err(bad("templates", format!("template name {name:?} must be 1 to 64 characters")));
+                return Err(bad(
+                    "templates",
+                    format!("template name {name:?} must be 1 to 64 characters"),
+                ));
             }
         }
         Ok(())
@@ -437,14 +446,20 @@ mod tests {
 
     #[test]
     fn durations_parse_in_human_form() {
-        let c = parse("[queue]\nbackoff_base = \"150ms\"\nbackoff_max = \"15m\"", &[]).unwrap();
+        let c = parse(
+            "[queue]\nbackoff_base = \"150ms\"\nbackoff_max = \"15m\"",
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.queue.backoff_base.0, Duration::from_millis(150));
         assert_eq!(c.queue.backoff_max.0, Duration::from_secs(900));
     }
 
     #[test]
     fn bad_duration_names_key_and_file() {
-        let err = parse("[queue]\nbackoff_base = \"soon\"", &[]).unwrap_err().to_string();
+        let err = parse("[queue]\nbackoff_base = \"soon\"", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("test.toml"), "{err}");
         assert!(err.contains("queue.backoff_base"), "{err}");
         assert!(err.contains("soon"), "{err}");
@@ -452,7 +467,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_file() {
-        let err = parse("[queue]\nconcurency = 4", &[]).unwrap_err().to_string();
+        let err = parse("[queue]\nconcurency = 4", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("test.toml"), "{err}");
         assert!(err.contains("concurency"), "{err}");
     }
@@ -478,21 +495,32 @@ mod tests {
 
     #[test]
     fn unknown_env_key_is_an_error_naming_it() {
-        let err = parse("", &[("GATEWAY__QUEUE__SPEED", "9")]).unwrap_err().to_string();
+        let err = parse("", &[("GATEWAY__QUEUE__SPEED", "9")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("queue") && err.contains("speed"), "{err}");
         assert!(err.contains("GATEWAY__"), "{err}");
     }
 
     #[test]
     fn short_jwt_secret_is_refused() {
-        let err = parse("[auth]\njwt_secret = \"short\"", &[]).unwrap_err().to_string();
+        let err = parse("[auth]\njwt_secret = \"short\"", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("auth.jwt_secret"), "{err}");
-        assert!(!err.contains("short\""), "the secret itself must not be echoed: {err}");
+        assert!(
+            !err.contains("short\""),
+            "the secret itself must not be echoed: {err}"
+        );
     }
 
     #[test]
     fn debug_output_redacts_the_secret() {
-        let c = parse("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef-x\"", &[]).unwrap();
+        let c = parse(
+            "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef-x\"",
+            &[],
+        )
+        .unwrap();
         let dbg = format!("{:?}", c.auth);
         assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
     }

@@ -61,9 +61,9 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::NotFound(code, _) | ApiError::Conflict(code, _) | ApiError::Unavailable(code, _) => {
-                code
-            }
+            ApiError::NotFound(code, _)
+            | ApiError::Conflict(code, _)
+            | ApiError::Unavailable(code, _) => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",

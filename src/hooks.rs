@@ -59,7 +59,12 @@ pub trait Hooks: Send + Sync + 'static {
 pub struct Builtin;
 
 /// Codes the design lists as permanent; every other code is retried.
-pub const PERMANENT_CODES: &[&str] = &["not-registered", "invalid-number", "blocked", "rate-limited"];
+pub const PERMANENT_CODES: &[&str] = &[
+    "not-registered",
+    "invalid-number",
+    "blocked",
+    "rate-limited",
+];
 
 impl Hooks for Builtin {
     fn format_number(&self, raw: &str) -> Result<String, HookError> {
@@ -104,7 +109,10 @@ impl Hooks for Builtin {
 }
 
 /// `{{name}}` (spaces inside the braces allowed) → the variable's value; a missing one is an error.
-pub fn render_placeholders(template: &str, variables: &[(String, String)]) -> Result<String, HookError> {
+pub fn render_placeholders(
+    template: &str,
+    variables: &[(String, String)],
+) -> Result<String, HookError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -131,7 +139,10 @@ mod tests {
     #[test]
     fn builtin_format_keeps_digits_without_country_rules() {
         let b = Builtin;
-        assert_eq!(b.format_number("+62 812-3456-7890").unwrap(), "6281234567890");
+        assert_eq!(
+            b.format_number("+62 812-3456-7890").unwrap(),
+            "6281234567890"
+        );
         assert_eq!(b.format_number("(0812) 3456.7890").unwrap(), "081234567890");
         assert!(b.format_number("12345").is_err());
         assert!(b.format_number("0812abc67890").is_err());
@@ -146,16 +157,28 @@ mod tests {
             attempt: 1,
         };
         for code in PERMANENT_CODES {
-            assert!(matches!(b.classify_error(&f(code)), Verdict::Permanent(_)), "{code}");
+            assert!(
+                matches!(b.classify_error(&f(code)), Verdict::Permanent(_)),
+                "{code}"
+            );
         }
-        for code in ["session-closed", "protocol-error", "timeout", "not-ready", "something-new"] {
+        for code in [
+            "session-closed",
+            "protocol-error",
+            "timeout",
+            "not-ready",
+            "something-new",
+        ] {
             assert_eq!(b.classify_error(&f(code)), Verdict::Retry(None), "{code}");
         }
     }
 
     #[test]
     fn placeholders_are_filled_and_missing_ones_named() {
-        let vars = vec![("name".to_string(), "Ani".to_string()), ("code".into(), "42".into())];
+        let vars = vec![
+            ("name".to_string(), "Ani".to_string()),
+            ("code".into(), "42".into()),
+        ];
         assert_eq!(
             render_placeholders("Hi {{name}}, code {{ code }}.", &vars).unwrap(),
             "Hi Ani, code 42."

@@ -41,9 +41,14 @@ pub const ADMIN_PASSWORD_ENV: &str = "GATEWAY_ADMIN_PASSWORD";
 
 /// Runs the API and the workers until `shutdown` is cancelled, then stops taking requests, lets
 /// active sends finish within `queue.shutdown_grace`, and closes the database.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let (db, writer_task) = Db::open(&config.database_path()).await?;
 
     let secret = auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &data_dir)?;
@@ -57,7 +62,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             tracing::info!(outbox = %outbox.display(), "🧪 WhatsApp driver: sandbox (test numbers end in 0000-0004)");
             Arc::new(Sandbox::new(config.whatsapp.sandbox.delay.0, &outbox)?)
         }
-        DriverKind::Webdriver => anyhow::bail!("the webdriver driver is not available in this build"),
+        DriverKind::Webdriver => {
+            anyhow::bail!("the webdriver driver is not available in this build")
+        }
     };
     let queue = Queue::new(db.clone(), &config.queue, hooks, sender).await?;
     queue.recover().await?;
@@ -82,9 +89,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .await
         .context("HTTP server failed")?;
 
-    tracing::info!(active = queue.active(), "🛑 Shutting down: waiting for active sends to finish");
+    tracing::info!(
+        active = queue.active(),
+        "🛑 Shutting down: waiting for active sends to finish"
+    );
     tracker.close();
-    if tokio::time::timeout(config.queue.shutdown_grace.0, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(config.queue.shutdown_grace.0, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             active = queue.active(),
             "sends still active after {}; they will be retried after the next start",
@@ -103,8 +116,12 @@ async fn bootstrap_admin(db: &Db) -> anyhow::Result<()> {
     if db::users::count(&db.read).await? > 0 {
         return Ok(());
     }
-    let email = std::env::var(ADMIN_EMAIL_ENV).ok().filter(|e| !e.trim().is_empty());
-    let password = std::env::var(ADMIN_PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+    let email = std::env::var(ADMIN_EMAIL_ENV)
+        .ok()
+        .filter(|e| !e.trim().is_empty());
+    let password = std::env::var(ADMIN_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty());
     match (email, password) {
         (Some(email), Some(password)) => {
             cli::create_user(&db.writer, email.trim(), password).await?;
@@ -118,12 +135,15 @@ async fn bootstrap_admin(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     /// `run` must be spawnable: the integration tests and embedders do so.
     #[allow(dead_code)]
-    fn run_is_send(config: super::Config, l: tokio::net::TcpListener, c: tokio_util::sync::CancellationToken) {
+    fn run_is_send(
+        config: super::Config,
+        l: tokio::net::TcpListener,
+        c: tokio_util::sync::CancellationToken,
+    ) {
         fn is_send<T: Send>(_: T) {}
         is_send(super::run(config, l, c));
     }

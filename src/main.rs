@@ -9,10 +9,20 @@ use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
 
 #[derive(Parser)]
-#[command(name = "wa-gateway", version, about = "Self-hosted WhatsApp API gateway")]
+#[command(
+    name = "wa-gateway",
+    version,
+    about = "Self-hosted WhatsApp API gateway"
+)]
 struct Cli {
     /// The config file; relative paths inside it are relative to its folder.
-    #[arg(long, short, global = true, default_value = "gateway.toml", env = "GATEWAY_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "gateway.toml",
+        env = "GATEWAY_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -75,18 +85,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.server.bind)
                 .await
-                .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+                .with_context(|| {
+                    format!("cannot listen on {} (server.bind)", config.server.bind)
+                })?;
             let shutdown = CancellationToken::new();
             wa_gateway::shutdown::on_signal(shutdown.clone());
             wa_gateway::run(config, listener, shutdown).await
         }
         Command::Migrate => {
             wa_gateway::cli::migrate(&config).await?;
-            println!("database {} is up to date", config.database_path().display());
+            println!(
+                "database {} is up to date",
+                config.database_path().display()
+            );
             Ok(())
         }
         Command::User(cmd) => match cmd {
-            UserCommand::Add { email, password_stdin } => {
+            UserCommand::Add {
+                email,
+                password_stdin,
+            } => {
                 wa_gateway::cli::add_user(&config, &email, read_password(password_stdin)?).await?;
                 println!("user {email} added");
                 Ok(())
@@ -102,8 +120,12 @@ async fn main() -> anyhow::Result<()> {
                 println!("user {email} removed");
                 Ok(())
             }
-            UserCommand::Passwd { email, password_stdin } => {
-                wa_gateway::cli::set_password(&config, &email, read_password(password_stdin)?).await?;
+            UserCommand::Passwd {
+                email,
+                password_stdin,
+            } => {
+                wa_gateway::cli::set_password(&config, &email, read_password(password_stdin)?)
+                    .await?;
                 println!("password of {email} changed; their sessions are signed out");
                 Ok(())
             }

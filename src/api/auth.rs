@@ -48,7 +48,9 @@ async fn login(
     let user = match user {
         Some(u) if ok => u,
         _ => {
-            state.throttle.record_failure(&email, &client, Instant::now());
+            state
+                .throttle
+                .record_failure(&email, &client, Instant::now());
             tracing::warn!(client = %client, "🔒 failed login");
             return Err(ApiError::InvalidCredentials);
         }
@@ -65,19 +67,27 @@ struct RefreshRequest {
     refresh_token: String,
 }
 
-async fn refresh(State(state): State<AppState>, AppJson(req): AppJson<RefreshRequest>) -> Result<Json<TokenPair>, ApiError> {
+async fn refresh(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
     match auth::refresh(&state.db.writer, &state.keys, &req.refresh_token).await {
         Ok(pair) => Ok(Json(pair)),
         Err(RefreshError::Db(e)) => Err(e.into()),
         Err(e @ RefreshError::Reused) => {
-            tracing::warn!("🔒 a spent refresh token was presented again; the user's sessions are revoked");
+            tracing::warn!(
+                "🔒 a spent refresh token was presented again; the user's sessions are revoked"
+            );
             Err(ApiError::Unauthorized(e.to_string()))
         }
         Err(e @ RefreshError::Invalid) => Err(ApiError::Unauthorized(e.to_string())),
     }
 }
 
-async fn logout(State(state): State<AppState>, AppJson(req): AppJson<RefreshRequest>) -> Result<StatusCode, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
     auth::logout(&state.db.writer, &req.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

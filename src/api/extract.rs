@@ -26,12 +26,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
 
 fn json_rejection(r: JsonRejection, limit: usize) -> ApiError {
     match r {
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {}", e.body_text()),
+        ),
         JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json".into())
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "send the body as JSON with Content-Type: application/json".into(),
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(limit)
         }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
 }
@@ -46,7 +51,9 @@ impl FromRequestParts<AppState> for AuthUser {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <accessToken> header".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <accessToken> header".into())
+            })?;
         let value = header
             .to_str()
             .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
@@ -55,7 +62,13 @@ impl FromRequestParts<AppState> for AuthUser {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <accessToken>`".into()))?;
-        state.keys.verify_access(token).map(AuthUser).map_err(ApiError::Unauthorized)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header must be `Bearer <accessToken>`".into())
+            })?;
+        state
+            .keys
+            .verify_access(token)
+            .map(AuthUser)
+            .map_err(ApiError::Unauthorized)
     }
 }

@@ -15,11 +15,16 @@ pub fn router() -> Router<AppState> {
 
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.db.ping().await {
-        (StatusCode::OK, Json(json!({"status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION")})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION")})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {"code": "database_unavailable", "message": "the database does not answer"}})),
+            Json(
+                json!({"error": {"code": "database_unavailable", "message": "the database does not answer"}}),
+            ),
         )
     }
 }

@@ -62,7 +62,10 @@ fn hook_error(e: HookError, code: &'static str) -> ApiError {
     }
 }
 
-async fn send_message(State(state): State<AppState>, AppJson(req): AppJson<SendMessageRequest>) -> Result<Response, ApiError> {
+async fn send_message(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<SendMessageRequest>,
+) -> Result<Response, ApiError> {
     let hooks = state.queue.hooks();
     let requested = req
         .priority
@@ -71,7 +74,9 @@ async fn send_message(State(state): State<AppState>, AppJson(req): AppJson<SendM
             "high" => Ok(Priority::High),
             "normal" => Ok(Priority::Normal),
             "low" => Ok(Priority::Low),
-            _ => Err(ApiError::Validation(format!("priority must be high, normal or low, not {p:?}"))),
+            _ => Err(ApiError::Validation(format!(
+                "priority must be high, normal or low, not {p:?}"
+            ))),
         })
         .transpose()?;
     let message_id = match req.message_id {
@@ -87,28 +92,42 @@ async fn send_message(State(state): State<AppState>, AppJson(req): AppJson<SendM
         None => format!("msg_{}", uuid::Uuid::new_v4().simple()),
     };
 
-    let digits = hooks.format_number(&req.number).map_err(|e| hook_error(e, "invalid_number"))?;
-    let number = PhoneNumber::parse(&digits).map_err(|m| ApiError::bad_request("invalid_number", m))?;
+    let digits = hooks
+        .format_number(&req.number)
+        .map_err(|e| hook_error(e, "invalid_number"))?;
+    let number =
+        PhoneNumber::parse(&digits).map_err(|m| ApiError::bad_request("invalid_number", m))?;
 
     let (text, template) = match (req.message, req.template) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::Validation("send either `message` or `template`, not both".into()));
+            return Err(ApiError::Validation(
+                "send either `message` or `template`, not both".into(),
+            ));
         }
         (None, None) => {
-            return Err(ApiError::Validation("missing field `message` (or `template` with `variables`)".into()));
+            return Err(ApiError::Validation(
+                "missing field `message` (or `template` with `variables`)".into(),
+            ));
         }
         (Some(text), None) => {
             if !req.variables.is_empty() {
-                return Err(ApiError::Validation("`variables` go with `template`, not `message`".into()));
+                return Err(ApiError::Validation(
+                    "`variables` go with `template`, not `message`".into(),
+                ));
             }
             (text, None)
         }
         (None, Some(name)) => {
             let Some(source) = state.templates.get(&name) else {
-                return Err(ApiError::bad_request("unknown_template", format!("no template named {name:?}")));
+                return Err(ApiError::bad_request(
+                    "unknown_template",
+                    format!("no template named {name:?}"),
+                ));
             };
             let vars = variables(req.variables)?;
-            let text = hooks.render(source, &vars).map_err(|e| hook_error(e, "template_error"))?;
+            let text = hooks
+                .render(source, &vars)
+                .map_err(|e| hook_error(e, "template_error"))?;
             (text, Some(name))
         }
     };
@@ -145,7 +164,10 @@ async fn send_message(State(state): State<AppState>, AppJson(req): AppJson<SendM
     if !created && (row.chat_id != want_chat || row.message != want_text) {
         return Err(ApiError::Conflict(
             "idempotency_conflict",
-            format!("messageId {:?} was already used for a different message (job {})", row.message_id, row.id),
+            format!(
+                "messageId {:?} was already used for a different message (job {})",
+                row.message_id, row.id
+            ),
         ));
     }
     let body = SendMessageResponse {
@@ -155,7 +177,11 @@ async fn send_message(State(state): State<AppState>, AppJson(req): AppJson<SendM
         status: row.status,
         priority: Priority::from_rank(row.priority).as_str(),
     };
-    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(body)).into_response())
 }
 
@@ -166,7 +192,9 @@ fn variables(raw: BTreeMap<String, serde_json::Value>) -> Result<Vec<(String, St
             serde_json::Value::String(s) => Ok((k, s)),
             serde_json::Value::Number(n) => Ok((k, n.to_string())),
             serde_json::Value::Bool(b) => Ok((k, b.to_string())),
-            _ => Err(ApiError::Validation(format!("variable `{k}` must be a string, number or boolean"))),
+            _ => Err(ApiError::Validation(format!(
+                "variable `{k}` must be a string, number or boolean"
+            ))),
         })
         .collect()
 }
@@ -223,8 +251,13 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound("job_not_found", format!("no job {id:?}"))
 }
 
-async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
-    let row = jobs::get(&state.db.read, &id).await?.ok_or_else(|| not_found(&id))?;
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let row = jobs::get(&state.db.read, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     Ok(Json(row.into()))
 }
 
@@ -256,7 +289,10 @@ async fn list_jobs(
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
     {
-        return Err(ApiError::bad_request("invalid_query", format!("status must be one of {}", STATUSES.join(", "))));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("status must be one of {}", STATUSES.join(", ")),
+        ));
     }
     let limit = match q.limit.as_deref() {
         None | Some("") => 50,
@@ -264,39 +300,52 @@ async fn list_jobs(
             .parse::<i64>()
             .ok()
             .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")))?,
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}"))
+            })?,
     };
     let before = match q.cursor.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|c| *c > 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_query", "cursor is not one this API gave out"))?,
-        ),
+        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "cursor is not one this API gave out")
+        })?),
     };
     let rows = jobs::list(&state.db.read, status.as_deref(), limit + 1, before).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<JobRow> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = more.then(|| rows.last().map(|r| r.seq.to_string())).flatten();
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
     Ok(Json(JobList {
         jobs: rows.into_iter().map(JobView::from).collect(),
         next_cursor,
     }))
 }
 
-async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+async fn retry_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
     match state.queue.requeue_failed(id.clone()).await? {
         Ok(Some(row)) => Ok(Json(row.into())),
         Ok(None) => Err(not_found(&id)),
-        Err(status) => Err(ApiError::Conflict("invalid_state", format!("only failed jobs can be retried; this one is {status}"))),
+        Err(status) => Err(ApiError::Conflict(
+            "invalid_state",
+            format!("only failed jobs can be retried; this one is {status}"),
+        )),
     }
 }
 
-async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
     match state.queue.cancel_waiting(id.clone()).await? {
         Ok(Some(row)) => Ok(Json(row.into())),
         Ok(None) => Err(not_found(&id)),
-        Err(status) => Err(ApiError::Conflict("invalid_state", format!("only waiting jobs can be cancelled; this one is {status}"))),
+        Err(status) => Err(ApiError::Conflict(
+            "invalid_state",
+            format!("only waiting jobs can be cancelled; this one is {status}"),
+        )),
     }
 }

@@ -36,7 +36,9 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
                 })
                 .on_request(())
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                ),
         )
         .with_state(state)
 }

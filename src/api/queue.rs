@@ -28,7 +28,10 @@ struct RetryQueue {
 }
 
 async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, ApiError> {
-    let (counts, rows) = tokio::try_join!(jobs::counts(&state.db.read), jobs::retry_queue(&state.db.read, 200))?;
+    let (counts, rows) = tokio::try_join!(
+        jobs::counts(&state.db.read),
+        jobs::retry_queue(&state.db.read, 200)
+    )?;
     Ok(Json(RetryQueue {
         counts,
         jobs: rows.into_iter().map(JobView::from).collect(),
@@ -57,19 +60,30 @@ async fn clear_queue(
     } else {
         serde_json::from_slice(&body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
-            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+            _ => ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not valid JSON: {e}"),
+            ),
         })?
     };
-    let statuses = req.status.unwrap_or_else(|| vec!["completed".into(), "failed".into()]);
+    let statuses = req
+        .status
+        .unwrap_or_else(|| vec!["completed".into(), "failed".into()]);
     if statuses.is_empty() {
-        return Err(ApiError::Validation("status must name at least one of completed, failed, waiting".into()));
+        return Err(ApiError::Validation(
+            "status must name at least one of completed, failed, waiting".into(),
+        ));
     }
     for s in &statuses {
         if s == "active" {
-            return Err(ApiError::Validation("active jobs cannot be cleared; pause the queue and let them finish".into()));
+            return Err(ApiError::Validation(
+                "active jobs cannot be cleared; pause the queue and let them finish".into(),
+            ));
         }
         if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::Validation(format!("unknown status {s:?}; use completed, failed or waiting")));
+            return Err(ApiError::Validation(format!(
+                "unknown status {s:?}; use completed, failed or waiting"
+            )));
         }
     }
     let cleared = state.queue.clear(statuses).await?;
@@ -88,16 +102,23 @@ async fn queue_config(State(state): State<AppState>) -> Json<QueueSettings> {
     Json(state.queue.settings())
 }
 
-async fn configure_queue(State(state): State<AppState>, AppJson(req): AppJson<ConfigRequest>) -> Result<Json<QueueSettings>, ApiError> {
+async fn configure_queue(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<ConfigRequest>,
+) -> Result<Json<QueueSettings>, ApiError> {
     if let Some(c) = req.concurrency
         && !(1..=256).contains(&c)
     {
-        return Err(ApiError::Validation("concurrency must be between 1 and 256".into()));
+        return Err(ApiError::Validation(
+            "concurrency must be between 1 and 256".into(),
+        ));
     }
     if let Some(m) = req.max_retries
         && m > 100
     {
-        return Err(ApiError::Validation("maxRetries must be at most 100".into()));
+        return Err(ApiError::Validation(
+            "maxRetries must be at most 100".into(),
+        ));
     }
     let now = state
         .queue
@@ -140,16 +161,26 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     let whatsapp = sender.status();
     let active = state.queue.active();
     let (queue_state, held_reason) = if settings.paused {
-        ("paused", Some("paused through POST /api/whatsapp/queue/config".to_string()))
+        (
+            "paused",
+            Some("paused through POST /api/whatsapp/queue/config".to_string()),
+        )
     } else if !sender.is_ready() {
-        ("held", Some(format!("WhatsApp is {}: {}", whatsapp.state, whatsapp.detail)))
+        (
+            "held",
+            Some(format!(
+                "WhatsApp is {}: {}",
+                whatsapp.state, whatsapp.detail
+            )),
+        )
     } else if active > 0 || counts.waiting > 0 {
         ("processing", None)
     } else {
         ("idle", None)
     };
     let finished = counts.completed + counts.failed;
-    let success_rate = (finished > 0).then(|| (counts.completed as f64 * 1000.0 / finished as f64).round() / 10.0);
+    let success_rate =
+        (finished > 0).then(|| (counts.completed as f64 * 1000.0 / finished as f64).round() / 10.0);
     Ok(Json(Status {
         whatsapp,
         queue: QueueStatus {

@@ -9,8 +9,8 @@ pub mod token;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::{self, Durability, Writer};
 use crate::db::users;
+use crate::db::{self, Durability, Writer};
 
 pub use token::{Claims, Keys};
 
@@ -40,7 +40,10 @@ fn new_refresh_token() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    format!("rt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "rt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// Only this hash is stored; the token itself exists only on the client.
@@ -49,7 +52,12 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Issues a pair for a user who just proved who they are, starting a new refresh family.
-pub async fn issue(writer: &Writer, keys: &Keys, user_id: i64, email: &str) -> Result<TokenPair, db::DbError> {
+pub async fn issue(
+    writer: &Writer,
+    keys: &Keys,
+    user_id: i64,
+    email: &str,
+) -> Result<TokenPair, db::DbError> {
     let family = uuid::Uuid::new_v4().simple().to_string();
     issue_in_family(writer, keys, user_id, email, family).await
 }
@@ -67,7 +75,9 @@ async fn issue_in_family(
     let expires = now + keys.refresh_ttl.as_millis() as i64;
     writer
         .exec(Durability::Durable, move |c| {
-            Box::pin(async move { users::insert_refresh(c, &hash, user_id, &family, expires, now).await })
+            Box::pin(async move {
+                users::insert_refresh(c, &hash, user_id, &family, expires, now).await
+            })
         })
         .await?;
     Ok(pair(keys, user_id, email, refresh))
@@ -113,14 +123,16 @@ pub async fn refresh(writer: &Writer, keys: &Keys, token: &str) -> Result<TokenP
                 if !users::spend_refresh(c, &old_hash, now).await? {
                     return Ok(Rotation::Invalid);
                 }
-                let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = ?1")
-                    .bind(row.user_id)
-                    .fetch_optional(&mut *c)
-                    .await?;
+                let email: Option<String> =
+                    sqlx::query_scalar("SELECT email FROM users WHERE id = ?1")
+                        .bind(row.user_id)
+                        .fetch_optional(&mut *c)
+                        .await?;
                 let Some(email) = email else {
                     return Ok(Rotation::Invalid);
                 };
-                users::insert_refresh(c, &new_hash, row.user_id, &row.family, now + ttl, now).await?;
+                users::insert_refresh(c, &new_hash, row.user_id, &row.family, now + ttl, now)
+                    .await?;
                 Ok(Rotation::Rotated {
                     user_id: row.user_id,
                     email,

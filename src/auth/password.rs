@@ -1,7 +1,9 @@
 //! argon2id hashing, off the async threads.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 
 /// Passwords shorter than this are refused when set.
 pub const MIN_LEN: usize = 8;
@@ -27,7 +29,9 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
         let _g = span.enter();
         let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
         match PasswordHash::new(&stored) {
-            Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         }
     })

@@ -68,7 +68,10 @@ mod tests {
     fn generates_once_with_0600_and_reuses_it() {
         let dir = tempfile::tempdir().unwrap();
         let a = load_or_create(None, dir.path()).unwrap();
-        let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(a.len() >= 32);
         let b = load_or_create(None, dir.path()).unwrap();

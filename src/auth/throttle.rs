@@ -32,7 +32,10 @@ impl Throttle {
     }
 
     fn keys(email: &str, client: &str) -> [(String, u32); 2] {
-        [(format!("email:{}", email.to_lowercase()), 1), (format!("client:{client}"), CLIENT_FACTOR)]
+        [
+            (format!("email:{}", email.to_lowercase()), 1),
+            (format!("client:{client}"), CLIENT_FACTOR),
+        ]
     }
 
     /// `Err(seconds)` when this email or client is locked out now.
@@ -56,9 +59,15 @@ impl Throttle {
             entries.retain(|_, e| now.saturating_duration_since(e.first) < window);
         }
         for (key, _) in Self::keys(email, client) {
-            let e = entries.entry(key).or_insert(Entry { failures: 0, first: now });
+            let e = entries.entry(key).or_insert(Entry {
+                failures: 0,
+                first: now,
+            });
             if now.saturating_duration_since(e.first) >= self.window {
-                *e = Entry { failures: 0, first: now };
+                *e = Entry {
+                    failures: 0,
+                    first: now,
+                };
             }
             e.failures += 1;
         }
@@ -86,7 +95,10 @@ mod tests {
         let wait = t.check("A@x", "2.2.2.2", t0).unwrap_err();
         assert!((59..=60).contains(&wait));
         assert!(t.check("b@x", "2.2.2.2", t0).is_ok());
-        assert!(t.check("a@x", "1.1.1.1", t0 + Duration::from_secs(61)).is_ok());
+        assert!(
+            t.check("a@x", "1.1.1.1", t0 + Duration::from_secs(61))
+                .is_ok()
+        );
     }
 
     #[test]

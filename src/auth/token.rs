@@ -54,7 +54,9 @@ impl Keys {
     pub fn verify_access(&self, token: &str) -> Result<Claims, String> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "access token expired".to_string(),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "access token expired".to_string()
+                }
                 _ => "access token is invalid".to_string(),
             })?;
         if data.claims.typ != "access" {
@@ -70,7 +72,11 @@ mod tests {
     use base64::Engine;
 
     fn keys() -> Keys {
-        Keys::new(&[7u8; 32], Duration::from_secs(60), Duration::from_secs(600))
+        Keys::new(
+            &[7u8; 32],
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        )
     }
 
     #[test]
@@ -88,11 +94,17 @@ mod tests {
         let t = k.sign_access(4, "a@b.c");
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = String::from_utf8(b64.decode(&parts[1]).unwrap()).unwrap().replace("\"4\"", "\"1\"");
+        let payload = String::from_utf8(b64.decode(&parts[1]).unwrap())
+            .unwrap()
+            .replace("\"4\"", "\"1\"");
         parts[1] = b64.encode(payload);
         assert!(k.verify_access(&parts.join(".")).is_err());
 
-        let other = Keys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(600));
+        let other = Keys::new(
+            &[8u8; 32],
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        );
         assert!(k.verify_access(&other.sign_access(4, "a@b.c")).is_err());
     }
 

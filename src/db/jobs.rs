@@ -66,16 +66,22 @@ pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<(
     if let Some(row) = inserted {
         return Ok((row, true));
     }
-    let existing: JobRow = sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE message_id = ?1"))
-        .bind(&job.message_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let existing: JobRow =
+        sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE message_id = ?1"))
+            .bind(&job.message_id)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok((existing, false))
 }
 
 /// Atomically moves up to `limit` due jobs to `active` (high priority first, then oldest),
 /// counting the attempt, and returns them in claim order.
-pub async fn claim(conn: &mut SqliteConnection, limit: i64, now: i64, lease: i64) -> sqlx::Result<Vec<JobRow>> {
+pub async fn claim(
+    conn: &mut SqliteConnection,
+    limit: i64,
+    now: i64,
+    lease: i64,
+) -> sqlx::Result<Vec<JobRow>> {
     let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?1, updated_at = ?2 \
          WHERE seq IN (SELECT seq FROM jobs WHERE status = 'waiting' AND run_at <= ?2 \
@@ -92,7 +98,12 @@ pub async fn claim(conn: &mut SqliteConnection, limit: i64, now: i64, lease: i64
 }
 
 /// `active` → `completed`, if the lease still holds.
-pub async fn complete(conn: &mut SqliteConnection, seq: i64, lease: i64, now: i64) -> sqlx::Result<bool> {
+pub async fn complete(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    lease: i64,
+    now: i64,
+) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?3, finished_at = ?3 \
          WHERE seq = ?1 AND status = 'active' AND lease = ?2",
@@ -190,7 +201,12 @@ pub async fn get(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<JobRow>> {
 }
 
 /// Newest first; `before` is the `seq` cursor of the previous page.
-pub async fn list(pool: &SqlitePool, status: Option<&str>, limit: i64, before: Option<i64>) -> sqlx::Result<Vec<JobRow>> {
+pub async fn list(
+    pool: &SqlitePool,
+    status: Option<&str>,
+    limit: i64,
+    before: Option<i64>,
+) -> sqlx::Result<Vec<JobRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLS} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR seq < ?2) \
          ORDER BY seq DESC LIMIT ?3"
@@ -222,9 +238,10 @@ pub struct Counts {
 }
 
 pub async fn counts(pool: &SqlitePool) -> sqlx::Result<Counts> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            .fetch_all(pool)
+            .await?;
     let mut c = Counts::default();
     for (status, n) in rows {
         match status.as_str() {
@@ -247,7 +264,11 @@ pub async fn next_run_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
 
 /// A failed job goes back to `waiting` with a fresh set of attempts. `Ok(None)`: no such job;
 /// `Err(status)`: the job is not failed.
-pub async fn requeue_failed(conn: &mut SqliteConnection, id: &str, now: i64) -> sqlx::Result<Result<Option<JobRow>, String>> {
+pub async fn requeue_failed(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> sqlx::Result<Result<Option<JobRow>, String>> {
     let row: Option<JobRow> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'waiting', attempts = 0, rescues = 0, run_at = ?2, updated_at = ?2, \
          finished_at = NULL WHERE id = ?1 AND status = 'failed' RETURNING {COLS}"
@@ -258,12 +279,18 @@ pub async fn requeue_failed(conn: &mut SqliteConnection, id: &str, now: i64) -> 
     .await?;
     match row {
         Some(r) => Ok(Ok(Some(r))),
-        None => current_status(conn, id).await.map(|s| s.map_or(Ok(None), Err)),
+        None => current_status(conn, id)
+            .await
+            .map(|s| s.map_or(Ok(None), Err)),
     }
 }
 
 /// A waiting job ends `failed` with code `cancelled`, so every accepted job still has an end.
-pub async fn cancel_waiting(conn: &mut SqliteConnection, id: &str, now: i64) -> sqlx::Result<Result<Option<JobRow>, String>> {
+pub async fn cancel_waiting(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> sqlx::Result<Result<Option<JobRow>, String>> {
     let row: Option<JobRow> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'failed', error_code = 'cancelled', \
          error_message = 'cancelled through the API', updated_at = ?2, finished_at = ?2 \
@@ -275,7 +302,9 @@ pub async fn cancel_waiting(conn: &mut SqliteConnection, id: &str, now: i64) -> 
     .await?;
     match row {
         Some(r) => Ok(Ok(Some(r))),
-        None => current_status(conn, id).await.map(|s| s.map_or(Ok(None), Err)),
+        None => current_status(conn, id)
+            .await
+            .map(|s| s.map_or(Ok(None), Err)),
     }
 }
 

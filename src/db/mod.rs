@@ -109,9 +109,9 @@ impl Db {
             let mut c = self.read.acquire().await?;
             c.ping().await
         };
-        let write = self
-            .writer
-            .exec(Durability::Relaxed, |c| Box::pin(async move { c.ping().await }));
+        let write = self.writer.exec(Durability::Relaxed, |c| {
+            Box::pin(async move { c.ping().await })
+        });
         matches!(tokio::join!(read, write), (Ok(()), Ok(())))
     }
 }

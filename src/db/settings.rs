@@ -9,7 +9,12 @@ pub async fn get(pool: &SqlitePool, key: &str) -> sqlx::Result<Option<String>> {
         .await
 }
 
-pub async fn set(conn: &mut SqliteConnection, key: &str, value: &str, now: i64) -> sqlx::Result<()> {
+pub async fn set(
+    conn: &mut SqliteConnection,
+    key: &str,
+    value: &str,
+    now: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

@@ -11,7 +11,9 @@ pub struct User {
 }
 
 pub async fn count(pool: &SqlitePool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(pool)
+        .await
 }
 
 pub async fn by_email(pool: &SqlitePool, email: &str) -> sqlx::Result<Option<User>> {
@@ -28,7 +30,12 @@ pub async fn list(conn: &mut SqliteConnection) -> sqlx::Result<Vec<User>> {
 }
 
 /// Inserts a user; `Ok(None)` when the email is taken.
-pub async fn insert(conn: &mut SqliteConnection, email: &str, hash: &str, now: i64) -> sqlx::Result<Option<i64>> {
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    email: &str,
+    hash: &str,
+    now: i64,
+) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO users (email, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
          ON CONFLICT(email) DO NOTHING RETURNING id",
@@ -41,7 +48,12 @@ pub async fn insert(conn: &mut SqliteConnection, email: &str, hash: &str, now: i
 }
 
 /// Sets a new password and signs the user out everywhere. Returns false when no such user.
-pub async fn set_password(conn: &mut SqliteConnection, email: &str, hash: &str, now: i64) -> sqlx::Result<bool> {
+pub async fn set_password(
+    conn: &mut SqliteConnection,
+    email: &str,
+    hash: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE email = ?1 RETURNING id",
     )
@@ -98,7 +110,10 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-pub async fn find_refresh(conn: &mut SqliteConnection, token_hash: &str) -> sqlx::Result<Option<RefreshRow>> {
+pub async fn find_refresh(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> sqlx::Result<Option<RefreshRow>> {
     sqlx::query_as(
         "SELECT user_id, family, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?1",
     )
@@ -108,7 +123,11 @@ pub async fn find_refresh(conn: &mut SqliteConnection, token_hash: &str) -> sqlx
 }
 
 /// Marks a token spent, only if it was not spent already (the compare-and-set of rotation).
-pub async fn spend_refresh(conn: &mut SqliteConnection, token_hash: &str, now: i64) -> sqlx::Result<bool> {
+pub async fn spend_refresh(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL",
     )
@@ -119,21 +138,29 @@ pub async fn spend_refresh(conn: &mut SqliteConnection, token_hash: &str, now: i
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn revoke_family(conn: &mut SqliteConnection, family: &str, now: i64) -> sqlx::Result<u64> {
-    let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL")
-        .bind(family)
-        .bind(now)
-        .execute(conn)
-        .await?;
+pub async fn revoke_family(
+    conn: &mut SqliteConnection,
+    family: &str,
+    now: i64,
+) -> sqlx::Result<u64> {
+    let r = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL",
+    )
+    .bind(family)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(r.rows_affected())
 }
 
 pub async fn revoke_all(conn: &mut SqliteConnection, user_id: i64, now: i64) -> sqlx::Result<u64> {
-    let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     // Expired rows are of no further use.
     sqlx::query("DELETE FROM refresh_tokens WHERE user_id = ?1 AND expires_at < ?2")
         .bind(user_id)

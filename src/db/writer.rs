@@ -97,13 +97,19 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
             finish(commit.0.clone());
         }
     }
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await {
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+    {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
     let _ = sqlx::Connection::close(conn).await;
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Op>) -> (Result<(), DbError>, Vec<Finish>) {
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Op>,
+) -> (Result<(), DbError>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(batch.len());
     if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         // Run nothing; every caller hears why.

@@ -71,21 +71,31 @@ impl Queue {
         };
         let concurrency = match stored(KEY_CONCURRENCY).await?.and_then(|v| v.parse().ok()) {
             Some(v) if v != config.concurrency => {
-                tracing::info!(concurrency = v, file = config.concurrency, "queue concurrency set through the API overrides gateway.toml");
+                tracing::info!(
+                    concurrency = v,
+                    file = config.concurrency,
+                    "queue concurrency set through the API overrides gateway.toml"
+                );
                 v
             }
             _ => config.concurrency,
         };
         let max_retries = match stored(KEY_MAX_RETRIES).await?.and_then(|v| v.parse().ok()) {
             Some(v) if v != config.max_retries => {
-                tracing::info!(max_retries = v, file = config.max_retries, "queue max_retries set through the API overrides gateway.toml");
+                tracing::info!(
+                    max_retries = v,
+                    file = config.max_retries,
+                    "queue max_retries set through the API overrides gateway.toml"
+                );
                 v
             }
             _ => config.max_retries,
         };
         let paused = stored(KEY_PAUSED).await?.is_some_and(|v| v == "true");
         if paused {
-            tracing::warn!("the queue is paused (set through the API); resume with POST /api/whatsapp/queue/config {{\"paused\":false}}");
+            tracing::warn!(
+                "the queue is paused (set through the API); resume with POST /api/whatsapp/queue/config {{\"paused\":false}}"
+            );
         }
         Ok(Arc::new(Queue {
             db,
@@ -115,13 +125,22 @@ impl Queue {
         let (recovered, looped) = self
             .db
             .writer
-            .exec(Durability::Durable, |c| Box::pin(async move { jobs::recover_active(c, db::now_ms()).await }))
+            .exec(Durability::Durable, |c| {
+                Box::pin(async move { jobs::recover_active(c, db::now_ms()).await })
+            })
             .await?;
         if recovered > 0 {
-            tracing::warn!(recovered, "♻️ Recovered {recovered} job(s) that were active when the gateway stopped");
+            tracing::warn!(
+                recovered,
+                "♻️ Recovered {recovered} job(s) that were active when the gateway stopped"
+            );
         }
         if looped > 0 {
-            tracing::error!(failed = looped, "❌ {looped} job(s) failed permanently: crash-loop (the gateway died while sending them {} times)", jobs::MAX_RESCUES + 1);
+            tracing::error!(
+                failed = looped,
+                "❌ {looped} job(s) failed permanently: crash-loop (the gateway died while sending them {} times)",
+                jobs::MAX_RESCUES + 1
+            );
         }
         Ok(())
     }
@@ -132,7 +151,9 @@ impl Queue {
         let (row, created) = self
             .db
             .writer
-            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::insert(c, &job).await }))
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move { jobs::insert(c, &job).await })
+            })
             .await?;
         if created {
             tracing::info!(
@@ -189,7 +210,12 @@ impl Queue {
             self.paused.store(p, Ordering::Relaxed);
         }
         let now = self.settings();
-        tracing::info!(concurrency = now.concurrency, max_retries = now.max_retries, paused = now.paused, "⚙️ Queue settings changed");
+        tracing::info!(
+            concurrency = now.concurrency,
+            max_retries = now.max_retries,
+            paused = now.paused,
+            "⚙️ Queue settings changed"
+        );
         self.wake.notify_one();
         Ok(now)
     }
@@ -199,11 +225,16 @@ impl Queue {
         self.active.load(Ordering::Relaxed)
     }
 
-    pub async fn requeue_failed(&self, id: String) -> Result<Result<Option<JobRow>, String>, DbError> {
+    pub async fn requeue_failed(
+        &self,
+        id: String,
+    ) -> Result<Result<Option<JobRow>, String>, DbError> {
         let r = self
             .db
             .writer
-            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::requeue_failed(c, &id, db::now_ms()).await }))
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move { jobs::requeue_failed(c, &id, db::now_ms()).await })
+            })
             .await?;
         if let Ok(Some(row)) = &r {
             tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
@@ -212,11 +243,16 @@ impl Queue {
         Ok(r)
     }
 
-    pub async fn cancel_waiting(&self, id: String) -> Result<Result<Option<JobRow>, String>, DbError> {
+    pub async fn cancel_waiting(
+        &self,
+        id: String,
+    ) -> Result<Result<Option<JobRow>, String>, DbError> {
         let r = self
             .db
             .writer
-            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::cancel_waiting(c, &id, db::now_ms()).await }))
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move { jobs::cancel_waiting(c, &id, db::now_ms()).await })
+            })
             .await?;
         if let Ok(Some(row)) = &r {
             tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id);
@@ -228,7 +264,9 @@ impl Queue {
         let n = self
             .db
             .writer
-            .exec(Durability::Durable, move |c| Box::pin(async move { jobs::clear(c, &statuses).await }))
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move { jobs::clear(c, &statuses).await })
+            })
             .await?;
         tracing::info!(cleared = n, "🧹 Cleared {n} job(s)");
         Ok(n)

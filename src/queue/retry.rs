@@ -6,7 +6,8 @@ use std::time::Duration;
 /// With base 2s and max 32s: 2s, 4s, 8s, 16s, 32s, 32s, ...
 pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     let exp = attempt.saturating_sub(1).min(32);
-    base.checked_mul(1u32 << exp.min(31)).map_or(max, |d| d.min(max))
+    base.checked_mul(1u32 << exp.min(31))
+        .map_or(max, |d| d.min(max))
 }
 
 /// Whether a retryable failure on `attempt` gets another try: `max_retries` retries follow
@@ -28,7 +29,11 @@ mod tests {
 
     #[test]
     fn backoff_never_overflows() {
-        let d = backoff(u32::MAX, Duration::from_secs(3600), Duration::from_secs(7200));
+        let d = backoff(
+            u32::MAX,
+            Duration::from_secs(3600),
+            Duration::from_secs(7200),
+        );
         assert_eq!(d, Duration::from_secs(7200));
     }
 

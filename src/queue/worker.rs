@@ -31,7 +31,10 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
         if ready {
             held_logged = false;
         } else if !held_logged {
-            tracing::warn!(state = queue.sender.status().state, "⏸️ Queue held: WhatsApp is not connected");
+            tracing::warn!(
+                state = queue.sender.status().state,
+                "⏸️ Queue held: WhatsApp is not connected"
+            );
             held_logged = true;
         }
         let free = settings.concurrency.saturating_sub(active);
@@ -50,7 +53,9 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
         match claimed {
             Ok(rows) if rows.is_empty() => {
                 let until_due = match jobs::next_run_at(&queue.db.read).await {
-                    Ok(Some(at)) => Duration::from_millis((at - db::now_ms()).max(1) as u64).min(IDLE_POLL),
+                    Ok(Some(at)) => {
+                        Duration::from_millis((at - db::now_ms()).max(1) as u64).min(IDLE_POLL)
+                    }
                     _ => IDLE_POLL,
                 };
                 wait(&queue, &cancel, until_due).await;
@@ -96,17 +101,24 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
         text: job.message.clone(),
         attempt,
     };
-    let result = match tokio::time::timeout(queue.send_timeout, queue.sender.send(&outbound)).await {
+    let result = match tokio::time::timeout(queue.send_timeout, queue.sender.send(&outbound)).await
+    {
         Ok(r) => r,
         Err(_) => Err(SendError::new(
             "timeout",
-            format!("no answer from the driver within {}", humantime::format_duration(queue.send_timeout)),
+            format!(
+                "no answer from the driver within {}",
+                humantime::format_duration(queue.send_timeout)
+            ),
         )),
     };
     let (seq, lease) = (job.seq, job.lease.unwrap_or_default());
     let recorded = match result {
         Ok(_) => {
-            let r = record(queue, move |c| Box::pin(async move { jobs::complete(c, seq, lease, db::now_ms()).await })).await;
+            let r = record(queue, move |c| {
+                Box::pin(async move { jobs::complete(c, seq, lease, db::now_ms()).await })
+            })
+            .await;
             if r {
                 tracing::info!(job.id = %job.id, "✅ Job {} completed", job.id);
             }
@@ -131,12 +143,22 @@ async fn record_failure(queue: &Queue, job: &jobs::JobRow, attempt: u32, err: Se
     let (code, message) = (err.code, err.message);
     match verdict {
         Verdict::Retry(after) if retry::may_retry(attempt, max_retries) => {
-            let delay = after.unwrap_or_else(|| retry::backoff(attempt, queue.backoff_base, queue.backoff_max));
+            let delay = after
+                .unwrap_or_else(|| retry::backoff(attempt, queue.backoff_base, queue.backoff_max));
             let code2 = code.clone();
             let ok = record(queue, move |c| {
                 Box::pin(async move {
                     let now = db::now_ms();
-                    jobs::retry_later(c, seq, lease, now, now + delay.as_millis() as i64, &code2, &message).await
+                    jobs::retry_later(
+                        c,
+                        seq,
+                        lease,
+                        now,
+                        now + delay.as_millis() as i64,
+                        &code2,
+                        &message,
+                    )
+                    .await
                 })
             })
             .await;
@@ -152,7 +174,9 @@ async fn record_failure(queue: &Queue, job: &jobs::JobRow, attempt: u32, err: Se
             };
             let code2 = code.clone();
             let ok = record(queue, move |c| {
-                Box::pin(async move { jobs::fail(c, seq, lease, db::now_ms(), &code2, &message).await })
+                Box::pin(
+                    async move { jobs::fail(c, seq, lease, db::now_ms(), &code2, &message).await },
+                )
             })
             .await;
             if ok {
@@ -167,7 +191,9 @@ async fn record_failure(queue: &Queue, job: &jobs::JobRow, attempt: u32, err: Se
 /// next start-up recovers it, so nothing is lost.
 async fn record<F>(queue: &Queue, f: F) -> bool
 where
-    F: for<'c> FnOnce(&'c mut sqlx::SqliteConnection) -> db::BoxFuture<'c, Result<bool, sqlx::Error>>
+    F: for<'c> FnOnce(
+            &'c mut sqlx::SqliteConnection,
+        ) -> db::BoxFuture<'c, Result<bool, sqlx::Error>>
         + Send
         + 'static,
 {

@@ -15,9 +15,18 @@ use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppSta
 
 /// The test numbers, by their last four digits: (suffix, behaviour) for docs and the status.
 pub const TEST_NUMBERS: &[(&str, &str)] = &[
-    ("0000", "not registered on WhatsApp (permanent: not-registered)"),
-    ("0001", "times out twice (retryable: timeout), then delivers on the third attempt"),
-    ("0002", "always fails with session closed (retryable: session-closed) until retries run out"),
+    (
+        "0000",
+        "not registered on WhatsApp (permanent: not-registered)",
+    ),
+    (
+        "0001",
+        "times out twice (retryable: timeout), then delivers on the third attempt",
+    ),
+    (
+        "0002",
+        "always fails with session closed (retryable: session-closed) until retries run out",
+    ),
     ("0003", "blocked (permanent: blocked)"),
     ("0004", "rate limited (permanent by default: rate-limited)"),
 ];
@@ -32,7 +41,8 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(delay: Duration, outbox: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = outbox.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -51,14 +61,28 @@ impl Sandbox {
     fn scripted_failure(number: &str, attempt: u32) -> Option<SendError> {
         let suffix = number.get(number.len().saturating_sub(4)..)?;
         match suffix {
-            "0000" => Some(SendError::new("not-registered", "sandbox: this number is not on WhatsApp")),
+            "0000" => Some(SendError::new(
+                "not-registered",
+                "sandbox: this number is not on WhatsApp",
+            )),
             "0001" if attempt <= 2 => Some(SendError::new(
                 "timeout",
-                format!("sandbox: no answer in time (attempt {attempt} of the 3 this number needs)"),
+                format!(
+                    "sandbox: no answer in time (attempt {attempt} of the 3 this number needs)"
+                ),
             )),
-            "0002" => Some(SendError::new("session-closed", "sandbox: the WhatsApp session closed")),
-            "0003" => Some(SendError::new("blocked", "sandbox: this contact blocked you")),
-            "0004" => Some(SendError::new("rate-limited", "sandbox: WhatsApp rate-limited this account")),
+            "0002" => Some(SendError::new(
+                "session-closed",
+                "sandbox: the WhatsApp session closed",
+            )),
+            "0003" => Some(SendError::new(
+                "blocked",
+                "sandbox: this contact blocked you",
+            )),
+            "0004" => Some(SendError::new(
+                "rate-limited",
+                "sandbox: WhatsApp rate-limited this account",
+            )),
             _ => None,
         }
     }
@@ -74,8 +98,12 @@ impl Sandbox {
         .to_string();
         line.push('\n');
         let mut file = self.outbox.lock().expect("outbox lock");
-        file.write_all(line.as_bytes())
-            .map_err(|e| SendError::new("protocol-error", format!("sandbox: cannot write the outbox: {e}")))
+        file.write_all(line.as_bytes()).map_err(|e| {
+            SendError::new(
+                "protocol-error",
+                format!("sandbox: cannot write the outbox: {e}"),
+            )
+        })
     }
 }
 

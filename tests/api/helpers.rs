@@ -55,13 +55,17 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path());
     tweak(&mut config);
-    wa_gateway::cli::add_user(&config, EMAIL, PASSWORD.into()).await.expect("add user");
+    wa_gateway::cli::add_user(&config, EMAIL, PASSWORD.into())
+        .await
+        .expect("add user");
     start(dir, config).await
 }
 
 /// Starts the app on an existing data directory (a restart).
 pub async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(wa_gateway::run(config.clone(), listener, shutdown.clone()));
@@ -117,11 +121,21 @@ impl TestApp {
     }
 
     pub async fn post_auth(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
@@ -135,7 +149,12 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.client.delete(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn send(&self, body: &Value) -> Response {
@@ -184,7 +203,10 @@ impl TestApp {
 
 pub fn read_outbox(path: &Path) -> Vec<Value> {
     match std::fs::read_to_string(path) {
-        Ok(text) => text.lines().map(|l| serde_json::from_str(l).expect("outbox line is JSON")).collect(),
+        Ok(text) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("outbox line is JSON"))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -195,5 +217,8 @@ pub async fn error_code(r: Response, status: StatusCode) -> String {
     let body: Value = r.json().await.expect("error body is JSON");
     let message = body["error"]["message"].as_str().expect("error.message");
     assert!(!message.is_empty());
-    body["error"]["code"].as_str().expect("error.code").to_string()
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string()
 }

@@ -35,23 +35,36 @@ async fn invalid_numbers_get_400_invalid_number() {
     let app = spawn_app().await;
     for number in ["12345", "0812-abc-7890", "1234567890123456", ""] {
         let r = app.send(&json!({"number": number, "message": "x"})).await;
-        assert_eq!(error_code(r, StatusCode::BAD_REQUEST).await, "invalid_number", "{number:?}");
+        assert_eq!(
+            error_code(r, StatusCode::BAD_REQUEST).await,
+            "invalid_number",
+            "{number:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn templates_render_and_bad_ones_are_rejected() {
     let app = spawn_app().await;
-    let r = app.send(&json!({"number": "6281234567890", "template": "otp", "variables": {"code": 4321}})).await;
+    let r = app
+        .send(&json!({"number": "6281234567890", "template": "otp", "variables": {"code": 4321}}))
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let body: Value = r.json().await.unwrap();
     let job = app.job(body["jobId"].as_str().unwrap()).await;
     assert_eq!(job["message"], "Your code is 4321.");
     assert_eq!(job["template"], "otp");
 
-    let r = app.send(&json!({"number": "6281234567890", "template": "nope", "variables": {}})).await;
-    assert_eq!(error_code(r, StatusCode::BAD_REQUEST).await, "unknown_template");
-    let r = app.send(&json!({"number": "6281234567890", "template": "otp", "variables": {}})).await;
+    let r = app
+        .send(&json!({"number": "6281234567890", "template": "nope", "variables": {}}))
+        .await;
+    assert_eq!(
+        error_code(r, StatusCode::BAD_REQUEST).await,
+        "unknown_template"
+    );
+    let r = app
+        .send(&json!({"number": "6281234567890", "template": "otp", "variables": {}}))
+        .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "template_error");
     assert!(body["error"]["message"].as_str().unwrap().contains("code"));
@@ -62,12 +75,49 @@ async fn malformed_bodies_get_clear_json_errors() {
     let app = spawn_app().await;
     let url = app.url("/api/whatsapp/send-message");
     let raw = |body: &'static str, ctype: &'static str| {
-        app.client.post(&url).bearer_auth(&app.token).header("content-type", ctype).body(body).send()
+        app.client
+            .post(&url)
+            .bearer_auth(&app.token)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
     };
-    assert_eq!(error_code(raw("{\"number\":", "application/json").await.unwrap(), StatusCode::BAD_REQUEST).await, "invalid_json");
-    assert_eq!(error_code(raw("{\"message\":\"hi\"}", "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await, "validation_failed");
-    assert_eq!(error_code(raw("{\"number\":5,\"message\":\"hi\"}", "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await, "validation_failed");
-    assert_eq!(error_code(raw("{}", "text/plain").await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE).await, "unsupported_media_type");
+    assert_eq!(
+        error_code(
+            raw("{\"number\":", "application/json").await.unwrap(),
+            StatusCode::BAD_REQUEST
+        )
+        .await,
+        "invalid_json"
+    );
+    assert_eq!(
+        error_code(
+            raw("{\"message\":\"hi\"}", "application/json")
+                .await
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "validation_failed"
+    );
+    assert_eq!(
+        error_code(
+            raw("{\"number\":5,\"message\":\"hi\"}", "application/json")
+                .await
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "validation_failed"
+    );
+    assert_eq!(
+        error_code(
+            raw("{}", "text/plain").await.unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        )
+        .await,
+        "unsupported_media_type"
+    );
 
     for body in [
         json!({"number": "6281234567890"}),
@@ -77,16 +127,31 @@ async fn malformed_bodies_get_clear_json_errors() {
         json!({"number": "6281234567890", "message": "a", "unknownField": 1}),
     ] {
         let r = app.send(&body).await;
-        assert_eq!(error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await, "validation_failed", "{body}");
+        assert_eq!(
+            error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "validation_failed",
+            "{body}"
+        );
     }
 
     let huge = json!({"number": "6281234567890", "message": "x".repeat(200_000)});
     let r = app.send(&huge).await;
-    assert_eq!(error_code(r, StatusCode::PAYLOAD_TOO_LARGE).await, "payload_too_large");
+    assert_eq!(
+        error_code(r, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "payload_too_large"
+    );
 
     // Nothing of the above was queued, and the server still answers.
-    let counts: Value = app.get("/api/whatsapp/retry-queue").await.json().await.unwrap();
-    assert_eq!(counts["counts"], json!({"waiting": 0, "active": 0, "completed": 0, "failed": 0}));
+    let counts: Value = app
+        .get("/api/whatsapp/retry-queue")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        counts["counts"],
+        json!({"waiting": 0, "active": 0, "completed": 0, "failed": 0})
+    );
 }
 
 #[tokio::test]
@@ -106,8 +171,13 @@ async fn the_same_message_id_returns_the_same_job_and_sends_once() {
     assert_eq!(second["status"], "completed");
     assert_eq!(app.outbox().len(), 1, "sent once");
 
-    let r3 = app.send(&json!({"number": "6281234567890", "message": "pay 99", "messageId": "order-77"})).await;
-    assert_eq!(error_code(r3, StatusCode::CONFLICT).await, "idempotency_conflict");
+    let r3 = app
+        .send(&json!({"number": "6281234567890", "message": "pay 99", "messageId": "order-77"}))
+        .await;
+    assert_eq!(
+        error_code(r3, StatusCode::CONFLICT).await,
+        "idempotency_conflict"
+    );
 }
 
 #[tokio::test]
@@ -138,22 +208,61 @@ async fn jobs_list_filters_by_status_and_pages_with_a_cursor() {
     for i in 0..5 {
         ids.push(app.send_ok("6281234567890", &format!("m{i}")).await);
     }
-    let page1: Value = app.get("/api/whatsapp/jobs?status=waiting&limit=2").await.json().await.unwrap();
-    let got: Vec<&str> = page1["jobs"].as_array().unwrap().iter().map(|j| j["jobId"].as_str().unwrap()).collect();
+    let page1: Value = app
+        .get("/api/whatsapp/jobs?status=waiting&limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<&str> = page1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()], "newest first");
     let cursor = page1["nextCursor"].as_str().unwrap();
-    let page2: Value = app.get(&format!("/api/whatsapp/jobs?status=waiting&limit=2&cursor={cursor}")).await.json().await.unwrap();
-    let got: Vec<&str> = page2["jobs"].as_array().unwrap().iter().map(|j| j["jobId"].as_str().unwrap()).collect();
+    let page2: Value = app
+        .get(&format!(
+            "/api/whatsapp/jobs?status=waiting&limit=2&cursor={cursor}"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<&str> = page2["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
-    let page3: Value = app.get(&format!("/api/whatsapp/jobs?status=waiting&limit=2&cursor={}", page2["nextCursor"].as_str().unwrap())).await.json().await.unwrap();
+    let page3: Value = app
+        .get(&format!(
+            "/api/whatsapp/jobs?status=waiting&limit=2&cursor={}",
+            page2["nextCursor"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page3["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(page3["nextCursor"], Value::Null);
 
-    let none: Value = app.get("/api/whatsapp/jobs?status=completed").await.json().await.unwrap();
+    let none: Value = app
+        .get("/api/whatsapp/jobs?status=completed")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(none["jobs"].as_array().unwrap().len(), 0);
     for bad in ["status=done", "limit=0", "limit=abc", "cursor=xyz"] {
         let r = app.get(&format!("/api/whatsapp/jobs?{bad}")).await;
-        assert_eq!(error_code(r, StatusCode::BAD_REQUEST).await, "invalid_query", "{bad}");
+        assert_eq!(
+            error_code(r, StatusCode::BAD_REQUEST).await,
+            "invalid_query",
+            "{bad}"
+        );
     }
 }
 
@@ -162,7 +271,9 @@ async fn unknown_jobs_and_routes_get_404_json() {
     let app = spawn_app().await;
     let r = app.get("/api/whatsapp/jobs/job_nope").await;
     assert_eq!(error_code(r, StatusCode::NOT_FOUND).await, "job_not_found");
-    let r = app.post("/api/whatsapp/jobs/job_nope/retry", &json!({})).await;
+    let r = app
+        .post("/api/whatsapp/jobs/job_nope/retry", &json!({}))
+        .await;
     assert_eq!(error_code(r, StatusCode::NOT_FOUND).await, "job_not_found");
     let r = app.delete("/api/whatsapp/jobs/job_nope").await;
     assert_eq!(error_code(r, StatusCode::NOT_FOUND).await, "job_not_found");
@@ -177,7 +288,9 @@ async fn a_failed_job_can_be_retried_and_a_waiting_one_cancelled() {
     let job = app.wait_finished(&failed).await;
     assert_eq!(job["status"], "failed");
 
-    let r = app.post(&format!("/api/whatsapp/jobs/{failed}/retry"), &json!({})).await;
+    let r = app
+        .post(&format!("/api/whatsapp/jobs/{failed}/retry"), &json!({}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let requeued: Value = r.json().await.unwrap();
     assert_eq!(requeued["status"], "waiting");
@@ -196,10 +309,21 @@ async fn a_failed_job_can_be_retried_and_a_waiting_one_cancelled() {
 
     let r = app.delete(&format!("/api/whatsapp/jobs/{waiting}")).await;
     assert_eq!(error_code(r, StatusCode::CONFLICT).await, "invalid_state");
-    let r = app.post(&format!("/api/whatsapp/jobs/{waiting}/retry"), &json!({})).await;
-    assert_eq!(r.status(), StatusCode::OK, "a cancelled job is failed, so it can be retried");
-    let again = app.post(&format!("/api/whatsapp/jobs/{waiting}/retry"), &json!({})).await;
-    assert_eq!(error_code(again, StatusCode::CONFLICT).await, "invalid_state");
+    let r = app
+        .post(&format!("/api/whatsapp/jobs/{waiting}/retry"), &json!({}))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a cancelled job is failed, so it can be retried"
+    );
+    let again = app
+        .post(&format!("/api/whatsapp/jobs/{waiting}/retry"), &json!({}))
+        .await;
+    assert_eq!(
+        error_code(again, StatusCode::CONFLICT).await,
+        "invalid_state"
+    );
     app.set_queue(json!({"paused": false})).await;
     assert_eq!(app.wait_finished(&waiting).await["status"], "completed");
     assert_eq!(app.outbox().len(), 1);

@@ -70,13 +70,29 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no listen line; log:\n{}", log.lock().unwrap()));
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no listen line; log:\n{}", log.lock().unwrap()));
         let base = format!("http://{addr}");
         let client = reqwest::Client::new();
-        let r = client.post(format!("{base}/api/auth/login")).json(&json!({"email": ADMIN, "password": ADMIN_PW})).send().await.unwrap();
+        let r = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": ADMIN, "password": ADMIN_PW}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let token = r.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_string();
-        Gateway { child, base, log, token, client }
+        let token = r.json::<Value>().await.unwrap()["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Gateway {
+            child,
+            base,
+            log,
+            token,
+            client,
+        }
     }
 
     async fn send(&self, number: &str, text: &str) -> reqwest::Result<reqwest::Response> {
@@ -89,7 +105,15 @@ impl Gateway {
     }
 
     async fn get(&self, path: &str) -> Value {
-        self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     fn log(&self) -> String {
@@ -97,7 +121,11 @@ impl Gateway {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok);
     }
 
@@ -107,7 +135,11 @@ impl Gateway {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "gateway did not exit; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -133,7 +165,12 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
     for i in 0..2000 {
         match gw.send("6281234567890", &format!("crash-test {i}")).await {
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
-                accepted.push(r.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_string());
+                accepted.push(
+                    r.json::<Value>().await.unwrap()["jobId"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
             }
             Ok(r) => panic!("unexpected {}", r.status()),
             Err(_) if killed => break,
@@ -147,7 +184,10 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
     }
     assert!(killed, "the queue drained too fast to kill it mid-way");
     let delivered_before = read_outbox(&outbox).len();
-    assert!(delivered_before < accepted.len(), "some jobs were still pending at the kill");
+    assert!(
+        delivered_before < accepted.len(),
+        "some jobs were still pending at the kill"
+    );
     drop(gw);
 
     let gw = Gateway::start(dir.path()).await;
@@ -157,10 +197,16 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
         if s["queue"]["waiting"] == 0 && s["queue"]["active"] == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "queue did not drain after restart: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "queue did not drain after restart: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let delivered: Vec<String> = read_outbox(&outbox).iter().map(|l| l["jobId"].as_str().unwrap().to_string()).collect();
+    let delivered: Vec<String> = read_outbox(&outbox)
+        .iter()
+        .map(|l| l["jobId"].as_str().unwrap().to_string())
+        .collect();
     for id in &accepted {
         let job = gw.get(&format!("/api/whatsapp/jobs/{id}")).await;
         assert_eq!(job["status"], "completed", "{job}");
@@ -168,7 +214,11 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
     }
     // At most the sends in flight at the kill (concurrency 3) can go out twice.
     let unique: std::collections::HashSet<_> = delivered.iter().collect();
-    assert!(delivered.len() - unique.len() <= 3, "{} duplicates", delivered.len() - unique.len());
+    assert!(
+        delivered.len() - unique.len() <= 3,
+        "{} duplicates",
+        delivered.len() - unique.len()
+    );
 }
 
 #[tokio::test]
@@ -177,7 +227,10 @@ async fn sigterm_lets_an_active_send_finish_before_exit() {
     write_config(dir.path(), "800ms");
     let mut gw = Gateway::start(dir.path()).await;
     let r = gw.send("6281234567890", "finish me").await.unwrap();
-    let id = r.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     while gw.get("/api/whatsapp/status").await["queue"]["active"] != 1 {
         assert!(Instant::now() < deadline);
@@ -191,7 +244,10 @@ async fn sigterm_lets_an_active_send_finish_before_exit() {
     assert_eq!(out[0]["jobId"], id.as_str());
     drop(gw);
     let gw = Gateway::start(dir.path()).await;
-    assert_eq!(gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"], "completed");
+    assert_eq!(
+        gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"],
+        "completed"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +256,10 @@ async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
     write_config(dir.path(), "0ms");
     let gw = Gateway::start(dir.path()).await;
     let r = gw.send("6281234567890", "BODY-SECRET-1234").await.unwrap();
-    let id = r.json::<Value>().await.unwrap()["jobId"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let _ = gw.send("6281200000000", "BODY-SECRET-5678").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
@@ -209,11 +268,20 @@ async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = gw.log();
-    assert!(log.contains("62812****7890"), "masked number expected in:\n{log}");
+    assert!(
+        log.contains("62812****7890"),
+        "masked number expected in:\n{log}"
+    );
     assert!(log.contains("📥 Message queued"), "{log}");
     assert!(log.contains("✅ Job"), "{log}");
     assert!(log.contains("failed permanently: not-registered"), "{log}");
-    for secret in ["6281234567890", "BODY-SECRET", ADMIN_PW, gw.token.as_str(), "rt_"] {
+    for secret in [
+        "6281234567890",
+        "BODY-SECRET",
+        ADMIN_PW,
+        gw.token.as_str(),
+        "rt_",
+    ] {
         assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
     }
 }
@@ -228,12 +296,22 @@ async fn a_bad_config_stops_start_up_naming_the_key_and_file() {
         ("[server]\nbind = \"nowhere\"\n", "server.bind"),
     ] {
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(BIN).args(["serve", "--config"]).arg(&path).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(key) && err.contains("gateway.toml"), "{key}: {err}");
+        assert!(
+            err.contains(key) && err.contains("gateway.toml"),
+            "{key}: {err}"
+        );
     }
-    let out = Command::new(BIN).args(["serve", "--config", "/nonexistent/gateway.toml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "/nonexistent/gateway.toml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
 }
@@ -273,6 +351,9 @@ async fn with_no_user_the_log_says_how_to_create_one() {
     assert!(found, "{seen}");
     // The secret was generated with owner-only permissions.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("data/jwt-secret")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("data/jwt-secret"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }

@@ -10,9 +10,18 @@ async fn jobs_are_claimed_by_priority_then_oldest_first() {
     let app = spawn_app_with(|c| c.queue.concurrency = 1).await;
     app.set_queue(json!({"paused": true})).await;
     let mut expected = Vec::new();
-    let plan = [("low", "l1"), ("normal", "n1"), ("high", "h1"), ("low", "l2"), ("high", "h2"), ("normal", "n2")];
+    let plan = [
+        ("low", "l1"),
+        ("normal", "n1"),
+        ("high", "h1"),
+        ("low", "l2"),
+        ("high", "h2"),
+        ("normal", "n2"),
+    ];
     for (priority, text) in plan {
-        let r = app.send(&json!({"number": "6281234567890", "message": text, "priority": priority})).await;
+        let r = app
+            .send(&json!({"number": "6281234567890", "message": text, "priority": priority}))
+            .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
     for text in ["h1", "h2", "n1", "n2", "l1", "l2"] {
@@ -24,7 +33,11 @@ async fn jobs_are_claimed_by_priority_then_oldest_first() {
         assert!(Instant::now() < deadline, "not all sent");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let sent: Vec<String> = app.outbox().iter().map(|l| l["text"].as_str().unwrap().to_string()).collect();
+    let sent: Vec<String> = app
+        .outbox()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(sent, expected);
 }
 
@@ -46,7 +59,15 @@ async fn concurrency_changes_take_effect_at_once_and_survive_a_restart() {
         async move {
             let mut max = 0;
             for _ in 0..15 {
-                let s: Value = client.get(&app_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                let s: Value = client
+                    .get(&app_url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 max = max.max(s["queue"]["active"].as_u64().unwrap());
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -54,12 +75,22 @@ async fn concurrency_changes_take_effect_at_once_and_survive_a_restart() {
         }
     };
     assert_eq!(max_active(&app).await, 1);
-    let now = app.set_queue(json!({"concurrency": 4, "maxRetries": 2})).await;
-    assert_eq!(now, json!({"concurrency": 4, "maxRetries": 2, "paused": false}));
+    let now = app
+        .set_queue(json!({"concurrency": 4, "maxRetries": 2}))
+        .await;
+    assert_eq!(
+        now,
+        json!({"concurrency": 4, "maxRetries": 2, "paused": false})
+    );
     assert_eq!(max_active(&app).await, 4);
 
-    let r = app.post("/api/whatsapp/queue/config", &json!({"concurrency": 0})).await;
-    assert_eq!(error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await, "validation_failed");
+    let r = app
+        .post("/api/whatsapp/queue/config", &json!({"concurrency": 0}))
+        .await;
+    assert_eq!(
+        error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "validation_failed"
+    );
 
     app.set_queue(json!({"paused": true})).await;
     let (dir, config) = app.stop().await;
@@ -105,9 +136,22 @@ async fn retry_queue_lists_failed_jobs_and_jobs_waiting_for_a_retry() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let rq: Value = app.get("/api/whatsapp/retry-queue").await.json().await.unwrap();
-    assert_eq!(rq["counts"], json!({"waiting": 1, "active": 0, "completed": 1, "failed": 1}));
-    let mut ids: Vec<&str> = rq["jobs"].as_array().unwrap().iter().map(|j| j["jobId"].as_str().unwrap()).collect();
+    let rq: Value = app
+        .get("/api/whatsapp/retry-queue")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rq["counts"],
+        json!({"waiting": 1, "active": 0, "completed": 1, "failed": 1})
+    );
+    let mut ids: Vec<&str> = rq["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
     ids.sort();
     let mut want = vec![failed.as_str(), retrying.as_str()];
     want.sort();
@@ -124,17 +168,35 @@ async fn clear_removes_finished_jobs_by_default_and_waiting_only_when_named() {
     app.set_queue(json!({"paused": true})).await;
     let w = app.send_ok("6281234567890", "waits").await;
 
-    let r = app.client.post(app.url("/api/whatsapp/queue/clear")).bearer_auth(&app.token).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/whatsapp/queue/clear"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"cleared": 2}));
     assert_eq!(app.job(&w).await["status"], "waiting");
 
-    let r = app.post("/api/whatsapp/queue/clear", &json!({"status": ["active"]})).await;
-    assert_eq!(error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await, "validation_failed");
-    let r = app.post("/api/whatsapp/queue/clear", &json!({"status": ["bogus"]})).await;
-    assert_eq!(error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await, "validation_failed");
+    let r = app
+        .post("/api/whatsapp/queue/clear", &json!({"status": ["active"]}))
+        .await;
+    assert_eq!(
+        error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "validation_failed"
+    );
+    let r = app
+        .post("/api/whatsapp/queue/clear", &json!({"status": ["bogus"]}))
+        .await;
+    assert_eq!(
+        error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "validation_failed"
+    );
 
-    let r = app.post("/api/whatsapp/queue/clear", &json!({"status": ["waiting"]})).await;
+    let r = app
+        .post("/api/whatsapp/queue/clear", &json!({"status": ["waiting"]}))
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"cleared": 1}));
     let r = app.get(&format!("/api/whatsapp/jobs/{w}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -150,7 +212,12 @@ async fn status_shows_whatsapp_and_queue_figures() {
     assert_eq!(s["queue"]["concurrency"], 3);
     assert_eq!(s["queue"]["successRate"], Value::Null);
 
-    for n in ["6281234567890", "6281234567891", "6281234567892", "6281200000000"] {
+    for n in [
+        "6281234567890",
+        "6281234567891",
+        "6281234567892",
+        "6281200000000",
+    ] {
         let id = app.send_ok(n, "x").await;
         app.wait_finished(&id).await;
     }

@@ -28,20 +28,35 @@ async fn each_sandbox_test_number_behaves_as_documented() {
             None => assert_eq!(job["lastError"], serde_json::Value::Null),
         }
     }
-    let delivered: Vec<String> = app.outbox().iter().map(|l| l["chatId"].as_str().unwrap().to_string()).collect();
+    let delivered: Vec<String> = app
+        .outbox()
+        .iter()
+        .map(|l| l["chatId"].as_str().unwrap().to_string())
+        .collect();
     let mut delivered_sorted = delivered.clone();
     delivered_sorted.sort();
-    assert_eq!(delivered_sorted, vec!["6281200000001@c.us", "6281234567890@c.us"]);
+    assert_eq!(
+        delivered_sorted,
+        vec!["6281200000001@c.us", "6281234567890@c.us"]
+    );
 }
 
 #[tokio::test]
 async fn retries_wait_the_backoff_between_attempts() {
     let app = spawn_app().await; // 20ms, 40ms, 80ms, 160ms, 160ms
-    let r = app.send(&json!({"number": "6281200000002", "message": "x"})).await;
-    let id = r.json::<serde_json::Value>().await.unwrap()["jobId"].as_str().unwrap().to_string();
+    let r = app
+        .send(&json!({"number": "6281200000002", "message": "x"}))
+        .await;
+    let id = r.json::<serde_json::Value>().await.unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let t0 = std::time::Instant::now();
     let job = app.wait_finished(&id).await;
     let took = t0.elapsed();
     assert_eq!(job["attempts"], 6);
-    assert!(took >= std::time::Duration::from_millis(460), "retries came too early: {took:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(460),
+        "retries came too early: {took:?}"
+    );
 }
