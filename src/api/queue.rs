@@ -6,11 +6,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::extract::AppJson;
-use super::jobs::{JobView, STATUSES};
+use super::jobs::JobView;
 use crate::app::AppState;
 use crate::db::jobs::{self, Counts};
 use crate::error::ApiError;
-use crate::queue::{QueueSettings, SettingsChange};
+use crate::queue::{JobState, QueueSettings, SettingsChange};
 use crate::whatsapp::WhatsAppStatus;
 
 pub fn router() -> Router<AppState> {
@@ -74,19 +74,24 @@ async fn clear_queue(
             "status must name at least one of completed, failed, waiting".into(),
         ));
     }
+    let mut states = Vec::new();
     for s in &statuses {
         if s == "active" {
             return Err(ApiError::Validation(
                 "active jobs cannot be cleared; pause the queue and let them finish".into(),
             ));
         }
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::Validation(format!(
-                "unknown status {s:?}; use completed, failed or waiting"
-            )));
+        match JobState::parse(s) {
+            Some(st) if !states.contains(&st) => states.push(st),
+            Some(_) => {}
+            None => {
+                return Err(ApiError::Validation(format!(
+                    "unknown status {s:?}; use completed, failed or waiting"
+                )));
+            }
         }
     }
-    let cleared = state.queue.clear(statuses).await?;
+    let cleared = state.queue.clear(states).await?;
     Ok(Json(Cleared { cleared }))
 }
 
@@ -155,7 +160,7 @@ struct Status {
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let counts = jobs::counts(&state.db.read).await?;
+    let counts = state.queue.counts();
     let settings = state.queue.settings();
     let sender = state.queue.sender();
     let whatsapp = sender.status();

@@ -3,6 +3,8 @@
 //! Every transition out of `active` is a compare-and-set on the lease the claim handed out, so a
 //! job recovered by a restart can never be overwritten by a stale worker.
 
+use std::collections::HashMap;
+
 use sqlx::{SqliteConnection, SqlitePool};
 
 /// A row of `jobs`.
@@ -44,34 +46,80 @@ pub struct NewJob {
     pub now: i64,
 }
 
-/// Inserts a job unless one with the same `message_id` exists; returns the stored row and
-/// whether it was created now.
-pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<(JobRow, bool)> {
-    let inserted: Option<JobRow> = sqlx::query_as(&format!(
-        "INSERT INTO jobs (id, message_id, number, chat_id, message, template, priority, status, \
-         attempts, run_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', 0, ?8, ?8, ?8) \
-         ON CONFLICT(message_id) DO NOTHING RETURNING {COLS}"
-    ))
-    .bind(&job.id)
-    .bind(&job.message_id)
-    .bind(&job.number)
-    .bind(&job.chat_id)
-    .bind(&job.message)
-    .bind(&job.template)
-    .bind(job.priority)
-    .bind(job.now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok((row, true));
+/// Most rows in one INSERT statement (8 parameters each, far below SQLite's limit).
+pub const MAX_INSERT_ROWS: usize = 256;
+
+/// Inserts many jobs in one statement. For each input, in order: the stored row and whether
+/// this input created it (a `message_id` seen before, or earlier in the same batch, did not).
+pub async fn insert_many(
+    conn: &mut SqliteConnection,
+    batch: &[NewJob],
+) -> sqlx::Result<Vec<(JobRow, bool)>> {
+    let mut out = Vec::with_capacity(batch.len());
+    for chunk in batch.chunks(MAX_INSERT_ROWS) {
+        let placeholders =
+            vec!["(?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO jobs (id, message_id, number, chat_id, message, template, priority, status, \
+             attempts, run_at, created_at, updated_at) VALUES {placeholders} \
+             ON CONFLICT(message_id) DO NOTHING RETURNING {COLS}"
+        );
+        let mut q = sqlx::query_as::<_, JobRow>(&sql);
+        for j in chunk {
+            q = q
+                .bind(&j.id)
+                .bind(&j.message_id)
+                .bind(&j.number)
+                .bind(&j.chat_id)
+                .bind(&j.message)
+                .bind(&j.template)
+                .bind(j.priority)
+                .bind(j.now)
+                .bind(j.now)
+                .bind(j.now);
+        }
+        let mut created: HashMap<String, JobRow> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.message_id.clone(), r))
+            .collect();
+        let mut existing: HashMap<String, JobRow> = HashMap::new();
+        let missing: Vec<&str> = chunk
+            .iter()
+            .filter(|j| !created.contains_key(&j.message_id))
+            .map(|j| j.message_id.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let sql = format!(
+                "SELECT {COLS} FROM jobs WHERE message_id IN ({})",
+                vec!["?"; missing.len()].join(", ")
+            );
+            let mut q = sqlx::query_as::<_, JobRow>(&sql);
+            for m in &missing {
+                q = q.bind(*m);
+            }
+            existing.extend(
+                q.fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.message_id.clone(), r)),
+            );
+        }
+        for j in chunk {
+            if let Some(row) = created.remove(&j.message_id) {
+                existing.insert(j.message_id.clone(), row.clone());
+                out.push((row, true));
+            } else {
+                let row = existing
+                    .get(&j.message_id)
+                    .cloned()
+                    .ok_or(sqlx::Error::RowNotFound)?;
+                out.push((row, false));
+            }
+        }
     }
-    let existing: JobRow =
-        sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE message_id = ?1"))
-            .bind(&job.message_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok((existing, false))
+    Ok(out)
 }
 
 /// Atomically moves up to `limit` due jobs to `active` (high priority first, then oldest),
@@ -84,8 +132,8 @@ pub async fn claim(
 ) -> sqlx::Result<Vec<JobRow>> {
     let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?1, updated_at = ?2 \
-         WHERE seq IN (SELECT seq FROM jobs WHERE status = 'waiting' AND run_at <= ?2 \
-                       ORDER BY priority, seq LIMIT ?3) \
+         WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_claim \
+                       WHERE status = 'waiting' AND run_at <= ?2 ORDER BY priority, seq LIMIT ?3) \
          RETURNING {COLS}"
     ))
     .bind(lease)
@@ -97,27 +145,86 @@ pub async fn claim(
     Ok(rows)
 }
 
-/// `active` → `completed`, if the lease still holds.
-pub async fn complete(
+/// How a claimed job ended this attempt.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Completed,
+    Retry {
+        run_at: i64,
+        code: String,
+        message: String,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// One claimed job's outcome, to record if its lease still holds.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub seq: i64,
+    pub lease: i64,
+    pub outcome: Outcome,
+}
+
+/// True when `finish_many` on this batch runs a single statement.
+pub fn all_completed(batch: &[Finished]) -> bool {
+    batch
+        .iter()
+        .all(|f| matches!(f.outcome, Outcome::Completed))
+}
+
+/// Records outcomes: all completions in one statement, others one by one. For each input, in
+/// order, whether its lease still held (a job recovered by a restart is not overwritten).
+pub async fn finish_many(
     conn: &mut SqliteConnection,
-    seq: i64,
-    lease: i64,
+    batch: &[Finished],
     now: i64,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?3, finished_at = ?3 \
-         WHERE seq = ?1 AND status = 'active' AND lease = ?2",
-    )
-    .bind(seq)
-    .bind(lease)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+) -> sqlx::Result<Vec<bool>> {
+    let completed: Vec<&Finished> = batch
+        .iter()
+        .filter(|f| matches!(f.outcome, Outcome::Completed))
+        .collect();
+    let mut done = std::collections::HashSet::new();
+    if !completed.is_empty() {
+        // `seq IN (...)` finds rows by primary key; the CASE is the per-row lease check.
+        let seqs = vec!["?"; completed.len()].join(", ");
+        let cases = " WHEN ? THEN ?".repeat(completed.len());
+        let sql = format!(
+            "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?, finished_at = ? \
+             WHERE seq IN ({seqs}) AND status = 'active' AND lease = CASE seq{cases} END RETURNING seq"
+        );
+        // Anonymous parameters only: sqlx numbers `?` apart from `?N`, so they must not be mixed.
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(now).bind(now);
+        for f in &completed {
+            q = q.bind(f.seq);
+        }
+        for f in &completed {
+            q = q.bind(f.seq).bind(f.lease);
+        }
+        done.extend(q.fetch_all(&mut *conn).await?);
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for f in batch {
+        let ok = match &f.outcome {
+            Outcome::Completed => done.contains(&f.seq),
+            Outcome::Retry {
+                run_at,
+                code,
+                message,
+            } => retry_later(conn, f.seq, f.lease, now, *run_at, code, message).await?,
+            Outcome::Failed { code, message } => {
+                fail(conn, f.seq, f.lease, now, code, message).await?
+            }
+        };
+        out.push(ok);
+    }
+    Ok(out)
 }
 
 /// `active` → `waiting` until `run_at`, recording the error, if the lease still holds.
-pub async fn retry_later(
+async fn retry_later(
     conn: &mut SqliteConnection,
     seq: i64,
     lease: i64,
@@ -143,7 +250,7 @@ pub async fn retry_later(
 }
 
 /// `active` → `failed`, if the lease still holds.
-pub async fn fail(
+async fn fail(
     conn: &mut SqliteConnection,
     seq: i64,
     lease: i64,
@@ -315,15 +422,17 @@ async fn current_status(conn: &mut SqliteConnection, id: &str) -> sqlx::Result<O
         .await
 }
 
-/// Deletes jobs in the given states (never `active`; the caller checks).
-pub async fn clear(conn: &mut SqliteConnection, statuses: &[String]) -> sqlx::Result<u64> {
-    let mut total = 0;
-    for status in statuses {
-        total += sqlx::query("DELETE FROM jobs WHERE status = ?1 AND status != 'active'")
-            .bind(status)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+/// Deletes jobs in the given states (never `active`); returns how many, per state.
+pub async fn clear(conn: &mut SqliteConnection, states: &[&str]) -> sqlx::Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(states.len());
+    for state in states {
+        out.push(
+            sqlx::query("DELETE FROM jobs WHERE status = ?1 AND status != 'active'")
+                .bind(state)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected(),
+        );
     }
-    Ok(total)
+    Ok(out)
 }

@@ -24,6 +24,8 @@ type OpFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Fi
 
 struct Op {
     durability: Durability,
+    /// The op runs exactly one SQL statement, so alone in a batch it needs no BEGIN/COMMIT.
+    single_statement: bool,
     run: OpFn,
 }
 
@@ -53,6 +55,39 @@ impl Writer {
             + Send
             + 'static,
     {
+        self.submit(durability, false, f)
+    }
+
+    /// Like [`exec`](Self::exec), for an operation that runs exactly one SQL statement: when it
+    /// is alone in its batch it runs in autocommit, which saves two round trips to SQLite's
+    /// thread on the hot path (claims, outcome batches).
+    pub fn exec_single<T, F>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> BoxFuture<'static, Result<T, DbError>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        self.submit(durability, true, f)
+    }
+
+    /// [`exec`](Self::exec) or [`exec_single`](Self::exec_single), chosen at run time.
+    pub fn submit<T, F>(
+        &self,
+        durability: Durability,
+        single_statement: bool,
+        f: F,
+    ) -> BoxFuture<'static, Result<T, DbError>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let run: OpFn = Box::new(move |conn| {
             Box::pin(async move {
@@ -67,7 +102,11 @@ impl Writer {
         // Boxed: the closure's higher-ranked type stays out of callers' futures.
         Box::pin(async move {
             sender
-                .send(Op { durability, run })
+                .send(Op {
+                    durability,
+                    single_statement,
+                    run,
+                })
                 .await
                 .map_err(|_| DbError::WriterGone)?;
             rx.await.map_err(|_| DbError::WriterGone)?
@@ -91,6 +130,13 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
             } else {
                 synchronous_full = durable;
             }
+        }
+        if batch.len() == 1 && batch[0].single_statement {
+            // One statement in autocommit is its own transaction.
+            let op = batch.pop().expect("one op");
+            let finish = (op.run)(&mut conn).await;
+            finish(Ok(()));
+            continue;
         }
         let commit = commit_batch(&mut conn, &mut batch).await;
         for finish in commit.1 {

@@ -1,6 +1,7 @@
 //! The durable message queue: what the API puts in, what the workers take out, and the
 //! run-time controls (concurrency, retries, pause) that survive a restart.
 
+mod counts;
 pub mod retry;
 mod worker;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,7 +18,10 @@ use crate::db::{self, Db, DbError, Durability, jobs, settings};
 use crate::hooks::Hooks;
 use crate::whatsapp::MessageSender;
 
+pub use counts::JobState;
 pub use jobs::{Counts, JobRow, NewJob};
+
+use counts::LiveCounts;
 
 /// Run-time queue settings, as `POST /api/whatsapp/queue/config` shows and changes them.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -26,6 +30,65 @@ pub struct QueueSettings {
     pub concurrency: u32,
     pub max_retries: u32,
     pub paused: bool,
+}
+
+type EnqueueRequest = (NewJob, oneshot::Sender<Result<(JobRow, bool), DbError>>);
+
+/// Group commit for enqueues: takes every job waiting in the channel, inserts them with one
+/// multi-row statement in one durable transaction, then answers each caller. While one batch
+/// commits, the next one gathers. Ends when the queue is dropped.
+async fn batch_enqueues(writer: db::Writer, mut rx: mpsc::Receiver<EnqueueRequest>) {
+    let mut pending: Vec<EnqueueRequest> = Vec::with_capacity(jobs::MAX_INSERT_ROWS);
+    while rx.recv_many(&mut pending, jobs::MAX_INSERT_ROWS).await > 0 {
+        let (batch, replies): (Vec<NewJob>, Vec<_>) = pending.drain(..).unzip();
+        let result = writer
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move { jobs::insert_many(c, &batch).await })
+            })
+            .await;
+        match result {
+            Ok(rows) => {
+                for (reply, row) in replies.into_iter().zip(rows) {
+                    let _ = reply.send(Ok(row));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+type OutcomeRequest = (jobs::Finished, oneshot::Sender<Result<bool, DbError>>);
+
+/// Group commit for attempt outcomes: completions that arrive together are recorded with one
+/// statement. Outcomes commit without an fsync: they survive a crashed process, and the next
+/// durable commit makes them durable.
+async fn batch_outcomes(writer: db::Writer, mut rx: mpsc::Receiver<OutcomeRequest>) {
+    let mut pending: Vec<OutcomeRequest> = Vec::with_capacity(256);
+    while rx.recv_many(&mut pending, 256).await > 0 {
+        let (batch, replies): (Vec<jobs::Finished>, Vec<_>) = pending.drain(..).unzip();
+        let single = jobs::all_completed(&batch);
+        let result = writer
+            .submit(Durability::Relaxed, single, move |c| {
+                Box::pin(async move { jobs::finish_many(c, &batch, db::now_ms()).await })
+            })
+            .await;
+        match result {
+            Ok(held) => {
+                for (reply, ok) in replies.into_iter().zip(held) {
+                    let _ = reply.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// A change to the settings; absent fields stay as they are.
@@ -50,6 +113,11 @@ pub struct Queue {
     active: AtomicU32,
     /// Wakes the dispatcher: a job was queued or finished, or the settings changed.
     wake: Notify,
+    /// To the enqueue batcher, which stores all waiting jobs with one statement and one fsync.
+    enqueue_tx: mpsc::Sender<EnqueueRequest>,
+    /// To the outcome batcher, which records finished attempts in groups.
+    outcome_tx: mpsc::Sender<OutcomeRequest>,
+    counts: LiveCounts,
 }
 
 const KEY_CONCURRENCY: &str = "queue.concurrency";
@@ -97,7 +165,15 @@ impl Queue {
                 "the queue is paused (set through the API); resume with POST /api/whatsapp/queue/config {{\"paused\":false}}"
             );
         }
+        let counts = LiveCounts::new(jobs::counts(&db.read).await?);
+        let (enqueue_tx, enqueue_rx) = mpsc::channel(4096);
+        tokio::spawn(batch_enqueues(db.writer.clone(), enqueue_rx));
+        let (outcome_tx, outcome_rx) = mpsc::channel(4096);
+        tokio::spawn(batch_outcomes(db.writer.clone(), outcome_rx));
         Ok(Arc::new(Queue {
+            enqueue_tx,
+            outcome_tx,
+            counts,
             db,
             hooks,
             sender,
@@ -129,6 +205,10 @@ impl Queue {
                 Box::pin(async move { jobs::recover_active(c, db::now_ms()).await })
             })
             .await?;
+        self.counts
+            .shift(JobState::Active, JobState::Waiting, recovered as i64);
+        self.counts
+            .shift(JobState::Waiting, JobState::Failed, looped as i64);
         if recovered > 0 {
             tracing::warn!(
                 recovered,
@@ -148,14 +228,14 @@ impl Queue {
     /// Stores a job durably (fsynced) and wakes the workers. Returns the row and whether it is
     /// new; an existing row means the `message_id` was seen before.
     pub async fn enqueue(&self, job: NewJob) -> Result<(JobRow, bool), DbError> {
-        let (row, created) = self
-            .db
-            .writer
-            .exec(Durability::Durable, move |c| {
-                Box::pin(async move { jobs::insert(c, &job).await })
-            })
-            .await?;
+        let (tx, rx) = oneshot::channel();
+        self.enqueue_tx
+            .send((job, tx))
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        let (row, created) = rx.await.map_err(|_| DbError::WriterGone)??;
         if created {
+            self.counts.add(JobState::Waiting, 1);
             tracing::info!(
                 job.id = %row.id,
                 "📥 Message queued: {} to {} (priority: {})",
@@ -220,6 +300,30 @@ impl Queue {
         Ok(now)
     }
 
+    /// Records how an attempt ended; false when the job's lease no longer held.
+    async fn record(&self, finished: jobs::Finished) -> Result<bool, DbError> {
+        let to = match finished.outcome {
+            jobs::Outcome::Completed => JobState::Completed,
+            jobs::Outcome::Retry { .. } => JobState::Waiting,
+            jobs::Outcome::Failed { .. } => JobState::Failed,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.outcome_tx
+            .send((finished, tx))
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        let held = rx.await.map_err(|_| DbError::WriterGone)??;
+        if held {
+            self.counts.shift(JobState::Active, to, 1);
+        }
+        Ok(held)
+    }
+
+    /// Jobs by state, without touching the database.
+    pub fn counts(&self) -> Counts {
+        self.counts.snapshot()
+    }
+
     /// Jobs being sent right now.
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
@@ -237,6 +341,7 @@ impl Queue {
             })
             .await?;
         if let Ok(Some(row)) = &r {
+            self.counts.shift(JobState::Failed, JobState::Waiting, 1);
             tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
             self.wake.notify_one();
         }
@@ -255,19 +360,27 @@ impl Queue {
             })
             .await?;
         if let Ok(Some(row)) = &r {
+            self.counts.shift(JobState::Waiting, JobState::Failed, 1);
             tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id);
         }
         Ok(r)
     }
 
-    pub async fn clear(&self, statuses: Vec<String>) -> Result<u64, DbError> {
-        let n = self
+    /// Deletes jobs in the given states (the caller keeps `active` out).
+    pub async fn clear(&self, states: Vec<JobState>) -> Result<u64, DbError> {
+        let names: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        let per_state = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
-                Box::pin(async move { jobs::clear(c, &statuses).await })
+                Box::pin(async move { jobs::clear(c, &names).await })
             })
             .await?;
+        let mut n = 0;
+        for (state, cleared) in states.iter().zip(per_state) {
+            self.counts.add(*state, -(cleared as i64));
+            n += cleared;
+        }
         tracing::info!(cleared = n, "🧹 Cleared {n} job(s)");
         Ok(n)
     }

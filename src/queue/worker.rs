@@ -9,7 +9,8 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Queue, retry};
+use super::{JobState, Queue, retry};
+use crate::db::jobs::Outcome;
 use crate::db::{self, Durability, jobs};
 use crate::domain::mask_number;
 use crate::hooks::{Failure, Verdict};
@@ -46,7 +47,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
         let claimed = queue
             .db
             .writer
-            .exec(Durability::Relaxed, move |c| {
+            .exec_single(Durability::Relaxed, move |c| {
                 Box::pin(async move { jobs::claim(c, free as i64, db::now_ms(), lease).await })
             })
             .await;
@@ -62,6 +63,9 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
             }
             Ok(rows) => {
                 queue.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
+                queue
+                    .counts
+                    .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
                 for row in rows {
                     let q = queue.clone();
                     tracker.spawn(async move {
@@ -112,26 +116,39 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
             ),
         )),
     };
-    let (seq, lease) = (job.seq, job.lease.unwrap_or_default());
-    let recorded = match result {
+    let (outcome, log): (Outcome, Box<dyn FnOnce() + Send>) = match result {
         Ok(_) => {
-            let r = record(queue, move |c| {
-                Box::pin(async move { jobs::complete(c, seq, lease, db::now_ms()).await })
-            })
-            .await;
-            if r {
-                tracing::info!(job.id = %job.id, "✅ Job {} completed", job.id);
-            }
-            r
+            let id = job.id.clone();
+            (
+                Outcome::Completed,
+                Box::new(move || tracing::info!(job.id = %id, "✅ Job {id} completed")),
+            )
         }
-        Err(err) => record_failure(queue, &job, attempt, err).await,
+        Err(err) => decide(queue, &job.id, attempt, err),
     };
-    if !recorded {
-        tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id);
+    let finished = jobs::Finished {
+        seq: job.seq,
+        lease: job.lease.unwrap_or_default(),
+        outcome,
+    };
+    match queue.record(finished).await {
+        Ok(true) => log(),
+        Ok(false) => {
+            tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id)
+        }
+        Err(e) => {
+            tracing::error!(job.id = %job.id, error = %e, "cannot record the outcome of job {}; it will be retried after the next start", job.id)
+        }
     }
 }
 
-async fn record_failure(queue: &Queue, job: &jobs::JobRow, attempt: u32, err: SendError) -> bool {
+/// Retry or give up, as the classifier and the retry budget say; and the log line for it.
+fn decide(
+    queue: &Queue,
+    id: &str,
+    attempt: u32,
+    err: SendError,
+) -> (Outcome, Box<dyn FnOnce() + Send>) {
     let failure = Failure {
         code: err.code.clone(),
         message: err.message.clone(),
@@ -139,69 +156,37 @@ async fn record_failure(queue: &Queue, job: &jobs::JobRow, attempt: u32, err: Se
     };
     let verdict = queue.hooks.classify_error(&failure);
     let max_retries = queue.max_retries.load(Ordering::Relaxed);
-    let (seq, lease) = (job.seq, job.lease.unwrap_or_default());
-    let (code, message) = (err.code, err.message);
+    let id = id.to_string();
+    let SendError { code, message } = err;
     match verdict {
         Verdict::Retry(after) if retry::may_retry(attempt, max_retries) => {
             let delay = after
                 .unwrap_or_else(|| retry::backoff(attempt, queue.backoff_base, queue.backoff_max));
-            let code2 = code.clone();
-            let ok = record(queue, move |c| {
-                Box::pin(async move {
-                    let now = db::now_ms();
-                    jobs::retry_later(
-                        c,
-                        seq,
-                        lease,
-                        now,
-                        now + delay.as_millis() as i64,
-                        &code2,
-                        &message,
-                    )
-                    .await
-                })
-            })
-            .await;
-            if ok {
-                tracing::warn!(job.id = %job.id, attempt, code = %code, "🔁 Job {} attempt {attempt} failed ({code}); retrying in {}", job.id, humantime::format_duration(delay));
-            }
-            ok
+            let run_at = db::now_ms() + delay.as_millis() as i64;
+            let log_code = code.clone();
+            (
+                Outcome::Retry {
+                    run_at,
+                    code,
+                    message,
+                },
+                Box::new(move || {
+                    tracing::warn!(job.id = %id, attempt, code = %log_code, "🔁 Job {id} attempt {attempt} failed ({log_code}); retrying in {}", humantime::format_duration(delay));
+                }),
+            )
         }
         verdict => {
             let reason = match verdict {
                 Verdict::Permanent(_) => code.clone(),
                 Verdict::Retry(_) => format!("{code} (no retries left after {attempt} attempts)"),
             };
-            let code2 = code.clone();
-            let ok = record(queue, move |c| {
-                Box::pin(
-                    async move { jobs::fail(c, seq, lease, db::now_ms(), &code2, &message).await },
-                )
-            })
-            .await;
-            if ok {
-                tracing::error!(job.id = %job.id, attempt, code = %code, "❌ Job {} failed permanently: {reason}", job.id);
-            }
-            ok
-        }
-    }
-}
-
-/// Runs one outcome write; a database error is logged and the job stays `active` until the
-/// next start-up recovers it, so nothing is lost.
-async fn record<F>(queue: &Queue, f: F) -> bool
-where
-    F: for<'c> FnOnce(
-            &'c mut sqlx::SqliteConnection,
-        ) -> db::BoxFuture<'c, Result<bool, sqlx::Error>>
-        + Send
-        + 'static,
-{
-    match queue.db.writer.exec(Durability::Relaxed, f).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record a job outcome");
-            false
+            let log_code = code.clone();
+            (
+                Outcome::Failed { code, message },
+                Box::new(move || {
+                    tracing::error!(job.id = %id, attempt, code = %log_code, "❌ Job {id} failed permanently: {reason}");
+                }),
+            )
         }
     }
 }

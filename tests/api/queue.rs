@@ -240,3 +240,61 @@ async fn health_answers_without_auth() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"], "ok");
 }
+
+#[tokio::test]
+async fn live_status_counts_agree_with_the_database_after_every_kind_of_transition() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in [
+        "6281200000000",
+        "6281200000001",
+        "6281200000002",
+        "6281200000003",
+        "6281234567890",
+        "6281234567891",
+    ] {
+        ids.push(app.send_ok(n, "mixed").await);
+    }
+    for id in &ids {
+        app.wait_finished(id).await;
+    }
+    let r = app
+        .post(&format!("/api/whatsapp/jobs/{}/retry", ids[0]), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.wait_finished(&ids[0]).await;
+    app.set_queue(json!({"paused": true})).await;
+    let w1 = app.send_ok("6281234567892", "w1").await;
+    app.send_ok("6281234567893", "w2").await;
+    assert_eq!(
+        app.delete(&format!("/api/whatsapp/jobs/{w1}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = app
+        .post(
+            "/api/whatsapp/queue/clear",
+            &json!({"status": ["completed"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let s = app.status().await;
+    let db: Value = app
+        .get("/api/whatsapp/retry-queue")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for key in ["waiting", "completed", "failed"] {
+        assert_eq!(
+            s["queue"][key], db["counts"][key],
+            "{key}: status {s} vs database {db}"
+        );
+    }
+    assert_eq!(
+        db["counts"],
+        json!({"waiting": 1, "active": 0, "completed": 0, "failed": 4})
+    );
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Measures the gateway's throughput on this machine:
+#  1. enqueue: wrk posts send-message with a token (queue paused, so only accepting is measured);
+#     every 202 is fsynced (synchronous=FULL) before it is sent.
+#  2. drain: the accepted jobs go through the sandbox driver with zero delay, at the default
+#     concurrency (3) and at a higher one.
+#  3. RSS: idle after start, peak (VmHWM) after the enqueue load.
+# Usage: bench/bench.sh [duration=10s] [connections=64]
+# Needs: wrk, curl, python3 (apt-get install -y wrk curl). Builds the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10s}
+CONNS=${2:-64}
+DRAIN_JOBS=${DRAIN_JOBS:-10000}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release --quiet
+BIN=target/release/wa-gateway
+WORK=$(mktemp -d)
+trap 'kill $GW_PID 2>/dev/null || true; wait $GW_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$WORK/gateway.toml" <<TOML
+[server]
+bind = "127.0.0.1:$PORT"
+[storage]
+data_dir = "data"
+[log]
+level = "warn"
+[whatsapp.sandbox]
+delay = "0ms"
+outbox = "data/outbox.jsonl"
+TOML
+BASE="http://127.0.0.1:$PORT"
+start_gateway() {
+  GATEWAY_ADMIN_EMAIL=bench@example.com GATEWAY_ADMIN_PASSWORD=bench-password \
+    "$BIN" serve --config "$WORK/gateway.toml" 2>>"$WORK/gateway.log" &
+  GW_PID=$!
+  for _ in $(seq 100); do curl -fs "$BASE/health" >/dev/null && return; sleep 0.1; done
+  echo "gateway did not start" >&2; cat "$WORK/gateway.log" >&2; exit 1
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+api() { curl -fs -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
+rss_kb() { awk "/^$1:/ {print \$2}" /proc/$GW_PID/status; }
+
+start_gateway
+TOKEN=$(curl -fs -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"bench-password"}' "$BASE/api/auth/login" | json 'd["accessToken"]')
+export TOKEN
+sleep 1
+echo "idle RSS: $(( $(rss_kb VmRSS) / 1024 )) MiB"
+
+api -d '{"paused":true}' "$BASE/api/whatsapp/queue/config" >/dev/null
+echo "== enqueue: wrk -t2 -c$CONNS -d$DURATION (queue paused) =="
+wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s bench/send-message.lua "$BASE/api/whatsapp/send-message" | tee "$WORK/wrk.txt" | grep -E 'Requests/sec|Latency|99%|BENCH|Non-2xx|Socket errors' || true
+echo "peak RSS under enqueue load: $(( $(rss_kb VmHWM) / 1024 )) MiB"
+WAITING=$(api "$BASE/api/whatsapp/status" | json 'd["queue"]["waiting"]')
+echo "jobs accepted and on disk: $WAITING"
+
+drain() { # concurrency, jobs to drain
+  local conc=$1
+  api -d "{\"concurrency\":$conc,\"paused\":true}" "$BASE/api/whatsapp/queue/config" >/dev/null
+  local before; before=$(api "$BASE/api/whatsapp/status" | json 'd["queue"]["completed"]')
+  local t0; t0=$(date +%s.%N)
+  api -d '{"paused":false}' "$BASE/api/whatsapp/queue/config" >/dev/null
+  local target=$((before + $2))
+  while :; do
+    local done_n; done_n=$(api "$BASE/api/whatsapp/status" | json 'd["queue"]["completed"]')
+    [ "$done_n" -ge "$target" ] && break
+    sleep 0.02
+  done
+  local t1; t1=$(date +%s.%N)
+  api -d '{"paused":true}' "$BASE/api/whatsapp/queue/config" >/dev/null
+  python3 -c "print('drain at concurrency $conc: $2 jobs in %.2fs = %.0f jobs/s' % ($t1-$t0, $2/($t1-$t0)))"
+}
+if [ "$WAITING" -ge $((2 * DRAIN_JOBS)) ]; then
+  drain 3 "$DRAIN_JOBS"
+  drain 32 "$DRAIN_JOBS"
+else
+  echo "not enough jobs queued for two drains of $DRAIN_JOBS" >&2
+fi
+echo "peak RSS overall: $(( $(rss_kb VmHWM) / 1024 )) MiB"
