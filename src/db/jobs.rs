@@ -46,6 +46,32 @@ pub struct NewJob {
     pub now: i64,
 }
 
+impl NewJob {
+    /// The row as `insert_many` stored it.
+    fn stored(&self, seq: i64) -> JobRow {
+        JobRow {
+            seq,
+            id: self.id.clone(),
+            message_id: self.message_id.clone(),
+            number: self.number.clone(),
+            chat_id: self.chat_id.clone(),
+            message: self.message.clone(),
+            template: self.template.clone(),
+            priority: self.priority,
+            status: "waiting".into(),
+            attempts: 0,
+            error_code: None,
+            error_message: None,
+            run_at: self.now,
+            lease: None,
+            rescues: 0,
+            created_at: self.now,
+            updated_at: self.now,
+            finished_at: None,
+        }
+    }
+}
+
 /// Most rows in one INSERT statement (8 parameters each, far below SQLite's limit).
 pub const MAX_INSERT_ROWS: usize = 256;
 
@@ -62,9 +88,10 @@ pub async fn insert_many(
         let sql = format!(
             "INSERT INTO jobs (id, message_id, number, chat_id, message, template, priority, status, \
              attempts, run_at, created_at, updated_at) VALUES {placeholders} \
-             ON CONFLICT(message_id) DO NOTHING RETURNING {COLS}"
+             ON CONFLICT(message_id) DO NOTHING RETURNING seq, message_id"
         );
-        let mut q = sqlx::query_as::<_, JobRow>(&sql);
+        // Only the new rows' seq comes back: the rest of each row is what was just written.
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
         for j in chunk {
             q = q
                 .bind(&j.id)
@@ -78,11 +105,11 @@ pub async fn insert_many(
                 .bind(j.now)
                 .bind(j.now);
         }
-        let mut created: HashMap<String, JobRow> = q
+        let mut created: HashMap<String, i64> = q
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
-            .map(|r| (r.message_id.clone(), r))
+            .map(|(seq, m)| (m, seq))
             .collect();
         let mut existing: HashMap<String, JobRow> = HashMap::new();
         let missing: Vec<&str> = chunk
@@ -107,7 +134,8 @@ pub async fn insert_many(
             );
         }
         for j in chunk {
-            if let Some(row) = created.remove(&j.message_id) {
+            if let Some(seq) = created.remove(&j.message_id) {
+                let row = j.stored(seq);
                 existing.insert(j.message_id.clone(), row.clone());
                 out.push((row, true));
             } else {

@@ -68,11 +68,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
                     .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
                 for row in rows {
                     let q = queue.clone();
-                    tracker.spawn(async move {
-                        process(&q, row).await;
-                        q.active.fetch_sub(1, Ordering::AcqRel);
-                        q.wake.notify_one();
-                    });
+                    tracker.spawn(async move { process(&q, row).await });
                 }
             }
             Err(e) => {
@@ -116,6 +112,10 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
             ),
         )),
     };
+    // The send is over: free its slot now, so the next claim can share a transaction with this
+    // outcome. `concurrency` bounds sends in flight; recording does not touch WhatsApp.
+    queue.active.fetch_sub(1, Ordering::AcqRel);
+    queue.wake.notify_one();
     let (outcome, log): (Outcome, Box<dyn FnOnce() + Send>) = match result {
         Ok(_) => {
             let id = job.id.clone();

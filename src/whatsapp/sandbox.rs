@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::json;
 
 use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppStatus};
 
@@ -88,14 +87,23 @@ impl Sandbox {
     }
 
     fn deliver(&self, m: &Outbound) -> Result<(), SendError> {
-        let mut line = json!({
-            "jobId": m.job_id,
-            "messageId": m.message_id,
-            "chatId": m.chat_id,
-            "text": m.text,
-            "at": crate::api::rfc3339(crate::db::now_ms()),
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Line<'a> {
+            job_id: &'a str,
+            message_id: &'a str,
+            chat_id: &'a str,
+            text: &'a str,
+            at: String,
+        }
+        let mut line = serde_json::to_string(&Line {
+            job_id: &m.job_id,
+            message_id: &m.message_id,
+            chat_id: &m.chat_id,
+            text: &m.text,
+            at: crate::api::rfc3339(crate::db::now_ms()),
         })
-        .to_string();
+        .map_err(|e| SendError::new("protocol-error", format!("sandbox: {e}")))?;
         line.push('\n');
         let mut file = self.outbox.lock().expect("outbox lock");
         file.write_all(line.as_bytes()).map_err(|e| {
