@@ -307,12 +307,26 @@ impl Queue {
             jobs::Outcome::Retry { .. } => JobState::Waiting,
             jobs::Outcome::Failed { .. } => JobState::Failed,
         };
-        let (tx, rx) = oneshot::channel();
-        self.outcome_tx
-            .send((finished, tx))
-            .await
-            .map_err(|_| DbError::WriterGone)?;
-        let held = rx.await.map_err(|_| DbError::WriterGone)??;
+        // A transient database error (a full disk, a busy file) must not leave the job `active`
+        // until the next restart: try again with backoff before giving up.
+        let mut delay = Duration::from_millis(100);
+        let held = loop {
+            let (tx, rx) = oneshot::channel();
+            self.outcome_tx
+                .send((finished.clone(), tx))
+                .await
+                .map_err(|_| DbError::WriterGone)?;
+            match rx.await.map_err(|_| DbError::WriterGone)? {
+                Ok(held) => break held,
+                Err(DbError::WriterGone) => return Err(DbError::WriterGone),
+                Err(e) if delay > Duration::from_secs(5) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record a job outcome; trying again in {}", humantime::format_duration(delay));
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        };
         if held {
             self.counts.shift(JobState::Active, to, 1);
         }
