@@ -134,17 +134,3 @@ async fn bootstrap_admin(db: &Db) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    /// `run` must be spawnable: the integration tests and embedders do so.
-    #[allow(dead_code)]
-    fn run_is_send(
-        config: super::Config,
-        l: tokio::net::TcpListener,
-        c: tokio_util::sync::CancellationToken,
-    ) {
-        fn is_send<T: Send>(_: T) {}
-        is_send(super::run(config, l, c));
-    }
-}

@@ -55,28 +55,13 @@ impl Writer {
             + Send
             + 'static,
     {
-        self.submit(durability, false, f)
+        self.exec_with(durability, false, f)
     }
 
-    /// Like [`exec`](Self::exec), for an operation that runs exactly one SQL statement: when it
-    /// is alone in its batch it runs in autocommit, which saves two round trips to SQLite's
-    /// thread on the hot path (claims, outcome batches).
-    pub fn exec_single<T, F>(
-        &self,
-        durability: Durability,
-        f: F,
-    ) -> BoxFuture<'static, Result<T, DbError>>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send
-            + 'static,
-    {
-        self.submit(durability, true, f)
-    }
-
-    /// [`exec`](Self::exec) or [`exec_single`](Self::exec_single), chosen at run time.
-    pub fn submit<T, F>(
+    /// Like [`exec`](Self::exec); `single_statement` says the op runs exactly one SQL
+    /// statement, so when it is alone in its batch it runs in autocommit, which saves two round
+    /// trips to SQLite's thread on the hot path (claims, outcome batches).
+    pub fn exec_with<T, F>(
         &self,
         durability: Durability,
         single_statement: bool,
@@ -158,12 +143,10 @@ async fn commit_batch(
 ) -> (Result<(), DbError>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(batch.len());
     if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        // Run nothing; every caller hears why.
-        let err = DbError::Commit(e.to_string());
-        for op in batch.drain(..) {
-            drop(op);
-        }
-        return (Err(err), finishes);
+        // Nothing ran; the callers' operations are dropped, so each sees an error.
+        tracing::error!(error = %e, operations = batch.len(), "cannot begin a transaction");
+        batch.clear();
+        return (Err(DbError::Commit(e.to_string())), finishes);
     }
     for op in batch.drain(..) {
         finishes.push((op.run)(conn).await);

@@ -72,7 +72,7 @@ async fn batch_outcomes(writer: db::Writer, mut rx: mpsc::Receiver<OutcomeReques
         let (batch, replies): (Vec<jobs::Finished>, Vec<_>) = pending.drain(..).unzip();
         let single = jobs::all_completed(&batch);
         let result = writer
-            .submit(Durability::Relaxed, single, move |c| {
+            .exec_with(Durability::Relaxed, single, move |c| {
                 Box::pin(async move { jobs::finish_many(c, &batch, db::now_ms()).await })
             })
             .await;

@@ -47,7 +47,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
         let claimed = queue
             .db
             .writer
-            .exec_single(Durability::Relaxed, move |c| {
+            .exec_with(Durability::Relaxed, true, move |c| {
                 Box::pin(async move { jobs::claim(c, free as i64, db::now_ms(), lease).await })
             })
             .await;

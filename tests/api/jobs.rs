@@ -142,12 +142,7 @@ async fn malformed_bodies_get_clear_json_errors() {
     );
 
     // Nothing of the above was queued, and the server still answers.
-    let counts: Value = app
-        .get("/api/whatsapp/retry-queue")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let counts: Value = app.get_json("/api/whatsapp/retry-queue").await;
     assert_eq!(
         counts["counts"],
         json!({"waiting": 0, "active": 0, "completed": 0, "failed": 0})
@@ -209,11 +204,8 @@ async fn jobs_list_filters_by_status_and_pages_with_a_cursor() {
         ids.push(app.send_ok("6281234567890", &format!("m{i}")).await);
     }
     let page1: Value = app
-        .get("/api/whatsapp/jobs?status=waiting&limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/whatsapp/jobs?status=waiting&limit=2")
+        .await;
     let got: Vec<&str> = page1["jobs"]
         .as_array()
         .unwrap()
@@ -223,13 +215,10 @@ async fn jobs_list_filters_by_status_and_pages_with_a_cursor() {
     assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()], "newest first");
     let cursor = page1["nextCursor"].as_str().unwrap();
     let page2: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/whatsapp/jobs?status=waiting&limit=2&cursor={cursor}"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let got: Vec<&str> = page2["jobs"]
         .as_array()
         .unwrap()
@@ -238,23 +227,15 @@ async fn jobs_list_filters_by_status_and_pages_with_a_cursor() {
         .collect();
     assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
     let page3: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/whatsapp/jobs?status=waiting&limit=2&cursor={}",
             page2["nextCursor"].as_str().unwrap()
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page3["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(page3["nextCursor"], Value::Null);
 
-    let none: Value = app
-        .get("/api/whatsapp/jobs?status=completed")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none: Value = app.get_json("/api/whatsapp/jobs?status=completed").await;
     assert_eq!(none["jobs"].as_array().unwrap().len(), 0);
     for bad in ["status=done", "limit=0", "limit=abc", "cursor=xyz"] {
         let r = app.get(&format!("/api/whatsapp/jobs?{bad}")).await;

@@ -136,12 +136,7 @@ async fn retry_queue_lists_failed_jobs_and_jobs_waiting_for_a_retry() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let rq: Value = app
-        .get("/api/whatsapp/retry-queue")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rq: Value = app.get_json("/api/whatsapp/retry-queue").await;
     assert_eq!(
         rq["counts"],
         json!({"waiting": 1, "active": 0, "completed": 1, "failed": 1})
@@ -281,12 +276,7 @@ async fn live_status_counts_agree_with_the_database_after_every_kind_of_transiti
     assert_eq!(r.status(), StatusCode::OK);
 
     let s = app.status().await;
-    let db: Value = app
-        .get("/api/whatsapp/retry-queue")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let db: Value = app.get_json("/api/whatsapp/retry-queue").await;
     for key in ["waiting", "completed", "failed"] {
         assert_eq!(
             s["queue"][key], db["counts"][key],
