@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::Keys;
 use crate::auth::throttle::Throttle;
 use crate::db::Db;
+use crate::plugins::PluginHooks;
 use crate::queue::Queue;
 
 pub struct App {
@@ -14,6 +15,8 @@ pub struct App {
     pub keys: Keys,
     pub throttle: Throttle,
     pub queue: Arc<Queue>,
+    /// The plugin host, when gateway.toml names plugins.
+    pub plugins: Option<Arc<PluginHooks>>,
     pub templates: BTreeMap<String, String>,
     pub max_body_bytes: usize,
 }

@@ -33,6 +33,9 @@ pub struct Config {
     /// Message templates by name: `otp = "Your code is {{code}}"`.
     #[serde(default)]
     pub templates: BTreeMap<String, String>,
+    /// WASM plugins, at most one per hook; a hook with none uses the built-in rule.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -196,6 +199,93 @@ impl Default for LogConfig {
     }
 }
 
+/// Where a plugin plugs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginHook {
+    FormatNumber,
+    ClassifyError,
+    Render,
+    AssignPriority,
+}
+
+impl PluginHook {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginHook::FormatNumber => "format-number",
+            PluginHook::ClassifyError => "classify-error",
+            PluginHook::Render => "render",
+            PluginHook::AssignPriority => "assign-priority",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Unique; shows in logs and the API.
+    pub name: String,
+    pub hook: PluginHook,
+    /// The `.wasm` component, relative to the config file's folder unless absolute.
+    pub path: PathBuf,
+    /// Optional pin: a file whose SHA-256 differs is refused.
+    pub sha256: Option<String>,
+    /// Strings the plugin reads with `host.config(key)`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: PluginLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// CPU time per call.
+    pub time: Dur,
+    /// Memory per instance, e.g. "16MiB".
+    pub memory: ByteSize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            time: Dur::millis(20),
+            memory: ByteSize(16 << 20),
+        }
+    }
+}
+
+/// A size written like `"16MiB"`, `"512KiB"`, `"1GiB"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "bad size {s:?}; write it like \"16MiB\""
+                )));
+            }
+        };
+        num.parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .map(ByteSize)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("bad size {s:?}; write it like \"16MiB\""))
+            })
+    }
+}
+
 /// A duration written like `"2s"`, `"150ms"`, `"15m"`, `"7d"`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
@@ -356,6 +446,31 @@ impl Config {
                 "whatsapp.driver",
                 "\"webdriver\" is not available in this build yet; use \"sandbox\"".into(),
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut hooks = std::collections::HashSet::new();
+        for p in &self.plugins {
+            if p.name.is_empty() || !names.insert(p.name.as_str()) {
+                return Err(bad(
+                    "plugins",
+                    format!("plugin names must be unique and not empty ({:?})", p.name),
+                ));
+            }
+            if !hooks.insert(p.hook) {
+                return Err(bad(
+                    "plugins",
+                    format!("two plugins for hook {}; one per hook", p.hook.as_str()),
+                ));
+            }
+            if p.limits.time.0.is_zero() || p.limits.memory.0 < (1 << 20) {
+                return Err(bad(
+                    "plugins.limits",
+                    format!(
+                        "plugin {}: time must be above zero and memory at least 1MiB",
+                        p.name
+                    ),
+                ));
+            }
         }
         for name in self.templates.keys() {
             if name.is_empty() || name.len() > 64 {

@@ -16,9 +16,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("{0}")]
     Unauthorized(String),
-    #[error("{0}")]
+    #[error("{1}")]
     NotFound(&'static str, String),
-    #[error("{0}")]
+    #[error("{1}")]
     Conflict(&'static str, String),
     #[error("request body too large: at most {0} bytes")]
     PayloadTooLarge(usize),
@@ -26,7 +26,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many failed attempts; try again in {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
-    #[error("{0}")]
+    #[error("{1}")]
     Unavailable(&'static str, String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),

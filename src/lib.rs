@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod hooks;
+pub mod plugins;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
@@ -55,7 +56,18 @@ pub async fn run(
     let keys = Keys::new(&secret, config.auth.access_ttl.0, config.auth.refresh_ttl.0);
     bootstrap_admin(&db).await?;
 
-    let hooks: Arc<dyn Hooks> = Arc::new(Builtin);
+    let plugin_hooks = if config.plugins.is_empty() {
+        None
+    } else {
+        let host = plugins::PluginHost::new()?;
+        let loaded = plugins::PluginHooks::load(host, &config.plugins, &config.base_dir)
+            .map_err(anyhow::Error::msg)?;
+        Some(Arc::new(loaded))
+    };
+    let hooks: Arc<dyn Hooks> = match &plugin_hooks {
+        Some(p) => p.clone(),
+        None => Arc::new(Builtin),
+    };
     let sender: Arc<dyn MessageSender> = match config.whatsapp.driver {
         DriverKind::Sandbox => {
             let outbox = config.resolve(&config.whatsapp.sandbox.outbox);
@@ -74,10 +86,14 @@ pub async fn run(
         keys,
         throttle: Throttle::new(config.auth.login_max_failures, config.auth.login_window.0),
         queue: queue.clone(),
+        plugins: plugin_hooks.clone(),
         templates: config.templates.clone(),
         max_body_bytes: config.server.max_body_bytes,
     }));
 
+    if let Some(p) = plugin_hooks {
+        shutdown::reload_on_sighup(p, shutdown.clone());
+    }
     let tracker = TaskTracker::new();
     queue.start(shutdown.child_token(), &tracker);
 

@@ -23,3 +23,34 @@ pub fn on_signal(token: CancellationToken) {
         token.cancel();
     });
 }
+
+/// SIGHUP reloads the plugins (all checked first, then swapped; a failure keeps the old set).
+pub fn reload_on_sighup(
+    plugins: std::sync::Arc<crate::plugins::PluginHooks>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!(
+                "cannot listen for SIGHUP; reload plugins with POST /api/plugins/reload"
+            );
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            tracing::info!("SIGHUP received: reloading plugins");
+            let p = plugins.clone();
+            match tokio::task::spawn_blocking(move || p.reload()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(why)) => {
+                    tracing::error!("plugin reload failed, the previous plugins stay: {why}")
+                }
+                Err(e) => tracing::error!(error = %e, "plugin reload panicked"),
+            }
+        }
+    });
+}

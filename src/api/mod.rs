@@ -4,6 +4,7 @@ mod auth;
 pub mod extract;
 mod health;
 mod jobs;
+mod plugins;
 mod queue;
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,9 +23,12 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(queue::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    let plugins =
+        plugins::router().route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .nest("/api/auth", auth::router())
         .nest("/api/whatsapp", whatsapp)
+        .nest("/api/plugins", plugins)
         .merge(health::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

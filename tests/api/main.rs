@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod helpers;
 mod jobs;
+mod plugins;
 mod process;
 mod queue;
 mod sandbox;

@@ -1,0 +1,47 @@
+//! The only place bindings are generated from `wit/`: the shared interfaces once (through the
+//! all-hooks world), then one world per hook that reuses them.
+
+pub mod all {
+    wasmtime::component::bindgen!({ world: "gateway-plugin", path: "wit" });
+}
+
+pub mod formatter {
+    wasmtime::component::bindgen!({
+        world: "number-formatter",
+        path: "wit",
+        with: { "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host },
+    });
+}
+
+pub mod classifier {
+    wasmtime::component::bindgen!({
+        world: "error-classifier",
+        path: "wit",
+        with: {
+            "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host,
+            "wa-gateway:plugin/types": super::all::wa_gateway::plugin::types,
+        },
+    });
+}
+
+pub mod templater {
+    wasmtime::component::bindgen!({
+        world: "message-templater",
+        path: "wit",
+        with: { "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host },
+    });
+}
+
+pub mod prioritizer {
+    wasmtime::component::bindgen!({
+        world: "priority-assigner",
+        path: "wit",
+        with: {
+            "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host,
+            "wa-gateway:plugin/types": super::all::wa_gateway::plugin::types,
+        },
+    });
+}
+
+pub use all::wa_gateway::plugin::host::{Host, Level};
+pub use all::wa_gateway::plugin::types::{Failure, Outgoing, Priority, Verdict};

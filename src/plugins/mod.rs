@@ -1,0 +1,552 @@
+//! WASM plugins own the rules: the four hooks run as sandboxed components named in
+//! gateway.toml, so a deployment changes its rules by swapping a `.wasm` file.
+//!
+//! Every call gets a fresh store instantiated from a pre-linked component (nothing leaks between
+//! calls), an epoch deadline (CPU time) and a memory limit. A plugin that fails at a request-time
+//! hook gives a clear error; at a worker-time hook the built-in rule decides. Either way the
+//! failure is logged and counted, and the gateway stays up.
+
+mod bindings;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::config::{PluginConfig, PluginHook};
+use crate::domain::Priority;
+use crate::hooks::{Builtin, Failure, HookError, Hooks, Outgoing, Verdict};
+use bindings::{classifier, formatter, prioritizer, templater};
+
+/// Epoch ticks per second: a plugin's time limit is counted in these.
+const TICK: Duration = Duration::from_millis(1);
+/// Most bytes of a plugin's stdout or stderr kept per call.
+const OUTPUT_CAP: usize = 16 * 1024;
+
+/// What a loaded plugin is and how it has done.
+pub struct PluginInfo {
+    pub name: String,
+    pub hook: PluginHook,
+    pub path: PathBuf,
+    pub sha256: String,
+    config: BTreeMap<String, String>,
+    time: Duration,
+    memory: usize,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    total_nanos: AtomicU64,
+}
+
+impl PluginInfo {
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+    /// Mean wall time of a call (instantiate + run), in microseconds.
+    pub fn mean_micros(&self) -> f64 {
+        let calls = self.calls().max(1);
+        self.total_nanos.load(Ordering::Relaxed) as f64 / calls as f64 / 1000.0
+    }
+}
+
+/// The per-call store data: an empty WASI context (no files, env, args or network), captured
+/// output, limits, and the plugin's own settings.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    info: Arc<PluginInfo>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::Host for State {
+    fn log(&mut self, level: bindings::Level, message: String) {
+        let plugin = self.info.name.as_str();
+        match level {
+            bindings::Level::Trace => tracing::trace!(plugin, "🧩 {message}"),
+            bindings::Level::Debug => tracing::debug!(plugin, "🧩 {message}"),
+            bindings::Level::Info => tracing::info!(plugin, "🧩 {message}"),
+            bindings::Level::Warn => tracing::warn!(plugin, "🧩 {message}"),
+            bindings::Level::Error => tracing::error!(plugin, "🧩 {message}"),
+        }
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.info.config.get(&key).cloned()
+    }
+}
+
+impl bindings::all::wa_gateway::plugin::types::Host for State {}
+
+enum Kind {
+    Formatter(formatter::NumberFormatterPre<State>),
+    Classifier(classifier::ErrorClassifierPre<State>),
+    Templater(templater::MessageTemplaterPre<State>),
+    Prioritizer(prioritizer::PriorityAssignerPre<State>),
+}
+
+struct Loaded {
+    info: Arc<PluginInfo>,
+    kind: Kind,
+}
+
+/// The wasmtime engine and linker, shared by every plugin, with the epoch ticker.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<State>,
+    stop_ticker: Arc<AtomicBool>,
+    /// Calls run on these threads, outside the async runtime: WASI's synchronous streams block
+    /// on the ambient runtime, which must not happen on one of its own threads.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that run plugin calls.
+const CALL_THREADS: usize = 2;
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginHost {
+    pub fn new() -> anyhow::Result<Arc<PluginHost>> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::all::GatewayPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..CALL_THREADS {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("plugin-call-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // the host is gone
+                        }
+                    }
+                })?;
+        }
+        Ok(Arc::new(PluginHost {
+            engine,
+            linker,
+            stop_ticker,
+            jobs,
+        }))
+    }
+
+    /// Loads and checks one plugin file: present, matching its pin, a component, and serving
+    /// its hook. The error says which file and what is wrong.
+    fn load(&self, cfg: &PluginConfig, path: &Path) -> Result<Loaded, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("plugin {}: cannot read {}: {e}", cfg.name, path.display()))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if let Some(pin) = &cfg.sha256
+            && !pin.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(format!(
+                "plugin {}: {} has sha256 {sha256}, but gateway.toml pins {pin}; refusing a changed file",
+                cfg.name,
+                path.display()
+            ));
+        }
+        let component = Component::from_binary(&self.engine, &bytes).map_err(|e| {
+            format!(
+                "plugin {}: {} is not a WebAssembly component: {e:#}",
+                cfg.name,
+                path.display()
+            )
+        })?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            format!(
+                "plugin {}: {} needs imports the gateway does not offer: {e:#}",
+                cfg.name,
+                path.display()
+            )
+        })?;
+        let wrong = |e: wasmtime::Error| {
+            format!(
+                "plugin {}: {} does not serve hook {} (wrong world?): {e:#}",
+                cfg.name,
+                path.display(),
+                cfg.hook.as_str()
+            )
+        };
+        let kind = match cfg.hook {
+            PluginHook::FormatNumber => {
+                Kind::Formatter(formatter::NumberFormatterPre::new(pre).map_err(wrong)?)
+            }
+            PluginHook::ClassifyError => {
+                Kind::Classifier(classifier::ErrorClassifierPre::new(pre).map_err(wrong)?)
+            }
+            PluginHook::Render => {
+                Kind::Templater(templater::MessageTemplaterPre::new(pre).map_err(wrong)?)
+            }
+            PluginHook::AssignPriority => {
+                Kind::Prioritizer(prioritizer::PriorityAssignerPre::new(pre).map_err(wrong)?)
+            }
+        };
+        Ok(Loaded {
+            info: Arc::new(PluginInfo {
+                name: cfg.name.clone(),
+                hook: cfg.hook,
+                path: path.to_path_buf(),
+                sha256,
+                config: cfg.config.clone(),
+                time: cfg.limits.time.0,
+                memory: cfg.limits.memory.0,
+                calls: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                total_nanos: AtomicU64::new(0),
+            }),
+            kind,
+        })
+    }
+
+    /// One call in a fresh store with the plugin's limits, on a plugin thread. Its
+    /// stdout/stderr go to the log.
+    fn call<R: Send + 'static>(
+        &self,
+        loaded: &Arc<Loaded>,
+        f: impl FnOnce(&mut Store<State>, &Kind) -> wasmtime::Result<R> + Send + 'static,
+    ) -> Result<R, String> {
+        let (engine, loaded) = (self.engine.clone(), loaded.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let _ = tx.send(call_in_fresh_store(&engine, &loaded, f));
+        });
+        if self.jobs.send(job).is_err() {
+            return Err("the plugin threads have stopped".into());
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err("the plugin call was lost (a plugin thread died)".into()))
+    }
+}
+
+fn call_in_fresh_store<R>(
+    engine: &Engine,
+    loaded: &Loaded,
+    f: impl FnOnce(&mut Store<State>, &Kind) -> wasmtime::Result<R>,
+) -> Result<R, String> {
+    let info = &loaded.info;
+    let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
+    let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
+    let wasi = WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(info.memory)
+        .instances(64)
+        .tables(64)
+        .memories(16)
+        .build();
+    let mut store = Store::new(
+        engine,
+        State {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            info: info.clone(),
+        },
+    );
+    store.limiter(|s| &mut s.limits);
+    let ticks = (info.time.as_micros() / TICK.as_micros()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_trap();
+
+    let start = Instant::now();
+    let result = f(&mut store, &loaded.kind);
+    let elapsed = start.elapsed();
+    info.calls.fetch_add(1, Ordering::Relaxed);
+    info.total_nanos
+        .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    for (stream, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
+        let text = pipe.contents();
+        for line in String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
+            tracing::info!(plugin = %info.name, stream, "🧩 {line}");
+        }
+    }
+    result.map_err(|e| {
+        info.failures.fetch_add(1, Ordering::Relaxed);
+        let reason = describe(&e, info, &stderr, elapsed);
+        tracing::error!(plugin = %info.name, hook = info.hook.as_str(), "🧩 plugin {} failed: {reason}", info.name);
+        reason
+    })
+}
+
+/// A trap in words a plugin author can act on.
+fn describe(
+    e: &wasmtime::Error,
+    info: &PluginInfo,
+    stderr: &MemoryOutputPipe,
+    elapsed: Duration,
+) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        if *trap == wasmtime::Trap::Interrupt {
+            return format!(
+                "stopped after {} (time limit {})",
+                humantime::format_duration(round_ms(elapsed)),
+                humantime::format_duration(info.time)
+            );
+        }
+        // What the guest said before it died (a panic message, an allocation failure), without
+        // Rust's hint about RUST_BACKTRACE.
+        let text = String::from_utf8_lossy(&stderr.contents()).to_string();
+        let said = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if said.contains("memory allocation") || said.contains("capacity overflow") {
+            return format!("ran out of memory (limit {} bytes): {said}", info.memory);
+        }
+        if !said.is_empty() {
+            return format!("trapped ({trap}): {said}");
+        }
+        return format!("trapped: {trap}");
+    }
+    format!("{e:#}")
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+/// The loaded plugins, one per hook at most; swapped whole on reload.
+#[derive(Default)]
+struct PluginSet {
+    formatter: Option<Arc<Loaded>>,
+    classifier: Option<Arc<Loaded>>,
+    templater: Option<Arc<Loaded>>,
+    prioritizer: Option<Arc<Loaded>>,
+}
+
+impl PluginSet {
+    fn all(&self) -> impl Iterator<Item = &Arc<Loaded>> {
+        [
+            &self.formatter,
+            &self.classifier,
+            &self.templater,
+            &self.prioritizer,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// [`Hooks`] served by plugins where configured, by [`Builtin`] elsewhere.
+pub struct PluginHooks {
+    host: Arc<PluginHost>,
+    base_dir: PathBuf,
+    configs: RwLock<Vec<PluginConfig>>,
+    set: RwLock<Arc<PluginSet>>,
+}
+
+impl PluginHooks {
+    /// Loads every configured plugin; any failure is an error naming the file.
+    pub fn load(
+        host: Arc<PluginHost>,
+        configs: &[PluginConfig],
+        base_dir: &Path,
+    ) -> Result<PluginHooks, String> {
+        let set = build_set(&host, configs, base_dir)?;
+        for p in set.all() {
+            tracing::info!(plugin = %p.info.name, hook = p.info.hook.as_str(), sha256 = %&p.info.sha256[..12], "🧩 Plugin loaded: {} for {}", p.info.name, p.info.hook.as_str());
+        }
+        Ok(PluginHooks {
+            host,
+            base_dir: base_dir.to_path_buf(),
+            configs: RwLock::new(configs.to_vec()),
+            set: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    fn current(&self) -> Arc<PluginSet> {
+        self.set.read().expect("plugin set lock").clone()
+    }
+
+    /// Loads and checks every plugin again from disk, then swaps them in at once. On any
+    /// failure the old set stays and the error says why.
+    pub fn reload(&self) -> Result<usize, String> {
+        let configs = self.configs.read().expect("plugin configs lock").clone();
+        let set = build_set(&self.host, &configs, &self.base_dir)?;
+        let n = set.all().count();
+        *self.set.write().expect("plugin set lock") = Arc::new(set);
+        tracing::info!(plugins = n, "🧩 Plugins reloaded");
+        Ok(n)
+    }
+
+    /// Each loaded plugin's facts and figures.
+    pub fn list(&self) -> Vec<Arc<PluginInfo>> {
+        self.current().all().map(|p| p.info.clone()).collect()
+    }
+}
+
+fn build_set(
+    host: &PluginHost,
+    configs: &[PluginConfig],
+    base_dir: &Path,
+) -> Result<PluginSet, String> {
+    let mut set = PluginSet::default();
+    for cfg in configs {
+        let path = if cfg.path.is_absolute() {
+            cfg.path.clone()
+        } else {
+            base_dir.join(&cfg.path)
+        };
+        let loaded = Some(Arc::new(host.load(cfg, &path)?));
+        match cfg.hook {
+            PluginHook::FormatNumber => set.formatter = loaded,
+            PluginHook::ClassifyError => set.classifier = loaded,
+            PluginHook::Render => set.templater = loaded,
+            PluginHook::AssignPriority => set.prioritizer = loaded,
+        }
+    }
+    Ok(set)
+}
+
+fn failed(p: &Loaded, reason: String) -> HookError {
+    HookError::Failed {
+        plugin: p.info.name.clone(),
+        reason,
+    }
+}
+
+impl Hooks for PluginHooks {
+    fn format_number(&self, raw: &str) -> Result<String, HookError> {
+        let set = self.current();
+        let Some(p) = &set.formatter else {
+            return Builtin.format_number(raw);
+        };
+        let raw = raw.to_string();
+        let r = self.host.call(p, move |store, kind| match kind {
+            Kind::Formatter(pre) => pre
+                .instantiate(&mut *store)?
+                .call_format_number(&mut *store, &raw),
+            _ => unreachable!("the formatter slot holds a formatter"),
+        });
+        match r {
+            Ok(Ok(digits)) => Ok(digits),
+            Ok(Err(why)) => Err(HookError::Rejected(why)),
+            Err(reason) => Err(failed(p, reason)),
+        }
+    }
+
+    fn classify_error(&self, failure: &Failure) -> Verdict {
+        let set = self.current();
+        let Some(p) = &set.classifier else {
+            return Builtin.classify_error(failure);
+        };
+        let arg = bindings::Failure {
+            code: failure.code.clone(),
+            message: failure.message.clone(),
+            attempt: failure.attempt,
+        };
+        let r = self.host.call(p, move |store, kind| match kind {
+            Kind::Classifier(pre) => pre
+                .instantiate(&mut *store)?
+                .call_classify_error(&mut *store, &arg),
+            _ => unreachable!("the classifier slot holds a classifier"),
+        });
+        match r {
+            Ok(bindings::Verdict::Retry(ms)) => Verdict::Retry(ms.map(Duration::from_millis)),
+            Ok(bindings::Verdict::Permanent(reason)) => Verdict::Permanent(reason),
+            Err(_) => Builtin.classify_error(failure),
+        }
+    }
+
+    fn render(&self, template: &str, variables: &[(String, String)]) -> Result<String, HookError> {
+        let set = self.current();
+        let Some(p) = &set.templater else {
+            return Builtin.render(template, variables);
+        };
+        let (template, variables) = (template.to_string(), variables.to_vec());
+        let r = self.host.call(p, move |store, kind| match kind {
+            Kind::Templater(pre) => {
+                pre.instantiate(&mut *store)?
+                    .call_render(&mut *store, &template, &variables)
+            }
+            _ => unreachable!("the templater slot holds a templater"),
+        });
+        match r {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(why)) => Err(HookError::Rejected(why)),
+            Err(reason) => Err(failed(p, reason)),
+        }
+    }
+
+    fn assign_priority(&self, message: &Outgoing) -> Priority {
+        let set = self.current();
+        let Some(p) = &set.prioritizer else {
+            return Builtin.assign_priority(message);
+        };
+        let to_wit = |p: Priority| match p {
+            Priority::High => bindings::Priority::High,
+            Priority::Normal => bindings::Priority::Normal,
+            Priority::Low => bindings::Priority::Low,
+        };
+        let arg = bindings::Outgoing {
+            number: message.number.clone(),
+            chat_id: message.chat_id.clone(),
+            text: message.text.clone(),
+            template: message.template.clone(),
+            requested: message.requested.map(to_wit),
+            metadata: message.metadata.clone(),
+        };
+        let r = self.host.call(p, move |store, kind| match kind {
+            Kind::Prioritizer(pre) => pre
+                .instantiate(&mut *store)?
+                .call_assign_priority(&mut *store, &arg),
+            _ => unreachable!("the prioritizer slot holds a prioritizer"),
+        });
+        match r {
+            Ok(bindings::Priority::High) => Priority::High,
+            Ok(bindings::Priority::Normal) => Priority::Normal,
+            Ok(bindings::Priority::Low) => Priority::Low,
+            Err(_) => Builtin.assign_priority(message),
+        }
+    }
+}
