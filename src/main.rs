@@ -15,6 +15,13 @@ use wa_gateway::config::Config;
     about = "Self-hosted WhatsApp API gateway"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `--config FILE`, for the commands that read gateway.toml.
+#[derive(clap::Args)]
+struct ConfigFile {
     /// The config file; relative paths inside it are relative to its folder.
     #[arg(
         long,
@@ -24,19 +31,126 @@ struct Cli {
         env = "GATEWAY_CONFIG"
     )]
     config: PathBuf,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the queue workers.
-    Serve,
+    Serve(ConfigFile),
     /// Create the database or bring its schema up to date, then exit.
-    Migrate,
+    Migrate(ConfigFile),
     /// Manage the users who may log in.
+    User {
+        #[command(flatten)]
+        file: ConfigFile,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Tools for plugin authors: check a component, call a hook without a server.
     #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Is FILE a valid plugin component, and which hooks does it serve?
+    Check { file: PathBuf },
+    /// Call one hook of FILE once, with the gateway's sandbox and limits.
+    ///
+    /// --input is the raw number (format-number), the failure code (classify-error), the
+    /// template text (render) or the message text (assign-priority).
+    Call {
+        file: PathBuf,
+        #[arg(long, value_parser = ["format-number", "classify-error", "render", "assign-priority"])]
+        hook: String,
+        #[arg(long)]
+        input: String,
+        /// A setting the plugin reads with host.config: --config country_code=44 (repeatable).
+        #[arg(long = "config", value_parser = key_value)]
+        config: Vec<(String, String)>,
+        /// A template variable for render: --var name=Ani (repeatable).
+        #[arg(long = "var", value_parser = key_value)]
+        vars: Vec<(String, String)>,
+        /// classify-error: the failure's attempt number.
+        #[arg(long, default_value_t = 1)]
+        attempt: u32,
+        /// assign-priority: the template name the message used.
+        #[arg(long)]
+        template: Option<String>,
+        /// assign-priority: the priority the client asked for (high, normal, low).
+        #[arg(long)]
+        requested: Option<String>,
+    },
+}
+
+/// A command that runs with a loaded config.
+enum Run {
+    Serve,
+    Migrate,
     User(UserCommand),
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+fn plugin_command(cmd: PluginCommand) -> anyhow::Result<()> {
+    use wa_gateway::plugins::{CallInput, call_file, check_file};
+    match cmd {
+        PluginCommand::Check { file } => {
+            let (sha, hooks) = check_file(&file).map_err(anyhow::Error::msg)?;
+            println!("{}: a wa-gateway plugin component", file.display());
+            println!("sha256: {sha}");
+            let names: Vec<&str> = hooks.iter().map(|h| h.as_str()).collect();
+            println!("serves: {}", names.join(", "));
+            Ok(())
+        }
+        PluginCommand::Call {
+            file,
+            hook,
+            input,
+            config,
+            vars,
+            attempt,
+            template,
+            requested,
+        } => {
+            let input = match hook.as_str() {
+                "format-number" => CallInput::FormatNumber(input),
+                "classify-error" => CallInput::ClassifyError(wa_gateway::hooks::Failure {
+                    code: input,
+                    message: "from wa-gateway plugin call".into(),
+                    attempt,
+                }),
+                "render" => CallInput::Render(input, vars),
+                _ => {
+                    let requested = match requested.as_deref() {
+                        None => None,
+                        Some("high") => Some(wa_gateway::domain::Priority::High),
+                        Some("normal") => Some(wa_gateway::domain::Priority::Normal),
+                        Some("low") => Some(wa_gateway::domain::Priority::Low),
+                        Some(other) => {
+                            anyhow::bail!("--requested {other:?}: use high, normal or low")
+                        }
+                    };
+                    CallInput::AssignPriority(wa_gateway::hooks::Outgoing {
+                        number: "6281234567890".into(),
+                        chat_id: "6281234567890@c.us".into(),
+                        text: input,
+                        template,
+                        requested,
+                        metadata: Vec::new(),
+                    })
+                }
+            };
+            let answer = call_file(&file, config.into_iter().collect(), input)
+                .map_err(anyhow::Error::msg)?;
+            println!("{answer}");
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -78,11 +192,20 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let config = Config::load(&cli.config)?;
+    let (file, command) = match Cli::parse().command {
+        Command::Plugin(cmd) => {
+            // Plugin tools need no gateway.toml.
+            wa_gateway::telemetry::init("info");
+            return plugin_command(cmd);
+        }
+        Command::Serve(f) => (f.config, Run::Serve),
+        Command::Migrate(f) => (f.config, Run::Migrate),
+        Command::User { file, command } => (file.config, Run::User(command)),
+    };
+    let config = Config::load(&file)?;
     wa_gateway::telemetry::init(&config.log.level);
-    match cli.command {
-        Command::Serve => {
+    match command {
+        Run::Serve => {
             let listener = tokio::net::TcpListener::bind(config.server.bind)
                 .await
                 .with_context(|| {
@@ -92,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
             wa_gateway::shutdown::on_signal(shutdown.clone());
             wa_gateway::run(config, listener, shutdown).await
         }
-        Command::Migrate => {
+        Run::Migrate => {
             wa_gateway::cli::migrate(&config).await?;
             println!(
                 "database {} is up to date",
@@ -100,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::User(cmd) => match cmd {
+        Run::User(cmd) => match cmd {
             UserCommand::Add {
                 email,
                 password_stdin,

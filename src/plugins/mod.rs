@@ -550,3 +550,136 @@ impl Hooks for PluginHooks {
         }
     }
 }
+
+/// For `wa-gateway plugin check`: which hooks a file serves, and its sha256.
+pub fn check_file(path: &Path) -> Result<(String, Vec<PluginHook>), String> {
+    let host = PluginHost::new().map_err(|e| format!("{e:#}"))?;
+    let mut served = Vec::new();
+    let mut sha = String::new();
+    let mut first_error = None;
+    for hook in [
+        PluginHook::FormatNumber,
+        PluginHook::ClassifyError,
+        PluginHook::Render,
+        PluginHook::AssignPriority,
+    ] {
+        let cfg = cli_config(path, hook, BTreeMap::new());
+        match host.load(&cfg, path) {
+            Ok(loaded) => {
+                sha = loaded.info.sha256.clone();
+                served.push(hook);
+            }
+            Err(e) if e.contains("does not serve hook") => {}
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    match (served.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(format!(
+            "{} serves none of the hooks (format-number, classify-error, render, assign-priority)",
+            path.display()
+        )),
+        (false, _) => Ok((sha, served)),
+    }
+}
+
+fn cli_config(path: &Path, hook: PluginHook, config: BTreeMap<String, String>) -> PluginConfig {
+    PluginConfig {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "plugin".into()),
+        hook,
+        path: path.to_path_buf(),
+        sha256: None,
+        config,
+        limits: Default::default(),
+    }
+}
+
+/// What `wa-gateway plugin call` passes to a hook.
+pub enum CallInput {
+    FormatNumber(String),
+    ClassifyError(Failure),
+    Render(String, Vec<(String, String)>),
+    AssignPriority(Outgoing),
+}
+
+/// For `wa-gateway plugin call`: one call through the same host the gateway uses. `Ok` is the
+/// hook's answer in words; `Err` is a failure of the plugin or of loading it.
+pub fn call_file(
+    path: &Path,
+    config: BTreeMap<String, String>,
+    input: CallInput,
+) -> Result<String, String> {
+    let hook = match &input {
+        CallInput::FormatNumber(_) => PluginHook::FormatNumber,
+        CallInput::ClassifyError(_) => PluginHook::ClassifyError,
+        CallInput::Render(..) => PluginHook::Render,
+        CallInput::AssignPriority(_) => PluginHook::AssignPriority,
+    };
+    let host = PluginHost::new().map_err(|e| format!("{e:#}"))?;
+    let cfg = cli_config(path, hook, config);
+    let loaded = Arc::new(host.load(&cfg, path)?);
+    let answer = match input {
+        CallInput::FormatNumber(raw) => host
+            .call(&loaded, move |store, kind| match kind {
+                Kind::Formatter(pre) => pre
+                    .instantiate(&mut *store)?
+                    .call_format_number(&mut *store, &raw),
+                _ => unreachable!("loaded for format-number"),
+            })?
+            .map_or_else(
+                |why| format!("rejected: {why}"),
+                |digits| format!("ok: {digits}"),
+            ),
+        CallInput::ClassifyError(f) => {
+            let arg = bindings::Failure {
+                code: f.code,
+                message: f.message,
+                attempt: f.attempt,
+            };
+            match host.call(&loaded, move |store, kind| match kind {
+                Kind::Classifier(pre) => pre
+                    .instantiate(&mut *store)?
+                    .call_classify_error(&mut *store, &arg),
+                _ => unreachable!("loaded for classify-error"),
+            })? {
+                bindings::Verdict::Retry(None) => "retry (after the queue's backoff)".to_string(),
+                bindings::Verdict::Retry(Some(ms)) => format!("retry after {ms} ms"),
+                bindings::Verdict::Permanent(reason) => format!("permanent: {reason}"),
+            }
+        }
+        CallInput::Render(template, vars) => host
+            .call(&loaded, move |store, kind| match kind {
+                Kind::Templater(pre) => {
+                    pre.instantiate(&mut *store)?
+                        .call_render(&mut *store, &template, &vars)
+                }
+                _ => unreachable!("loaded for render"),
+            })?
+            .map_or_else(
+                |why| format!("rejected: {why}"),
+                |text| format!("ok: {text}"),
+            ),
+        CallInput::AssignPriority(m) => {
+            let hooks = PluginHooks {
+                host: host.clone(),
+                base_dir: PathBuf::new(),
+                configs: RwLock::new(Vec::new()),
+                set: RwLock::new(Arc::new(PluginSet {
+                    prioritizer: Some(loaded.clone()),
+                    ..Default::default()
+                })),
+            };
+            let before = loaded.info.failures();
+            let p = hooks.assign_priority(&m);
+            if loaded.info.failures() > before {
+                return Err("the plugin failed (see the log above)".into());
+            }
+            p.as_str().to_string()
+        }
+    };
+    let us = loaded.info.mean_micros();
+    Ok(format!("{answer}   ({us:.0} µs)"))
+}

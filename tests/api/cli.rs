@@ -6,10 +6,11 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
 
 fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    // `--config` goes after the command: `wa-gateway user add --config FILE ...`.
     let mut child = Command::new(BIN)
+        .args(args)
         .arg("--config")
         .arg(dir.join("gateway.toml"))
-        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,4 +142,114 @@ fn every_command_has_help() {
             "{args:?}"
         );
     }
+}
+
+fn plugin_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .arg("plugin")
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn plugin_file(rel: &str) -> String {
+    format!("{}/plugins/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn plugin_check_tells_which_hooks_a_file_serves() {
+    let (ok, out) = plugin_cli(&["check", &plugin_file("dist/number_format.wasm")]);
+    assert!(
+        ok && out.contains("serves: format-number") && out.contains("sha256: "),
+        "{out}"
+    );
+    let (ok, out) = plugin_cli(&["check", &plugin_file("fixtures/hostile.wasm")]);
+    assert!(
+        ok && out.contains("format-number, classify-error, render, assign-priority"),
+        "{out}"
+    );
+    let (ok, out) = plugin_cli(&[
+        "check",
+        &format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    assert!(
+        !ok && out.contains("is not a WebAssembly component"),
+        "{out}"
+    );
+}
+
+#[test]
+fn plugin_call_runs_a_hook_without_a_server() {
+    let nf = plugin_file("dist/number_format.wasm");
+    let (ok, out) = plugin_cli(&[
+        "call",
+        &nf,
+        "--hook",
+        "format-number",
+        "--input",
+        "(0812) 3456.7890",
+    ]);
+    assert!(ok && out.contains("ok: 6281234567890"), "{out}");
+    let (ok, out) = plugin_cli(&[
+        "call",
+        &nf,
+        "--hook",
+        "format-number",
+        "--input",
+        "07700 900123",
+        "--config",
+        "country_code=44",
+    ]);
+    assert!(ok && out.contains("ok: 447700900123"), "{out}");
+    let (ok, out) = plugin_cli(&["call", &nf, "--hook", "format-number", "--input", "0812"]);
+    assert!(ok && out.contains("rejected: too short"), "{out}");
+    let (ok, out) = plugin_cli(&[
+        "call",
+        &plugin_file("dist/templates.wasm"),
+        "--hook",
+        "render",
+        "--input",
+        "Hi {{name}}",
+        "--var",
+        "name=Ani",
+    ]);
+    assert!(ok && out.contains("ok: Hi Ani"), "{out}");
+    let (ok, out) = plugin_cli(&[
+        "call",
+        &plugin_file("dist/error_classifier.wasm"),
+        "--hook",
+        "classify-error",
+        "--input",
+        "blocked",
+    ]);
+    assert!(ok && out.contains("permanent: blocked"), "{out}");
+    let (ok, out) = plugin_cli(&[
+        "call",
+        &plugin_file("dist/priority_rules.wasm"),
+        "--hook",
+        "assign-priority",
+        "--input",
+        "big promo",
+        "--config",
+        "low_keywords=promo",
+    ]);
+    assert!(ok && out.contains("low"), "{out}");
+    let (ok, out) = plugin_cli(&[
+        "call",
+        &plugin_file("fixtures/hostile.wasm"),
+        "--hook",
+        "format-number",
+        "--input",
+        "1",
+        "--config",
+        "mode=loop",
+    ]);
+    assert!(!ok && out.contains("time limit"), "{out}");
 }
