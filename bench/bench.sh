@@ -6,6 +6,7 @@
 #     concurrency 3 (the default), 32 and 128 (DRAIN_CONCURRENCY, DRAIN_JOBS to change).
 #  3. RSS: idle after start, peak (VmHWM) after the enqueue load.
 # Usage: bench/bench.sh [duration=10s] [connections=64]
+#        PLUGINS=bundled bench/bench.sh ...   the same with the four bundled WASM plugins loaded
 # Needs: wrk, curl, python3 (apt-get install -y wrk curl). Builds the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,11 @@ level = "warn"
 delay = "0ms"
 outbox = "data/outbox.jsonl"
 TOML
+if [ "${PLUGINS:-}" = "bundled" ]; then
+  # The [[plugins]] part of the repository's gateway.toml, with absolute paths.
+  sed -n '/^\[\[plugins\]\]/,$p' gateway.toml | sed "s|path = \"plugins/|path = \"$PWD/plugins/|" >> "$WORK/gateway.toml"
+  echo "with the four bundled plugins"
+fi
 BASE="http://127.0.0.1:$PORT"
 start_gateway() {
   GATEWAY_ADMIN_EMAIL=bench@example.com GATEWAY_ADMIN_PASSWORD=bench-password \

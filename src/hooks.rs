@@ -50,7 +50,7 @@ pub trait Hooks: Send + Sync + 'static {
     fn format_number(&self, raw: &str) -> Result<String, HookError>;
     fn classify_error(&self, failure: &Failure) -> Verdict;
     fn render(&self, template: &str, variables: &[(String, String)]) -> Result<String, HookError>;
-    fn assign_priority(&self, message: &Outgoing) -> Priority;
+    fn assign_priority(&self, message: &Outgoing) -> Result<Priority, HookError>;
 }
 
 /// Neutral rules: digits only with no country logic, the design's error table, `{{name}}`
@@ -103,8 +103,8 @@ impl Hooks for Builtin {
         render_placeholders(template, variables)
     }
 
-    fn assign_priority(&self, message: &Outgoing) -> Priority {
-        message.requested.unwrap_or(Priority::Normal)
+    fn assign_priority(&self, message: &Outgoing) -> Result<Priority, HookError> {
+        Ok(message.requested.unwrap_or(Priority::Normal))
     }
 }
 

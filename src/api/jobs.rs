@@ -142,14 +142,16 @@ async fn send_message(
         )));
     }
 
-    let priority = hooks.assign_priority(&Outgoing {
-        number: number.as_str().to_string(),
-        chat_id: number.chat_id(),
-        text: text.clone(),
-        template: template.clone(),
-        requested,
-        metadata: Vec::new(),
-    });
+    let priority = hooks
+        .assign_priority(&Outgoing {
+            number: number.as_str().to_string(),
+            chat_id: number.chat_id(),
+            text: text.clone(),
+            template: template.clone(),
+            requested,
+            metadata: Vec::new(),
+        })
+        .map_err(|e| hook_error(e, "invalid_priority"))?;
     let job = NewJob {
         id: format!("job_{}", uuid::Uuid::now_v7().simple()),
         message_id,

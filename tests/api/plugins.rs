@@ -236,38 +236,40 @@ async fn a_looping_a_memory_eating_and_a_panicking_plugin_each_get_a_clear_503_f
 }
 
 #[tokio::test]
-async fn a_failing_worker_time_plugin_falls_back_to_the_built_in_rule() {
-    let app = spawn_app_with(|c| {
-        c.plugins = vec![
-            hostile(PluginHook::ClassifyError, "panic"),
-            hostile_named("hostile-priority", PluginHook::AssignPriority, "loop"),
-        ];
-    })
-    .await;
-    // assign-priority loops: the built-in gives the requested priority.
+async fn a_failing_assign_priority_plugin_is_a_503_and_queues_nothing() {
+    let app =
+        spawn_app_with(|c| c.plugins = vec![hostile(PluginHook::AssignPriority, "loop")]).await;
     let r = app
-        .send(&json!({"number": "6281200000001", "message": "x", "priority": "high"}))
+        .send(&json!({"number": "6281234567890", "message": "x", "priority": "high"}))
         .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["priority"], "high");
-    // classify-error panics: the built-in table says timeout is retryable, so 0001 still completes.
-    let job = app.wait_finished(body["jobId"].as_str().unwrap()).await;
+    assert_eq!(body["error"]["code"], "plugin_failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("hostile"),
+        "{body}"
+    );
+    let counts = app.get_json("/api/whatsapp/retry-queue").await["counts"].clone();
+    assert_eq!(counts["waiting"], 0);
+}
+
+#[tokio::test]
+async fn a_failing_classify_error_plugin_falls_back_to_the_built_in_rule() {
+    let app =
+        spawn_app_with(|c| c.plugins = vec![hostile(PluginHook::ClassifyError, "panic")]).await;
+    // The built-in table says timeout is retryable, so 0001 still completes on its third attempt.
+    let id = app.send_ok("6281200000001", "x").await;
+    let job = app.wait_finished(&id).await;
     assert_eq!(job["status"], "completed");
     assert_eq!(job["attempts"], 3);
     let list = app.get_json("/api/plugins").await;
-    let failures: u64 = list["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["failures"].as_u64().unwrap())
-        .sum();
-    assert_eq!(failures, 3, "1 priority + 2 classifications: {list}");
-}
-
-fn hostile_named(name: &str, hook: PluginHook, mode: &str) -> PluginConfig {
-    let mut p = hostile(hook, mode);
-    p.name = name.into();
-    p
+    assert_eq!(
+        list["plugins"][0]["failures"], 2,
+        "both classifications failed: {list}"
+    );
 }
 
 #[tokio::test]
