@@ -66,7 +66,12 @@ fn main() {
     let host = PluginHost::new().expect("plugin host");
     let hooks = PluginHooks::load(host, &config.plugins, &config.base_dir).expect("plugins load");
 
-    println!("{CALLS} calls each, fresh instance per call (release build):");
+    let build = if cfg!(debug_assertions) {
+        "debug build: run `cargo bench` for real figures"
+    } else {
+        "release build"
+    };
+    println!("{CALLS} calls each, fresh instance per call ({build}):");
     measure("format-number", || {
         hooks.format_number("0812-3456-7890").unwrap();
     });
