@@ -395,7 +395,7 @@ impl PluginSet {
 pub struct PluginHooks {
     host: Arc<PluginHost>,
     base_dir: PathBuf,
-    configs: RwLock<Vec<PluginConfig>>,
+    configs: Vec<PluginConfig>,
     set: RwLock<Arc<PluginSet>>,
 }
 
@@ -413,7 +413,7 @@ impl PluginHooks {
         Ok(PluginHooks {
             host,
             base_dir: base_dir.to_path_buf(),
-            configs: RwLock::new(configs.to_vec()),
+            configs: configs.to_vec(),
             set: RwLock::new(Arc::new(set)),
         })
     }
@@ -425,8 +425,7 @@ impl PluginHooks {
     /// Loads and checks every plugin again from disk, then swaps them in at once. On any
     /// failure the old set stays and the error says why.
     pub fn reload(&self) -> Result<usize, String> {
-        let configs = self.configs.read().expect("plugin configs lock").clone();
-        let set = build_set(&self.host, &configs, &self.base_dir)?;
+        let set = build_set(&self.host, &self.configs, &self.base_dir)?;
         let n = set.all().count();
         *self.set.write().expect("plugin set lock") = Arc::new(set);
         tracing::info!(plugins = n, "🧩 Plugins reloaded");
@@ -635,61 +634,43 @@ pub fn call_file(
     let host = PluginHost::new().map_err(|e| format!("{e:#}"))?;
     let cfg = cli_config(path, hook, config);
     let loaded = Arc::new(host.load(&cfg, path)?);
+    // The gateway's own hook code, with this one plugin in its slot.
+    let mut set = PluginSet::default();
+    let slot = match hook {
+        PluginHook::FormatNumber => &mut set.formatter,
+        PluginHook::ClassifyError => &mut set.classifier,
+        PluginHook::Render => &mut set.templater,
+        PluginHook::AssignPriority => &mut set.prioritizer,
+    };
+    *slot = Some(loaded.clone());
+    let hooks = PluginHooks {
+        host,
+        base_dir: PathBuf::new(),
+        configs: Vec::new(),
+        set: RwLock::new(Arc::new(set)),
+    };
+    let words = |r: Result<String, HookError>| match r {
+        Ok(v) => Ok(format!("ok: {v}")),
+        Err(HookError::Rejected(why)) => Ok(format!("rejected: {why}")),
+        Err(HookError::Failed { reason, .. }) => Err(reason),
+    };
     let answer = match input {
-        CallInput::FormatNumber(raw) => host
-            .call(&loaded, move |store, kind| match kind {
-                Kind::Formatter(pre) => pre
-                    .instantiate(&mut *store)?
-                    .call_format_number(&mut *store, &raw),
-                _ => unreachable!("loaded for format-number"),
-            })?
-            .map_or_else(
-                |why| format!("rejected: {why}"),
-                |digits| format!("ok: {digits}"),
-            ),
-        CallInput::ClassifyError(f) => {
-            let arg = bindings::Failure {
-                code: f.code,
-                message: f.message,
-                attempt: f.attempt,
-            };
-            match host.call(&loaded, move |store, kind| match kind {
-                Kind::Classifier(pre) => pre
-                    .instantiate(&mut *store)?
-                    .call_classify_error(&mut *store, &arg),
-                _ => unreachable!("loaded for classify-error"),
-            })? {
-                bindings::Verdict::Retry(None) => "retry (after the queue's backoff)".to_string(),
-                bindings::Verdict::Retry(Some(ms)) => format!("retry after {ms} ms"),
-                bindings::Verdict::Permanent(reason) => format!("permanent: {reason}"),
-            }
-        }
-        CallInput::Render(template, vars) => host
-            .call(&loaded, move |store, kind| match kind {
-                Kind::Templater(pre) => {
-                    pre.instantiate(&mut *store)?
-                        .call_render(&mut *store, &template, &vars)
-                }
-                _ => unreachable!("loaded for render"),
-            })?
-            .map_or_else(
-                |why| format!("rejected: {why}"),
-                |text| format!("ok: {text}"),
-            ),
+        CallInput::FormatNumber(raw) => words(hooks.format_number(&raw))?,
+        CallInput::Render(template, vars) => words(hooks.render(&template, &vars))?,
         CallInput::AssignPriority(m) => {
-            let hooks = PluginHooks {
-                host: host.clone(),
-                base_dir: PathBuf::new(),
-                configs: RwLock::new(Vec::new()),
-                set: RwLock::new(Arc::new(PluginSet {
-                    prioritizer: Some(loaded.clone()),
-                    ..Default::default()
-                })),
-            };
-            match hooks.assign_priority(&m) {
-                Ok(p) => p.as_str().to_string(),
-                Err(HookError::Failed { reason, .. }) => return Err(reason),
-                Err(HookError::Rejected(why)) => return Err(why),
+            words(hooks.assign_priority(&m).map(|p| p.as_str().to_string()))?
+        }
+        CallInput::ClassifyError(f) => {
+            // At this hook the gateway hides a failure behind its built-in rule; the author
+            // needs to see it.
+            let verdict = hooks.classify_error(&f);
+            if loaded.info.failures() > 0 {
+                return Err("the plugin failed (the reason is in the log above); the gateway would use its built-in rule".into());
+            }
+            match verdict {
+                Verdict::Retry(None) => "retry (after the queue's backoff)".to_string(),
+                Verdict::Retry(Some(d)) => format!("retry after {} ms", d.as_millis()),
+                Verdict::Permanent(reason) => format!("permanent: {reason}"),
             }
         }
     };

@@ -12,24 +12,6 @@ use anyhow::Context;
 
 use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppStatus};
 
-/// The test numbers, by their last four digits: (suffix, behaviour) for docs and the status.
-pub const TEST_NUMBERS: &[(&str, &str)] = &[
-    (
-        "0000",
-        "not registered on WhatsApp (permanent: not-registered)",
-    ),
-    (
-        "0001",
-        "times out twice (retryable: timeout), then delivers on the third attempt",
-    ),
-    (
-        "0002",
-        "always fails with session closed (retryable: session-closed) until retries run out",
-    ),
-    ("0003", "blocked (permanent: blocked)"),
-    ("0004", "rate limited (permanent by default: rate-limited)"),
-];
-
 pub struct Sandbox {
     delay: Duration,
     outbox_path: PathBuf,
