@@ -9,6 +9,7 @@ pub mod formatter {
     wasmtime::component::bindgen!({
         world: "number-formatter",
         path: "wit",
+        exports: { default: async },
         with: { "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host },
     });
 }
@@ -17,6 +18,7 @@ pub mod classifier {
     wasmtime::component::bindgen!({
         world: "error-classifier",
         path: "wit",
+        exports: { default: async },
         with: {
             "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host,
             "wa-gateway:plugin/types": super::all::wa_gateway::plugin::types,
@@ -28,6 +30,7 @@ pub mod templater {
     wasmtime::component::bindgen!({
         world: "message-templater",
         path: "wit",
+        exports: { default: async },
         with: { "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host },
     });
 }
@@ -36,6 +39,7 @@ pub mod prioritizer {
     wasmtime::component::bindgen!({
         world: "priority-assigner",
         path: "wit",
+        exports: { default: async },
         with: {
             "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host,
             "wa-gateway:plugin/types": super::all::wa_gateway::plugin::types,

@@ -2,16 +2,20 @@
 //! gateway.toml, so a deployment changes its rules by swapping a `.wasm` file.
 //!
 //! Every call gets a fresh store instantiated from a pre-linked component (nothing leaks between
-//! calls), an epoch deadline (CPU time) and a memory limit. A plugin that fails at a request-time
+//! calls), an epoch deadline (CPU time) and a memory limit. Calls run on the caller's thread: the
+//! bindings are async so WASI never has to block on the tokio runtime, and the call's future is
+//! polled to its end in place (a thread hand-off cost more than the call itself). A plugin that fails at a request-time
 //! hook gives a clear error; at a worker-time hook the built-in rule decides. Either way the
 //! failure is logged and counted, and the gateway stays up.
 
 mod bindings;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -112,15 +116,16 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<State>,
     stop_ticker: Arc<AtomicBool>,
-    /// Calls run on these threads, outside the async runtime: WASI's synchronous streams block
-    /// on the ambient runtime, which must not happen on one of its own threads.
-    jobs: std::sync::mpsc::Sender<Job>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Threads that run plugin calls.
-const CALL_THREADS: usize = 2;
+/// Instances the pool holds at once: calls run on the callers' threads (the runtime's workers,
+/// the CLI), one instance each, and reloads and checks need a few more.
+const POOL_INSTANCES: u32 = 128;
+/// Bytes of a plugin's linear memory reset in place after a call rather than handed back to
+/// the kernel, when the kernel can say which pages the call touched (Linux 6.7+ PAGEMAP_SCAN).
+/// A Rust guest's stack, data and small heap fit; giving the pages back and faulting them in
+/// again was most of the cost of a call.
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// The largest `memory` limit a plugin may have (the pool reserves this much per memory slot).
 pub const MAX_PLUGIN_MEMORY: usize = 256 << 20;
@@ -133,22 +138,11 @@ impl Drop for PluginHost {
 
 impl PluginHost {
     pub fn new() -> anyhow::Result<Arc<PluginHost>> {
-        let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
-        // Instances come from a pool of pre-reserved slots: mapping and unmapping linear memory
-        // for every fresh instance cost ~150 µs a call (TLB shootdowns), the pool a fraction.
-        // At most CALL_THREADS calls run at once; the counts leave room for reloads and checks.
-        let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(64)
-            .total_core_instances(512)
-            .total_memories(256)
-            .total_tables(512)
-            .max_memory_size(MAX_PLUGIN_MEMORY);
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        config.memory_reservation(MAX_PLUGIN_MEMORY as u64);
-        let engine = Engine::new(&config)?;
+        // With PAGEMAP_SCAN only the pages a call dirtied are reset; without it a reset would
+        // memset all of KEEP_RESIDENT, so pages go back to the kernel instead.
+        let engine = engine(true).or_else(|_| engine(false))?;
         let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::all::GatewayPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -160,30 +154,10 @@ impl PluginHost {
                     ticker_engine.increment_epoch();
                 }
             })?;
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..CALL_THREADS {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("plugin-call-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return, // the host is gone
-                        }
-                    }
-                })?;
-        }
         Ok(Arc::new(PluginHost {
             engine,
             linker,
             stop_ticker,
-            jobs,
         }))
     }
 
@@ -255,31 +229,78 @@ impl PluginHost {
         })
     }
 
-    /// One call in a fresh store with the plugin's limits, on a plugin thread. Its
-    /// stdout/stderr go to the log.
-    fn call<R: Send + 'static>(
-        &self,
-        loaded: &Arc<Loaded>,
-        f: impl FnOnce(&mut Store<State>, &Kind) -> wasmtime::Result<R> + Send + 'static,
-    ) -> Result<R, String> {
-        let (engine, loaded) = (self.engine.clone(), loaded.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let _ = tx.send(call_in_fresh_store(&engine, &loaded, f));
-        });
-        if self.jobs.send(job).is_err() {
-            return Err("the plugin threads have stopped".into());
-        }
-        rx.recv()
-            .unwrap_or_else(|_| Err("the plugin call was lost (a plugin thread died)".into()))
+    /// One call in a fresh store with the plugin's limits, on this thread. Its stdout/stderr go
+    /// to the log.
+    fn call<R, F>(&self, loaded: &Loaded, f: F) -> Result<R, String>
+    where
+        F: for<'a> FnOnce(&'a mut Store<State>, &'a Kind) -> CallFuture<'a, R>,
+    {
+        call_in_fresh_store(&self.engine, loaded, f)
     }
 }
 
-fn call_in_fresh_store<R>(
-    engine: &Engine,
-    loaded: &Loaded,
-    f: impl FnOnce(&mut Store<State>, &Kind) -> wasmtime::Result<R>,
-) -> Result<R, String> {
+/// The future of one plugin call (instantiate and run), borrowing its store.
+type CallFuture<'a, R> = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// The engine: epoch deadlines, and instances from a pool of pre-reserved slots (mapping and
+/// unmapping linear memory for every fresh instance cost ~150 µs a call).
+fn engine(pagemap: bool) -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(8 * POOL_INSTANCES)
+        .total_memories(2 * POOL_INSTANCES)
+        .total_tables(8 * POOL_INSTANCES)
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size(MAX_PLUGIN_MEMORY);
+    if pagemap {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
+    }
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config.memory_reservation(MAX_PLUGIN_MEMORY as u64);
+    Ok(Engine::new(&config)?)
+}
+
+/// Polls a call's future to its end on this thread. It only waits when the plugin waits on a
+/// WASI clock, and such a wait is cut at the plugin's time limit (the epoch deadline cannot
+/// interrupt host code).
+fn drive<R>(
+    fut: impl Future<Output = wasmtime::Result<R>>,
+    limit: Duration,
+) -> wasmtime::Result<R> {
+    // WASI's clocks need a tokio context to register a timer; outside the gateway's runtime
+    // (the CLI, benchmarks) a small idle one stands in.
+    static IDLE: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .ok()
+    });
+    let _ctx = match tokio::runtime::Handle::try_current() {
+        Ok(_) => None,
+        Err(_) => IDLE.as_ref().map(|rt| rt.enter()),
+    };
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    let start = Instant::now();
+    loop {
+        if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            return r;
+        }
+        if start.elapsed() >= limit {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn call_in_fresh_store<R, F>(engine: &Engine, loaded: &Loaded, f: F) -> Result<R, String>
+where
+    F: for<'a> FnOnce(&'a mut Store<State>, &'a Kind) -> CallFuture<'a, R>,
+{
     let info = &loaded.info;
     let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
@@ -308,7 +329,7 @@ fn call_in_fresh_store<R>(
     store.epoch_deadline_trap();
 
     let start = Instant::now();
-    let result = f(&mut store, &loaded.kind);
+    let result = drive(f(&mut store, &loaded.kind), info.time);
     let elapsed = start.elapsed();
     info.calls.fetch_add(1, Ordering::Relaxed);
     info.total_nanos
@@ -475,11 +496,16 @@ impl Hooks for PluginHooks {
             return Builtin.format_number(raw);
         };
         let raw = raw.to_string();
-        let r = self.host.call(p, move |store, kind| match kind {
-            Kind::Formatter(pre) => pre
-                .instantiate(&mut *store)?
-                .call_format_number(&mut *store, &raw),
-            _ => unreachable!("the formatter slot holds a formatter"),
+        let r = self.host.call(p, |store, kind| {
+            Box::pin(async move {
+                match kind {
+                    Kind::Formatter(pre) => {
+                        let plugin = pre.instantiate_async(&mut *store).await?;
+                        plugin.call_format_number(&mut *store, &raw).await
+                    }
+                    _ => unreachable!("the formatter slot holds a formatter"),
+                }
+            })
         });
         match r {
             Ok(Ok(digits)) => Ok(digits),
@@ -498,11 +524,16 @@ impl Hooks for PluginHooks {
             message: failure.message.clone(),
             attempt: failure.attempt,
         };
-        let r = self.host.call(p, move |store, kind| match kind {
-            Kind::Classifier(pre) => pre
-                .instantiate(&mut *store)?
-                .call_classify_error(&mut *store, &arg),
-            _ => unreachable!("the classifier slot holds a classifier"),
+        let r = self.host.call(p, |store, kind| {
+            Box::pin(async move {
+                match kind {
+                    Kind::Classifier(pre) => {
+                        let plugin = pre.instantiate_async(&mut *store).await?;
+                        plugin.call_classify_error(&mut *store, &arg).await
+                    }
+                    _ => unreachable!("the classifier slot holds a classifier"),
+                }
+            })
         });
         match r {
             Ok(bindings::Verdict::Retry(ms)) => Verdict::Retry(ms.map(Duration::from_millis)),
@@ -517,12 +548,16 @@ impl Hooks for PluginHooks {
             return Builtin.render(template, variables);
         };
         let (template, variables) = (template.to_string(), variables.to_vec());
-        let r = self.host.call(p, move |store, kind| match kind {
-            Kind::Templater(pre) => {
-                pre.instantiate(&mut *store)?
-                    .call_render(&mut *store, &template, &variables)
-            }
-            _ => unreachable!("the templater slot holds a templater"),
+        let r = self.host.call(p, |store, kind| {
+            Box::pin(async move {
+                match kind {
+                    Kind::Templater(pre) => {
+                        let plugin = pre.instantiate_async(&mut *store).await?;
+                        plugin.call_render(&mut *store, &template, &variables).await
+                    }
+                    _ => unreachable!("the templater slot holds a templater"),
+                }
+            })
         });
         match r {
             Ok(Ok(text)) => Ok(text),
@@ -549,11 +584,16 @@ impl Hooks for PluginHooks {
             requested: message.requested.map(to_wit),
             metadata: message.metadata.clone(),
         };
-        let r = self.host.call(p, move |store, kind| match kind {
-            Kind::Prioritizer(pre) => pre
-                .instantiate(&mut *store)?
-                .call_assign_priority(&mut *store, &arg),
-            _ => unreachable!("the prioritizer slot holds a prioritizer"),
+        let r = self.host.call(p, |store, kind| {
+            Box::pin(async move {
+                match kind {
+                    Kind::Prioritizer(pre) => {
+                        let plugin = pre.instantiate_async(&mut *store).await?;
+                        plugin.call_assign_priority(&mut *store, &arg).await
+                    }
+                    _ => unreachable!("the prioritizer slot holds a prioritizer"),
+                }
+            })
         });
         match r {
             Ok(bindings::Priority::High) => Ok(Priority::High),

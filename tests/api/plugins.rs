@@ -193,11 +193,12 @@ fn hostile(hook: PluginHook, mode: &str) -> PluginConfig {
 }
 
 #[tokio::test]
-async fn a_looping_a_memory_eating_and_a_panicking_plugin_each_get_a_clear_503_fast() {
+async fn a_looping_a_memory_eating_a_panicking_and_a_sleeping_plugin_each_get_a_clear_503_fast() {
     for (mode, expect) in [
         ("loop", "time limit"),
         ("memory", "memory"),
         ("panic", "hostile fixture panics"),
+        ("sleep", "time limit"),
     ] {
         let mut p = hostile(PluginHook::FormatNumber, mode);
         if mode == "memory" {
