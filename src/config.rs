@@ -155,6 +155,7 @@ pub enum DriverKind {
 pub struct WhatsAppConfig {
     pub driver: DriverKind,
     pub sandbox: SandboxConfig,
+    pub webdriver: WebDriverConfig,
 }
 
 impl Default for WhatsAppConfig {
@@ -162,6 +163,128 @@ impl Default for WhatsAppConfig {
         Self {
             driver: DriverKind::Sandbox,
             sandbox: SandboxConfig::default(),
+            webdriver: WebDriverConfig::default(),
+        }
+    }
+}
+
+/// `[whatsapp.webdriver]`: WhatsApp Web in Chromium, driven through ChromeDriver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebDriverConfig {
+    pub web_url: String,
+    /// ChromeDriver to start (a path or a name on PATH), on a free loopback port.
+    pub chromedriver: String,
+    /// A WebDriver server that is already running; when set, `chromedriver` is not started.
+    pub webdriver_url: Option<String>,
+    /// Chromium or Chrome (a path or a name on PATH).
+    pub browser: String,
+    pub headless: bool,
+    /// Where the browser keeps the login; default `<data_dir>/browser-profile`.
+    pub profile_dir: Option<PathBuf>,
+    /// Extra command-line flags for the browser.
+    pub browser_args: Vec<String>,
+    pub ready_timeout: Dur,
+    pub keepalive_interval: Dur,
+    pub session_timeout: Dur,
+    pub send_timeout: Dur,
+    /// How often the login page's QR code is read again.
+    pub qr_poll: Dur,
+    pub takeover_on_conflict: bool,
+    /// The browser is restarted (between sends) when its processes use more than this.
+    pub memory_limit: ByteSize,
+    pub selectors: Selectors,
+}
+
+impl Default for WebDriverConfig {
+    fn default() -> Self {
+        Self {
+            web_url: "https://web.whatsapp.com/".into(),
+            chromedriver: "chromedriver".into(),
+            webdriver_url: None,
+            browser: "chromium".into(),
+            headless: true,
+            profile_dir: None,
+            browser_args: Vec::new(),
+            ready_timeout: Dur::secs(60),
+            keepalive_interval: Dur::secs(15),
+            session_timeout: Dur::secs(60),
+            send_timeout: Dur::secs(30),
+            qr_poll: Dur::secs(2),
+            takeover_on_conflict: true,
+            memory_limit: ByteSize(1 << 30),
+            selectors: Selectors::default(),
+        }
+    }
+}
+
+/// Every selector and text the WebDriver driver relies on, each an ordered list of fallbacks
+/// (first match wins), so an operator can follow a WhatsApp Web change without a rebuild.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Selectors {
+    pub loading: Vec<String>,
+    pub qr_canvas: Vec<String>,
+    /// The element holding the QR string in `data-ref`.
+    pub qr_ref: Vec<String>,
+    pub qr_reload: Vec<String>,
+    pub ready: Vec<String>,
+    /// Texts of the conflict screen ("open in another window").
+    pub conflict_text: Vec<String>,
+    /// Button texts that take the session over on the conflict screen.
+    pub conflict_takeover: Vec<String>,
+    pub invalid_dialog: Vec<String>,
+    pub invalid_text: Vec<String>,
+    pub compose: Vec<String>,
+    pub outgoing: Vec<String>,
+    /// Inside an outgoing bubble: its text.
+    pub bubble_text: Vec<String>,
+    /// Inside an outgoing bubble: the status icon (`data-icon`).
+    pub bubble_status: Vec<String>,
+    /// `data-icon` values that mean "still pending".
+    pub pending_icons: Vec<String>,
+    /// `data-icon` values that mean "sent" (or better).
+    pub sent_icons: Vec<String>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for Selectors {
+    fn default() -> Self {
+        Self {
+            loading: strings(&["div[data-testid='wa-web-loading-screen']", "progress"]),
+            qr_canvas: strings(&[
+                "canvas[aria-label='Scan this QR code to link a device!']",
+                "canvas[aria-label='Scan me!']",
+                "div[data-ref] canvas[aria-label]",
+            ]),
+            qr_ref: strings(&["div[data-ref]"]),
+            qr_reload: strings(&["div[data-ref] > span > button", "div[data-ref] button"]),
+            ready: strings(&[
+                "#pane-side",
+                "#side",
+                "span[data-icon='wa-wordmark-refreshed']",
+                "span[data-icon='wa-wordmark']",
+            ]),
+            conflict_text: strings(&["WhatsApp is open in another window"]),
+            conflict_takeover: strings(&["Use here", "Use Here"]),
+            invalid_dialog: strings(&[
+                "div[role='dialog']",
+                "div[data-animate-modal-popup='true']",
+            ]),
+            invalid_text: strings(&["Phone number shared via url is invalid"]),
+            compose: strings(&[
+                "#main footer div[contenteditable='true'][role='textbox']",
+                "div[contenteditable='true'][aria-placeholder='Type a message']",
+                "div[contenteditable='true'][data-tab='10']",
+            ]),
+            outgoing: strings(&["#main div.message-out", "div.message-out"]),
+            bubble_text: strings(&["span.selectable-text", "span[dir='ltr']"]),
+            bubble_status: strings(&["span[data-icon^='msg-']"]),
+            pending_icons: strings(&["msg-time"]),
+            sent_icons: strings(&["msg-check", "msg-dblcheck", "msg-dblcheck-ack"]),
         }
     }
 }
@@ -441,11 +564,34 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(bad("server.max_body_bytes", "must be at least 1024".into()));
         }
+        let wd = &self.whatsapp.webdriver;
         if self.whatsapp.driver == DriverKind::Webdriver {
-            return Err(bad(
-                "whatsapp.driver",
-                "\"webdriver\" is not available in this build yet; use \"sandbox\"".into(),
-            ));
+            if !(wd.web_url.starts_with("http://") || wd.web_url.starts_with("https://")) {
+                return Err(bad(
+                    "whatsapp.webdriver.web_url",
+                    "must be an http(s) URL".into(),
+                ));
+            }
+            for (key, d) in [
+                ("ready_timeout", wd.ready_timeout),
+                ("keepalive_interval", wd.keepalive_interval),
+                ("session_timeout", wd.session_timeout),
+                ("send_timeout", wd.send_timeout),
+                ("qr_poll", wd.qr_poll),
+            ] {
+                if d.0 < Duration::from_millis(100) {
+                    return Err(bad(
+                        &format!("whatsapp.webdriver.{key}"),
+                        "must be at least 100ms".into(),
+                    ));
+                }
+            }
+            if wd.session_timeout.0 < wd.keepalive_interval.0 {
+                return Err(bad(
+                    "whatsapp.webdriver.session_timeout",
+                    "must be at least keepalive_interval".into(),
+                ));
+            }
         }
         let mut names = std::collections::HashSet::new();
         let mut hooks = std::collections::HashSet::new();

@@ -35,6 +35,7 @@ use crate::hooks::{Builtin, Hooks};
 use crate::queue::Queue;
 use crate::whatsapp::MessageSender;
 use crate::whatsapp::sandbox::Sandbox;
+use crate::whatsapp::webdriver::WebDriver;
 
 /// Environment variables that create the first admin when there is no user yet.
 pub const ADMIN_EMAIL_ENV: &str = "GATEWAY_ADMIN_EMAIL";
@@ -68,6 +69,7 @@ pub async fn run(
         Some(p) => p.clone(),
         None => Arc::new(Builtin),
     };
+    let tracker = TaskTracker::new();
     let sender: Arc<dyn MessageSender> = match config.whatsapp.driver {
         DriverKind::Sandbox => {
             let outbox = config.resolve(&config.whatsapp.sandbox.outbox);
@@ -75,7 +77,13 @@ pub async fn run(
             Arc::new(Sandbox::new(config.whatsapp.sandbox.delay.0, &outbox)?)
         }
         DriverKind::Webdriver => {
-            anyhow::bail!("the webdriver driver is not available in this build")
+            let wd = &config.whatsapp.webdriver;
+            let profile = match &wd.profile_dir {
+                Some(p) => config.resolve(p),
+                None => data_dir.join("browser-profile"),
+            };
+            tracing::info!(url = %wd.web_url, profile = %profile.display(), "🌍 WhatsApp driver: webdriver");
+            WebDriver::start(wd.clone(), profile, shutdown.child_token(), &tracker)
         }
     };
     let queue = Queue::new(db.clone(), &config.queue, hooks, sender).await?;
@@ -94,7 +102,6 @@ pub async fn run(
     if let Some(p) = plugin_hooks {
         shutdown::reload_on_sighup(p, shutdown.clone());
     }
-    let tracker = TaskTracker::new();
     queue.start(shutdown.child_token(), &tracker);
 
     let addr = listener.local_addr()?;

@@ -6,6 +6,7 @@ mod health;
 mod jobs;
 mod plugins;
 mod queue;
+mod whatsapp;
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let whatsapp = Router::new()
         .merge(jobs::router())
         .merge(queue::router())
+        .merge(whatsapp::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     let plugins =
         plugins::router().route_layer(middleware::from_fn_with_state(state.clone(), require_auth));

@@ -1,7 +1,9 @@
 //! The seam between the queue and WhatsApp: a [`MessageSender`] delivers one message and says
 //! what went wrong in a stable code; the queue decides what a failure means (via the classifier).
 
+pub mod qr;
 pub mod sandbox;
+pub mod webdriver;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -70,5 +72,13 @@ pub trait MessageSender: Send + Sync + 'static {
     /// Resolves when readiness may have changed, so the queue can look again.
     fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(std::future::pending())
+    }
+    /// The login QR code's string while a scan is awaited.
+    fn qr(&self) -> Option<String> {
+        None
+    }
+    /// Asks the driver to restart its session; false when it has none to restart.
+    fn restart(&self, _why: &str) -> bool {
+        false
     }
 }
