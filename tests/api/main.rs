@@ -2,9 +2,11 @@
 
 mod auth;
 mod cli;
+mod fake_whatsapp;
 mod helpers;
 mod jobs;
 mod plugins;
 mod process;
 mod queue;
 mod sandbox;
+mod webdriver;

@@ -24,7 +24,7 @@ use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppSta
 use crate::config::WebDriverConfig;
 use browser::{Browser, LaunchError};
 
-pub use browser::profile_processes;
+pub use browser::{profile_processes, which};
 
 /// The session's state, as `GET /api/whatsapp/status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,9 +237,9 @@ async fn supervise(
                     "🌍 Browser started"
                 );
                 let (end, was_connected) = session(&shared, &cfg, &b, &mut rx, &shutdown).await;
-                b.close().await;
                 match end {
                     End::Shutdown => {
+                        b.close().await;
                         tracing::info!("🌍 Browser closed");
                         break;
                     }
@@ -249,6 +249,7 @@ async fn supervise(
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::warn!(cause = %cause, "♻️ Restarting the browser: {cause}");
                         shared.set(State::Restarting, cause);
+                        b.close().await;
                         if was_connected {
                             failures = 0;
                             continue;

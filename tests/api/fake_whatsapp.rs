@@ -1,0 +1,271 @@
+//! A local stand-in for WhatsApp Web, served on 127.0.0.1:0: the page (`fake_whatsapp.html`)
+//! follows the DOM of ../shared/whatsapp-web.md, and this server plays the phone and
+//! WhatsApp's servers. Tests drive it directly: scan the QR, log out from the phone, open a
+//! conflicting window, freeze the page, mark numbers unregistered, hold ticks at the clock. It
+//! records what was sent, per chat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const PAGE: &str = include_str!("fake_whatsapp.html");
+
+#[derive(Clone)]
+pub struct Sent {
+    pub phone: String,
+    pub text: String,
+    delivered: bool,
+    at_ms: u128,
+}
+
+struct Inner {
+    qr_seq: u32,
+    qr_issued: Instant,
+    qr_rotate: Duration,
+    qr_max: u32,
+    scanned_ref: Option<String>,
+    scans: u32,
+    sessions: HashMap<String, bool>,
+    conflict: bool,
+    freeze: bool,
+    unregistered: HashSet<String>,
+    stall: bool,
+    sent: Vec<Sent>,
+    loading_ms: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeWa {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn qr_ref(seq: u32) -> String {
+    format!("2@fake-ref-{seq}-{:x},noiseKeyAbc+/=,identityKeyDef+/=,advSecretGhi+/=", seq * 7919)
+}
+
+impl FakeWa {
+    pub async fn start() -> FakeWa {
+        Self::start_with(Duration::from_secs(20), 5).await
+    }
+
+    /// A fake whose QR code changes every `rotate`, and which shows a reload button after
+    /// `max` codes.
+    pub async fn start_with(rotate: Duration, max: u32) -> FakeWa {
+        let inner = Arc::new(Mutex::new(Inner {
+            qr_seq: 1,
+            qr_issued: Instant::now(),
+            qr_rotate: rotate,
+            qr_max: max,
+            scanned_ref: None,
+            scans: 0,
+            sessions: HashMap::new(),
+            conflict: false,
+            freeze: false,
+            unregistered: HashSet::new(),
+            stall: false,
+            sent: Vec::new(),
+            loading_ms: 300,
+        }));
+        let app = Router::new()
+            .route("/", get(page))
+            .route("/send", get(page))
+            .route("/fake/config", get(config))
+            .route("/fake/qr", get(qr))
+            .route("/fake/qr/reload", post(qr_reload))
+            .route("/fake/poll", get(poll))
+            .route("/fake/session", get(session))
+            .route("/fake/takeover", post(takeover))
+            .route("/fake/registered", get(registered))
+            .route("/fake/chat", get(chat))
+            .route("/fake/send", post(send))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeWa { url, inner }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// The QR string the page shows now.
+    pub fn current_ref(&self) -> String {
+        qr_ref(self.lock().qr_seq)
+    }
+    /// The phone scans the code on screen.
+    pub fn scan(&self) {
+        let mut s = self.lock();
+        s.scanned_ref = Some(qr_ref(s.qr_seq));
+        s.scans += 1;
+    }
+    pub fn scans(&self) -> u32 {
+        self.lock().scans
+    }
+    /// The phone logs this device out.
+    pub fn logout(&self) {
+        let mut s = self.lock();
+        for v in s.sessions.values_mut() {
+            *v = false;
+        }
+        s.scanned_ref = None;
+        s.qr_seq += 1;
+        s.qr_issued = Instant::now();
+    }
+    pub fn open_elsewhere(&self) {
+        self.lock().conflict = true;
+    }
+    pub fn conflict(&self) -> bool {
+        self.lock().conflict
+    }
+    /// The page's main thread spins forever, once.
+    pub fn freeze(&self) {
+        self.lock().freeze = true;
+    }
+    pub fn unregister(&self, phone: &str) {
+        self.lock().unregistered.insert(phone.to_string());
+    }
+    /// While stalled, sent messages keep the clock icon.
+    pub fn stall(&self, on: bool) {
+        let mut s = self.lock();
+        s.stall = on;
+        if !on {
+            for m in &mut s.sent {
+                m.delivered = true;
+            }
+        }
+    }
+    /// Texts received by the "server" for a chat, in order.
+    pub fn sent_to(&self, phone: &str) -> Vec<String> {
+        self.lock()
+            .sent
+            .iter()
+            .filter(|m| m.phone == phone)
+            .map(|m| m.text.clone())
+            .collect()
+    }
+    pub fn sent(&self) -> Vec<Sent> {
+        self.lock().sent.clone()
+    }
+}
+
+type St = State<Arc<Mutex<Inner>>>;
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn config(State(s): St) -> Json<Value> {
+    Json(json!({ "loading_ms": s.lock().unwrap().loading_ms }))
+}
+
+async fn qr(State(s): St) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    if s.qr_issued.elapsed() >= s.qr_rotate && s.qr_seq % s.qr_max != 0 {
+        s.qr_seq += 1;
+        s.qr_issued = Instant::now();
+    }
+    let exhausted = s.qr_issued.elapsed() >= s.qr_rotate && s.qr_seq % s.qr_max == 0;
+    Json(json!({ "ref": qr_ref(s.qr_seq), "exhausted": exhausted }))
+}
+
+async fn qr_reload(State(s): St) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    s.qr_seq += 1;
+    s.qr_issued = Instant::now();
+    Json(json!({}))
+}
+
+#[derive(Deserialize)]
+struct RefQ {
+    r#ref: String,
+}
+
+async fn poll(State(s): St, Query(q): Query<RefQ>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    if s.scanned_ref.as_deref() == Some(q.r#ref.as_str()) {
+        s.scanned_ref = None;
+        let token = format!("tok-{}", s.sessions.len() + 1);
+        s.sessions.insert(token.clone(), true);
+        return Json(json!({ "token": token }));
+    }
+    Json(json!({}))
+}
+
+#[derive(Deserialize)]
+struct TokenQ {
+    token: String,
+}
+
+async fn session(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    let valid = s.sessions.get(&q.token).copied().unwrap_or(false);
+    let freeze = valid && std::mem::take(&mut s.freeze);
+    Json(json!({ "valid": valid, "conflict": valid && s.conflict, "freeze": freeze }))
+}
+
+async fn takeover(State(s): St) -> Json<Value> {
+    s.lock().unwrap().conflict = false;
+    Json(json!({}))
+}
+
+#[derive(Deserialize)]
+struct PhoneQ {
+    phone: String,
+}
+
+async fn registered(State(s): St, Query(q): Query<PhoneQ>) -> Json<Value> {
+    let s = s.lock().unwrap();
+    Json(json!({ "registered": !s.unregistered.contains(&q.phone) }))
+}
+
+async fn chat(State(s): St, Query(q): Query<PhoneQ>) -> Json<Value> {
+    let s = s.lock().unwrap();
+    let msgs: Vec<Value> = s
+        .sent
+        .iter()
+        .filter(|m| m.phone == q.phone)
+        .map(|m| {
+            json!({
+                "text": m.text,
+                "icon": if m.delivered { "msg-dblcheck" } else { "msg-time" },
+                "at": m.at_ms as u64,
+            })
+        })
+        .collect();
+    Json(json!(msgs))
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    token: String,
+    phone: String,
+    text: String,
+}
+
+async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    if !s.sessions.get(&b.token).copied().unwrap_or(false) {
+        return Json(json!({ "delivered": false }));
+    }
+    let delivered = !s.stall;
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    s.sent.push(Sent {
+        phone: b.phone,
+        text: b.text,
+        delivered,
+        at_ms,
+    });
+    Json(json!({ "delivered": delivered }))
+}

@@ -1,0 +1,422 @@
+//! The WebDriver driver end to end: real headless Chromium through ChromeDriver against the
+//! local stand-in for WhatsApp Web (`fake_whatsapp`). Browser tests run one at a time.
+//! Outside CI they are skipped when Chromium or ChromeDriver is missing; under `CI=true` that
+//! is a failure.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wa_gateway::config::{Config, DriverKind, Dur};
+
+use crate::fake_whatsapp::FakeWa;
+use crate::helpers::{TestApp, spawn_app_with, start};
+
+static ONE_BROWSER_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> =
+    LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+fn on_path(program: &str) -> bool {
+    wa_gateway::whatsapp::webdriver::which(program).is_some()
+}
+
+/// True when the browser tests can run; panics under CI when they cannot.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = ["chromium", "chromedriver"]
+        .into_iter()
+        .filter(|p| !on_path(p))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and {missing:?} not on PATH: apt-get install -y chromium chromium-driver");
+    }
+    eprintln!("skipped: {missing:?} not on PATH (apt-get install -y chromium chromium-driver)");
+    false
+}
+
+fn use_webdriver(c: &mut Config, fake: &FakeWa) {
+    c.whatsapp.driver = DriverKind::Webdriver;
+    let wd = &mut c.whatsapp.webdriver;
+    wd.web_url = fake.url.clone();
+    wd.keepalive_interval = Dur::secs(1);
+    wd.session_timeout = Dur::secs(4);
+    wd.ready_timeout = Dur::secs(30);
+    wd.send_timeout = Dur::secs(10);
+}
+
+async fn state(app: &TestApp) -> Value {
+    app.status().await
+}
+
+/// Waits until `whatsapp.state` is one of `want`; returns the status and how long it took.
+async fn wait_state(app: &TestApp, want: &[&str], within: Duration) -> (Value, Duration) {
+    let t0 = Instant::now();
+    loop {
+        let s = state(app).await;
+        if want.iter().any(|w| s["whatsapp"]["state"] == *w) {
+            return (s, t0.elapsed());
+        }
+        assert!(
+            t0.elapsed() < within,
+            "state not {want:?} after {within:?}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_job(app: &TestApp, id: &str, within: Duration) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let job = app.job(id).await;
+        if job["status"] == "completed" || job["status"] == "failed" {
+            return job;
+        }
+        assert!(t0.elapsed() < within, "job {id} not finished: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn profile(app: &TestApp) -> std::path::PathBuf {
+    app.config.data_dir().join("browser-profile")
+}
+
+fn browser_processes(app: &TestApp) -> Vec<u32> {
+    wa_gateway::whatsapp::webdriver::profile_processes(&profile(app))
+}
+
+/// Starts a gateway on the fake and logs it in with a scan.
+async fn connected_app(fake: &FakeWa, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let app = spawn_app_with(|c| {
+        use_webdriver(c, fake);
+        tweak(c);
+    })
+    .await;
+    wait_state(&app, &["qr"], Duration::from_secs(30)).await;
+    fake.scan();
+    wait_state(&app, &["connected"], Duration::from_secs(15)).await;
+    app
+}
+
+#[tokio::test]
+async fn qr_login_serves_the_pages_code_and_held_jobs_go_out_after_the_scan() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    // Codes change every 1.5s and run out after two: the driver must follow and press reload.
+    let fake = FakeWa::start_with(Duration::from_millis(1500), 2).await;
+    let t0 = Instant::now();
+    let app = spawn_app_with(|c| use_webdriver(c, &fake)).await;
+    let (s, _) = wait_state(&app, &["qr"], Duration::from_secs(30)).await;
+    let to_qr = t0.elapsed();
+    assert!(s["whatsapp"]["detail"].as_str().unwrap().contains("scan"), "{s}");
+
+    // Held: accepted, waiting, no attempt spent.
+    let id = app.send_ok("6281200000001", "held until the scan").await;
+    let s = state(&app).await;
+    assert_eq!(s["queue"]["state"], "held", "{s}");
+    assert!(s["queue"]["heldReason"].as_str().unwrap().contains("qr"), "{s}");
+
+    // The API's QR is the page's data-ref, following it through rotations and a reload.
+    let t1 = Instant::now();
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let r = app.get("/api/whatsapp/qr").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let qr = body["qr"].as_str().unwrap().to_string();
+        assert!(
+            body["image"]
+                .as_str()
+                .unwrap()
+                .starts_with("data:image/png;base64,")
+        );
+        seen.insert(qr.clone());
+        if qr.contains("fake-ref-3-") && qr == fake.current_ref() {
+            break;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(15),
+            "QR did not follow the page past a reload: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen.len() >= 2, "{seen:?}");
+    let png = app
+        .client
+        .get(app.url("/api/whatsapp/qr"))
+        .bearer_auth(&app.token)
+        .header("accept", "image/png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(&png.bytes().await.unwrap()[1..4], b"PNG");
+    assert_eq!(app.job(&id).await["attempts"], 0);
+
+    let t2 = Instant::now();
+    fake.scan();
+    let (_, to_connected) = wait_state(&app, &["connected"], Duration::from_secs(15)).await;
+    let job = wait_job(&app, &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(fake.sent_to("6281200000001"), vec!["held until the scan"]);
+    let r = app.get("/api/whatsapp/qr").await;
+    assert_eq!(crate::helpers::error_code(r, StatusCode::NOT_FOUND).await, "no_qr");
+    eprintln!(
+        "MEASURE start→QR {:?}, scan→connected {:?}, scan→delivered {:?}",
+        to_qr,
+        to_connected,
+        t2.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn texts_arrive_unchanged_each_in_its_own_chat_at_concurrency_3() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |_| {}).await;
+    let long: String = "Panjang ✓ 長い текст 🚀 "
+        .repeat(150)
+        .trim()
+        .to_string();
+    let texts = [
+        "Halo 👋🏽 selamat pagi ✨",
+        "Line one\nLine two\n\nLine four",
+        "Family: 👨‍👩‍👧‍👦 flags: 🇮🇩🇯🇵",
+        "مرحبا بالعالم",
+        "中文，日本語、한국어",
+        "Symbols <b>not html</b> & \"quotes\" 'single' `tick` {{braces}}",
+        long.as_str(),
+        "Tab\tinside and trailing text",
+        "Last one 😀",
+    ];
+    let mut ids = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let number = format!("62812300000{i:02}");
+        ids.push((number.clone(), app.send_ok(&number, t).await));
+    }
+    for ((number, id), text) in ids.iter().zip(texts) {
+        let job = wait_job(&app, id, Duration::from_secs(90)).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(fake.sent_to(number), vec![text.to_string()], "chat {number}");
+    }
+    assert_eq!(fake.sent().len(), texts.len());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unregistered_number_fails_once_with_not_registered() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    fake.unregister("6281299999999");
+    let app = connected_app(&fake, |_| {}).await;
+    let id = app.send_ok("6281299999999", "nobody home").await;
+    let job = wait_job(&app, &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(job["lastError"]["code"], "not-registered", "{job}");
+    assert!(fake.sent_to("6281299999999").is_empty());
+    // The session is fine afterwards.
+    let id = app.send_ok("6281200000002", "next one").await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_message() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |_| {}).await;
+    let id = app.send_ok("6281200000003", "before the kill").await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+
+    let pids = browser_processes(&app);
+    assert!(!pids.is_empty(), "no browser process found");
+    let t0 = Instant::now();
+    for pid in &pids {
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    wait_state(
+        &app,
+        &["restarting", "starting", "loading"],
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_state(&app, &["connected"], Duration::from_secs(30)).await;
+    let recovery = t0.elapsed();
+    assert_eq!(fake.scans(), 1, "a new QR scan was needed");
+    let id = app.send_ok("6281200000003", "after the kill").await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        fake.sent_to("6281200000003"),
+        vec!["before the kill", "after the kill"]
+    );
+    eprintln!("MEASURE recovery after SIGKILL of Chromium: {recovery:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_frozen_page_is_restarted_within_session_timeout() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |_| {}).await;
+    let t0 = Instant::now();
+    fake.freeze();
+    wait_state(&app, &["restarting"], Duration::from_secs(4 + 6)).await;
+    let noticed = t0.elapsed();
+    wait_state(&app, &["connected"], Duration::from_secs(30)).await;
+    let recovery = t0.elapsed();
+    assert_eq!(fake.scans(), 1);
+    let id = app.send_ok("6281200000004", "after the freeze").await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    eprintln!(
+        "MEASURE freeze: restart began after {noticed:?} (session_timeout 4s), connected again after {recovery:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logout_from_the_phone_holds_the_queue_until_a_new_scan() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |_| {}).await;
+    fake.logout();
+    let (s, _) = wait_state(&app, &["logged_out"], Duration::from_secs(10)).await;
+    assert!(s["whatsapp"]["detail"].as_str().unwrap().contains("logged out"), "{s}");
+    let id = app.send_ok("6281200000005", "after a new scan").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = state(&app).await;
+    assert_eq!(s["queue"]["state"], "held", "{s}");
+    let job = app.job(&id).await;
+    assert_eq!(job["status"], "waiting", "{job}");
+    assert_eq!(job["attempts"], 0, "{job}");
+    // A new code is served, and scanning it reconnects.
+    let r = app.get("/api/whatsapp/qr").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    fake.scan();
+    wait_state(&app, &["connected"], Duration::from_secs(15)).await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(fake.sent_to("6281200000005"), vec!["after a new scan"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_conflict_is_taken_over() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |_| {}).await;
+    fake.open_elsewhere();
+    let t0 = Instant::now();
+    while fake.conflict() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_state(&app, &["connected"], Duration::from_secs(10)).await;
+    let id = app.send_ok("6281200000006", "after the takeover").await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_a_pending_tick_does_not_send_the_text_twice() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.send_timeout = Dur::secs(2);
+        c.queue.backoff_base = Dur::secs(1);
+    })
+    .await;
+    fake.stall(true);
+    let id = app.send_ok("6281200000007", "exactly once").await;
+    // The first attempt sees the clock and times out; then the message goes through.
+    let t0 = Instant::now();
+    loop {
+        let job = app.job(&id).await;
+        if job["attempts"].as_i64().unwrap() >= 1 && job["lastError"]["code"] == "timeout" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fake.stall(false);
+    let job = wait_job(&app, &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(fake.sent_to("6281200000007"), vec!["exactly once"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_gateway_reconnects_without_a_qr_and_sigterm_leaves_no_browser() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = connected_app(&fake, |_| {}).await;
+    let profile = profile(&app);
+    assert!(!browser_processes(&app).is_empty());
+    let (dir, config) = app.stop().await;
+    assert!(
+        wa_gateway::whatsapp::webdriver::profile_processes(&profile).is_empty(),
+        "browser processes left after shutdown"
+    );
+    let t0 = Instant::now();
+    let app = start(dir, config).await;
+    let (_, _) = wait_state(&app, &["connected"], Duration::from_secs(30)).await;
+    eprintln!("MEASURE restart→connected (no QR): {:?}", t0.elapsed());
+    assert_eq!(fake.scans(), 1, "the restart needed a new scan");
+    let id = app.send_ok("6281200000008", "after the restart").await;
+    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    app.stop().await;
+    assert!(wa_gateway::whatsapp::webdriver::profile_processes(&profile).is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_chromedriver_is_unavailable_with_how_to_install_it() {
+    let fake = FakeWa::start().await;
+    let app = spawn_app_with(|c| {
+        use_webdriver(c, &fake);
+        c.whatsapp.webdriver.chromedriver = "/nonexistent/chromedriver".into();
+        c.whatsapp.webdriver.browser = "/bin/sh".into();
+    })
+    .await;
+    let (s, _) = wait_state(&app, &["unavailable"], Duration::from_secs(10)).await;
+    let detail = s["whatsapp"]["detail"].as_str().unwrap();
+    assert!(detail.contains("ChromeDriver not found"), "{detail}");
+    assert!(detail.contains("apt-get install chromium-driver"), "{detail}");
+    assert_eq!(s["queue"]["state"], "held");
+    // Jobs are accepted and wait; the API stays up.
+    let r = app
+        .send(&json!({"number": "6281200000009", "message": "waits"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = app.get("/api/whatsapp/qr").await;
+    assert_eq!(crate::helpers::error_code(r, StatusCode::NOT_FOUND).await, "no_qr");
+    app.stop().await;
+}
