@@ -166,13 +166,14 @@ impl Browser {
 
     /// Ends the session politely (the browser writes its profile to disk), then makes sure no
     /// process of it is left.
-    pub async fn close(self) {
+    /// `polite` bounds the wait for the browser to end the session itself.
+    pub async fn close(self, polite: Duration) {
         let Browser {
             client,
             driver,
             profile,
         } = self;
-        let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+        let _ = tokio::time::timeout(polite, client.close()).await;
         if let Some(mut d) = driver {
             kill_group(&d);
             let _ = tokio::time::timeout(Duration::from_secs(5), d.wait()).await;

@@ -239,7 +239,7 @@ async fn supervise(
                 let (end, was_connected) = session(&shared, &cfg, &b, &mut rx, &shutdown).await;
                 match end {
                     End::Shutdown => {
-                        b.close().await;
+                        b.close(Duration::from_secs(5)).await;
                         tracing::info!("🌍 Browser closed");
                         break;
                     }
@@ -249,7 +249,8 @@ async fn supervise(
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::warn!(cause = %cause, "♻️ Restarting the browser: {cause}");
                         shared.set(State::Restarting, cause);
-                        b.close().await;
+                        // A hung page will not end its session: don't wait long for it.
+                        b.close(Duration::from_secs(2)).await;
                         if was_connected {
                             failures = 0;
                             continue;
