@@ -188,8 +188,6 @@ pub struct WebDriverConfig {
     pub keepalive_interval: Dur,
     pub session_timeout: Dur,
     pub send_timeout: Dur,
-    /// How often the login page's QR code is read again.
-    pub qr_poll: Dur,
     pub takeover_on_conflict: bool,
     /// The browser is restarted (between sends) when its processes use more than this.
     pub memory_limit: ByteSize,
@@ -210,7 +208,6 @@ impl Default for WebDriverConfig {
             keepalive_interval: Dur::secs(15),
             session_timeout: Dur::secs(60),
             send_timeout: Dur::secs(30),
-            qr_poll: Dur::secs(2),
             takeover_on_conflict: true,
             memory_limit: ByteSize(1 << 30),
             selectors: Selectors::default(),
@@ -577,7 +574,6 @@ impl Config {
                 ("keepalive_interval", wd.keepalive_interval),
                 ("session_timeout", wd.session_timeout),
                 ("send_timeout", wd.send_timeout),
-                ("qr_poll", wd.qr_poll),
             ] {
                 if d.0 < Duration::from_millis(100) {
                     return Err(bad(
@@ -690,6 +686,26 @@ mod tests {
             Path::new("/etc/wa"),
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    #[test]
+    fn the_committed_gateway_toml_documents_the_webdriver_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+        let c = Config::load(&path).expect("gateway.toml");
+        let wd = &c.whatsapp.webdriver;
+        let d = WebDriverConfig::default();
+        assert_eq!(
+            serde_json::to_value(&wd.selectors).unwrap(),
+            serde_json::to_value(&d.selectors).unwrap(),
+            "gateway.toml's selectors differ from the built-in defaults"
+        );
+        assert_eq!(wd.web_url, d.web_url);
+        assert_eq!(wd.ready_timeout, d.ready_timeout);
+        assert_eq!(wd.keepalive_interval, d.keepalive_interval);
+        assert_eq!(wd.session_timeout, d.session_timeout);
+        assert_eq!(wd.send_timeout, d.send_timeout);
+        assert_eq!(wd.memory_limit, d.memory_limit);
+        assert_eq!(wd.takeover_on_conflict, d.takeover_on_conflict);
     }
 
     #[test]
