@@ -67,6 +67,8 @@ fn browser_args(cfg: &WebDriverConfig, profile: &Path) -> Vec<String> {
         "--no-default-browser-check".to_string(),
         "--mute-audio".to_string(),
         "--renderer-process-limit=2".to_string(),
+        "--in-process-gpu".to_string(),
+        "--disable-software-rasterizer".to_string(),
     ];
     if cfg.headless {
         args.push("--headless=new".to_string());
@@ -181,11 +183,11 @@ impl Browser {
         kill_profile_processes(&profile);
     }
 
-    /// Resident memory of the browser's processes, summed (shared pages counted in each).
-    pub fn rss_bytes(&self) -> u64 {
+    /// Memory the browser's processes hold, summed (PSS).
+    pub fn memory_bytes(&self) -> u64 {
         profile_processes(&self.profile)
             .into_iter()
-            .map(rss_of)
+            .map(pss_bytes)
             .sum()
     }
 }
@@ -264,14 +266,20 @@ fn kill_profile_processes(profile: &Path) {
     }
 }
 
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
+/// Proportional set size (shared pages split between the processes sharing them), so the sum
+/// over the browser's processes is what it really holds; RSS where PSS is not available.
+pub fn pss_bytes(pid: u32) -> u64 {
+    let field = |file: &str, key: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+    };
+    field("smaps_rollup", "Pss:")
+        .or_else(|| field("status", "VmRSS:"))
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }

@@ -24,7 +24,7 @@ use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppSta
 use crate::config::WebDriverConfig;
 use browser::{Browser, LaunchError};
 
-pub use browser::{profile_processes, which};
+pub use browser::{profile_processes, pss_bytes, which};
 
 /// The session's state, as `GET /api/whatsapp/status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,7 +421,7 @@ async fn session(
                             )), was_connected);
                         }
                         if state == State::Connected && cfg.memory_limit.0 > 0 {
-                            let rss = b.rss_bytes();
+                            let rss = b.memory_bytes();
                             if rss > cfg.memory_limit.0 as u64 {
                                 return (End::Restart(format!(
                                     "the browser uses {} MiB, over memory_limit ({} MiB)",

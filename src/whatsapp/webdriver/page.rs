@@ -227,7 +227,7 @@ pub fn chat_url(web_url: &str, number: &str) -> String {
 
 /// How far back (minutes) a retry looks for its text already in the chat.
 const DUPLICATE_WINDOW_MIN: i64 = 10;
-const STEP: Duration = Duration::from_millis(100);
+const STEP: Duration = Duration::from_millis(50);
 
 /// Sends one message through the page, within `timeout`.
 pub async fn send(
