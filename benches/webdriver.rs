@@ -117,5 +117,8 @@ async fn main() {
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;
-    assert!(profile_processes(&profile).is_empty(), "browser left running");
+    assert!(
+        profile_processes(&profile).is_empty(),
+        "browser left running"
+    );
 }

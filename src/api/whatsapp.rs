@@ -46,12 +46,12 @@ async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
 
 /// Restarts the browser session (same profile: no new QR unless logged out).
 async fn restart(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if state.queue.sender().restart("restart asked through the API") {
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "restarting": true })),
-        )
-            .into_response())
+    if state
+        .queue
+        .sender()
+        .restart("restart asked through the API")
+    {
+        Ok((StatusCode::ACCEPTED, Json(json!({ "restarting": true }))).into_response())
     } else {
         Err(ApiError::Conflict(
             "not_restartable",

@@ -81,6 +81,10 @@ mod tests {
         let text = super::unicode(data).expect("unicode");
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines.len() > 10);
-        assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count())
+        );
     }
 }

@@ -48,7 +48,10 @@ pub struct FakeWa {
 }
 
 fn qr_ref(seq: u32) -> String {
-    format!("2@fake-ref-{seq}-{:x},noiseKeyAbc+/=,identityKeyDef+/=,advSecretGhi+/=", seq * 7919)
+    format!(
+        "2@fake-ref-{seq}-{:x},noiseKeyAbc+/=,identityKeyDef+/=,advSecretGhi+/=",
+        seq * 7919
+    )
 }
 
 impl FakeWa {

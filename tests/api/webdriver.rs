@@ -111,13 +111,19 @@ async fn qr_login_serves_the_pages_code_and_held_jobs_go_out_after_the_scan() {
     let app = spawn_app_with(|c| use_webdriver(c, &fake)).await;
     let (s, _) = wait_state(&app, &["qr"], Duration::from_secs(30)).await;
     let to_qr = t0.elapsed();
-    assert!(s["whatsapp"]["detail"].as_str().unwrap().contains("scan"), "{s}");
+    assert!(
+        s["whatsapp"]["detail"].as_str().unwrap().contains("scan"),
+        "{s}"
+    );
 
     // Held: accepted, waiting, no attempt spent.
     let id = app.send_ok("6281200000001", "held until the scan").await;
     let s = state(&app).await;
     assert_eq!(s["queue"]["state"], "held", "{s}");
-    assert!(s["queue"]["heldReason"].as_str().unwrap().contains("qr"), "{s}");
+    assert!(
+        s["queue"]["heldReason"].as_str().unwrap().contains("qr"),
+        "{s}"
+    );
 
     // The API's QR is the page's data-ref, following it through rotations and a reload.
     let t1 = Instant::now();
@@ -164,7 +170,10 @@ async fn qr_login_serves_the_pages_code_and_held_jobs_go_out_after_the_scan() {
     assert_eq!(job["attempts"], 1, "{job}");
     assert_eq!(fake.sent_to("6281200000001"), vec!["held until the scan"]);
     let r = app.get("/api/whatsapp/qr").await;
-    assert_eq!(crate::helpers::error_code(r, StatusCode::NOT_FOUND).await, "no_qr");
+    assert_eq!(
+        crate::helpers::error_code(r, StatusCode::NOT_FOUND).await,
+        "no_qr"
+    );
     eprintln!(
         "MEASURE start→QR {:?}, scan→connected {:?}, scan→delivered {:?}",
         to_qr,
@@ -182,10 +191,7 @@ async fn texts_arrive_unchanged_each_in_its_own_chat_at_concurrency_3() {
     let _one = ONE_BROWSER_AT_A_TIME.lock().await;
     let fake = FakeWa::start().await;
     let app = connected_app(&fake, |_| {}).await;
-    let long: String = "Panjang ✓ 長い текст 🚀 "
-        .repeat(150)
-        .trim()
-        .to_string();
+    let long: String = "Panjang ✓ 長い текст 🚀 ".repeat(150).trim().to_string();
     let texts = [
         "Halo 👋🏽 selamat pagi ✨",
         "Line one\nLine two\n\nLine four",
@@ -205,7 +211,11 @@ async fn texts_arrive_unchanged_each_in_its_own_chat_at_concurrency_3() {
     for ((number, id), text) in ids.iter().zip(texts) {
         let job = wait_job(&app, id, Duration::from_secs(90)).await;
         assert_eq!(job["status"], "completed", "{job}");
-        assert_eq!(fake.sent_to(number), vec![text.to_string()], "chat {number}");
+        assert_eq!(
+            fake.sent_to(number),
+            vec![text.to_string()],
+            "chat {number}"
+        );
     }
     assert_eq!(fake.sent().len(), texts.len());
     app.stop().await;
@@ -228,7 +238,10 @@ async fn an_unregistered_number_fails_once_with_not_registered() {
     assert!(fake.sent_to("6281299999999").is_empty());
     // The session is fine afterwards.
     let id = app.send_ok("6281200000002", "next one").await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     app.stop().await;
 }
 
@@ -241,7 +254,10 @@ async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_messag
     let fake = FakeWa::start().await;
     let app = connected_app(&fake, |_| {}).await;
     let id = app.send_ok("6281200000003", "before the kill").await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
 
     let pids = browser_processes(&app);
     assert!(!pids.is_empty(), "no browser process found");
@@ -259,7 +275,10 @@ async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_messag
     let recovery = t0.elapsed();
     assert_eq!(fake.scans(), 1, "a new QR scan was needed");
     let id = app.send_ok("6281200000003", "after the kill").await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     assert_eq!(
         fake.sent_to("6281200000003"),
         vec!["before the kill", "after the kill"]
@@ -284,7 +303,10 @@ async fn a_frozen_page_is_restarted_within_session_timeout() {
     let recovery = t0.elapsed();
     assert_eq!(fake.scans(), 1);
     let id = app.send_ok("6281200000004", "after the freeze").await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     eprintln!(
         "MEASURE freeze: restart began after {noticed:?} (session_timeout 4s), connected again after {recovery:?}"
     );
@@ -301,7 +323,13 @@ async fn logout_from_the_phone_holds_the_queue_until_a_new_scan() {
     let app = connected_app(&fake, |_| {}).await;
     fake.logout();
     let (s, _) = wait_state(&app, &["logged_out"], Duration::from_secs(10)).await;
-    assert!(s["whatsapp"]["detail"].as_str().unwrap().contains("logged out"), "{s}");
+    assert!(
+        s["whatsapp"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("logged out"),
+        "{s}"
+    );
     let id = app.send_ok("6281200000005", "after a new scan").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = state(&app).await;
@@ -314,7 +342,10 @@ async fn logout_from_the_phone_holds_the_queue_until_a_new_scan() {
     assert_eq!(r.status(), StatusCode::OK);
     fake.scan();
     wait_state(&app, &["connected"], Duration::from_secs(15)).await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     assert_eq!(fake.sent_to("6281200000005"), vec!["after a new scan"]);
     app.stop().await;
 }
@@ -335,7 +366,10 @@ async fn a_conflict_is_taken_over() {
     }
     wait_state(&app, &["connected"], Duration::from_secs(10)).await;
     let id = app.send_ok("6281200000006", "after the takeover").await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     app.stop().await;
 }
 
@@ -392,7 +426,10 @@ async fn a_restarted_gateway_reconnects_without_a_qr_and_sigterm_leaves_no_brows
     eprintln!("MEASURE restart→connected (no QR): {:?}", t0.elapsed());
     assert_eq!(fake.scans(), 1, "the restart needed a new scan");
     let id = app.send_ok("6281200000008", "after the restart").await;
-    assert_eq!(wait_job(&app, &id, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     app.stop().await;
     assert!(wa_gateway::whatsapp::webdriver::profile_processes(&profile).is_empty());
 }
@@ -409,7 +446,10 @@ async fn a_missing_chromedriver_is_unavailable_with_how_to_install_it() {
     let (s, _) = wait_state(&app, &["unavailable"], Duration::from_secs(10)).await;
     let detail = s["whatsapp"]["detail"].as_str().unwrap();
     assert!(detail.contains("ChromeDriver not found"), "{detail}");
-    assert!(detail.contains("apt-get install chromium-driver"), "{detail}");
+    assert!(
+        detail.contains("apt-get install chromium-driver"),
+        "{detail}"
+    );
     assert_eq!(s["queue"]["state"], "held");
     // Jobs are accepted and wait; the API stays up.
     let r = app
@@ -417,6 +457,9 @@ async fn a_missing_chromedriver_is_unavailable_with_how_to_install_it() {
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let r = app.get("/api/whatsapp/qr").await;
-    assert_eq!(crate::helpers::error_code(r, StatusCode::NOT_FOUND).await, "no_qr");
+    assert_eq!(
+        crate::helpers::error_code(r, StatusCode::NOT_FOUND).await,
+        "no_qr"
+    );
     app.stop().await;
 }

@@ -110,8 +110,8 @@ impl Browser {
                         cfg.chromedriver
                     ))
                 })?;
-                let port = free_port()
-                    .map_err(|e| LaunchError::Failed(format!("no free port: {e}")))?;
+                let port =
+                    free_port().map_err(|e| LaunchError::Failed(format!("no free port: {e}")))?;
                 let mut cmd = tokio::process::Command::new(&chromedriver);
                 cmd.arg(format!("--port={port}"))
                     .arg("--allowed-ips=127.0.0.1")
@@ -125,12 +125,14 @@ impl Browser {
                     LaunchError::Failed(format!("cannot start {}: {e}", chromedriver.display()))
                 })?;
                 let url = format!("http://127.0.0.1:{port}");
-                wait_listening(port, Duration::from_secs(10)).await.map_err(|_| {
-                    LaunchError::Failed(format!(
-                        "{} did not listen on port {port} within 10s",
-                        chromedriver.display()
-                    ))
-                })?;
+                wait_listening(port, Duration::from_secs(10))
+                    .await
+                    .map_err(|_| {
+                        LaunchError::Failed(format!(
+                            "{} did not listen on port {port} within 10s",
+                            chromedriver.display()
+                        ))
+                    })?;
                 (url, Some(child))
             }
         };
@@ -224,7 +226,11 @@ pub fn profile_processes(profile: &Path) -> Vec<u32> {
         return roots;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {

@@ -111,7 +111,6 @@ enum Command {
 pub struct WebDriver {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
-    changed: watch::Receiver<u64>,
 }
 
 impl WebDriver {
@@ -122,7 +121,7 @@ impl WebDriver {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Arc<WebDriver> {
-        let (changed_tx, changed) = watch::channel(0);
+        let (changed_tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             current: Mutex::new(Current {
                 state: State::Starting,
@@ -135,11 +134,7 @@ impl WebDriver {
         });
         let (commands, rx) = mpsc::channel(64);
         tracker.spawn(supervise(shared.clone(), cfg, profile, rx, shutdown));
-        Arc::new(WebDriver {
-            shared,
-            commands,
-            changed,
-        })
+        Arc::new(WebDriver { shared, commands })
     }
 
     /// How many times the browser was restarted.
@@ -181,7 +176,8 @@ impl MessageSender for WebDriver {
     }
 
     fn changed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        let mut rx = self.changed.clone();
+        // A fresh subscription has seen the current state: it wakes on the next change.
+        let mut rx = self.shared.changed.subscribe();
         Box::pin(async move {
             let _ = rx.changed().await;
         })
@@ -232,10 +228,7 @@ async fn supervise(
                 shared.set(State::Failed, why);
             }
             Ok(b) => {
-                tracing::info!(
-                    ms = t0.elapsed().as_millis() as u64,
-                    "🌍 Browser started"
-                );
+                tracing::info!(ms = t0.elapsed().as_millis() as u64, "🌍 Browser started");
                 let (end, was_connected) = session(&shared, &cfg, &b, &mut rx, &shutdown).await;
                 match end {
                     End::Shutdown => {
@@ -321,8 +314,22 @@ async fn session(
 
     shared.set(State::Loading, format!("opening {}", cfg.web_url));
     match tokio::time::timeout(cfg.ready_timeout.0, b.client.goto(&cfg.web_url)).await {
-        Err(_) => return (End::Restart(format!("{} did not load within ready_timeout", cfg.web_url)), false),
-        Ok(Err(e)) => return (End::Restart(format!("cannot open {}: {}", cfg.web_url, page::to_send_error(&e).message)), false),
+        Err(_) => {
+            return (
+                End::Restart(format!("{} did not load within ready_timeout", cfg.web_url)),
+                false,
+            );
+        }
+        Ok(Err(e)) => {
+            return (
+                End::Restart(format!(
+                    "cannot open {}: {}",
+                    cfg.web_url,
+                    page::to_send_error(&e).message
+                )),
+                false,
+            );
+        }
         Ok(Ok(())) => {}
     }
     let mut next_probe = Instant::now();
@@ -394,10 +401,8 @@ async fn session(
                                 }
                                 shared.set(state, detail);
                             }
-                            "loading" => {
-                                if !connected {
-                                    shared.set(State::Loading, "WhatsApp Web is loading");
-                                }
+                            "loading" if !connected => {
+                                shared.set(State::Loading, "WhatsApp Web is loading");
                             }
                             "conflict" => {
                                 if cfg.takeover_on_conflict {
@@ -455,5 +460,43 @@ async fn session(
 impl page::Probe {
     fn url_has_post_logout(&self) -> bool {
         self.url.contains("post_logout=1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn changed_waits_for_the_next_change_not_an_old_one() {
+        let (changed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            current: Mutex::new(Current {
+                state: State::Starting,
+                detail: String::new(),
+                since_ms: 0,
+                qr: None,
+            }),
+            changed,
+            restarts: Default::default(),
+        });
+        let (commands, _rx) = mpsc::channel(1);
+        let wd = WebDriver {
+            shared: shared.clone(),
+            commands,
+        };
+        shared.set(State::Qr, "scan");
+        // The dispatcher waits on this while held: an old change must not wake it (a busy loop).
+        let waited = tokio::time::timeout(Duration::from_millis(100), wd.changed()).await;
+        assert!(
+            waited.is_err(),
+            "changed() resolved for a change before it was called"
+        );
+        let next = wd.changed();
+        shared.set(State::Connected, "ready");
+        tokio::time::timeout(Duration::from_secs(1), next)
+            .await
+            .expect("changed() wakes on the next change");
+        assert!(wd.is_ready());
     }
 }

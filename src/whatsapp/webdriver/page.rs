@@ -189,9 +189,15 @@ pub fn session_gone(e: &CmdError) -> bool {
                 ErrorStatus::InvalidSessionId | ErrorStatus::NoSuchWindow
             ) || {
                 let m = wd.message.to_lowercase();
-                ["not reachable", "disconnected", "crashed", "session deleted", "no such session"]
-                    .iter()
-                    .any(|s| m.contains(s))
+                [
+                    "not reachable",
+                    "disconnected",
+                    "crashed",
+                    "session deleted",
+                    "no such session",
+                ]
+                .iter()
+                .any(|s| m.contains(s))
             }
         }
         _ => false,
@@ -294,11 +300,7 @@ pub async fn send(
             .map_err(wd)?;
         baseline = before.count - 1;
         let selector = &sel.compose[compose];
-        let compose_el = b
-            .client
-            .find(Locator::Css(selector))
-            .await
-            .map_err(wd)?;
+        let compose_el = b.client.find(Locator::Css(selector)).await.map_err(wd)?;
         let _: bool = run(b, sel, CLEAR, vec![]).await.map_err(wd)?;
         for (i, line) in m.text.split('\n').enumerate() {
             if i > 0 {
@@ -309,9 +311,7 @@ pub async fn send(
                     .map_err(wd)?;
             }
             if !line.is_empty() {
-                let ok: bool = run(b, sel, INSERT, vec![json!(line)])
-                    .await
-                    .map_err(wd)?;
+                let ok: bool = run(b, sel, INSERT, vec![json!(line)]).await.map_err(wd)?;
                 if !ok {
                     return Err(SendError::new(
                         "protocol-error",
@@ -356,7 +356,9 @@ pub async fn send(
             return Err(SendError::new(
                 "timeout",
                 match f.icon {
-                    Some(icon) => format!("the message is still {icon} (pending) after the send timeout"),
+                    Some(icon) => {
+                        format!("the message is still {icon} (pending) after the send timeout")
+                    }
                     None => "the sent message did not appear in the chat in time".to_string(),
                 },
             ));
