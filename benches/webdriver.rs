@@ -1,6 +1,7 @@
-//! The WebDriver driver against the local stand-in for WhatsApp Web, in headless Chromium:
-//! time to the QR code, scan to connected, per-message send latency (p50/p95), and the RSS of
-//! Chromium and of this process (the driver, the fake page's server) after many sends.
+//! The WebDriver driver end to end, in the real gateway (`run()` in this process) against the
+//! local stand-in for WhatsApp Web, in headless Chromium: time to the QR code, scan to
+//! connected, per-message latency (API accept → job completed, one at a time, p50/p95), and
+//! the memory of Chromium and of the gateway after many sends through the queue.
 //! Run: `cargo bench --bench webdriver` (500 sends); a debug build sends 10, as a smoke test.
 
 #[path = "../tests/api/fake_whatsapp.rs"]
@@ -9,14 +10,13 @@ mod fake_whatsapp;
 
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use wa_gateway::config::{Dur, WebDriverConfig};
-use wa_gateway::whatsapp::webdriver::{WebDriver, profile_processes, pss_bytes, which};
-use wa_gateway::whatsapp::{MessageSender, Outbound};
+use wa_gateway::config::Config;
+use wa_gateway::whatsapp::webdriver::{profile_processes, pss_bytes, which};
 
 const SENDS: usize = if cfg!(debug_assertions) { 10 } else { 500 };
-const LATENCY_SAMPLE: usize = if cfg!(debug_assertions) { 10 } else { 50 };
+const LATENCY_SAMPLE: usize = if cfg!(debug_assertions) { 5 } else { 50 };
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -29,13 +29,56 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn wait_for(driver: &WebDriver, state: &str, within: Duration) -> Duration {
-    let t0 = Instant::now();
-    while driver.status().state != state {
-        assert!(t0.elapsed() < within, "not {state}: {:?}", driver.status());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    token: String,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
-    t0.elapsed()
+    async fn send(&self, number: &str, text: &str) -> String {
+        let r: Value = self
+            .client
+            .post(format!("{}/api/whatsapp/send-message", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "number": number, "message": text }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["jobId"].as_str().expect("accepted").to_string()
+    }
+    async fn wait_state(&self, state: &str, within: Duration) -> Duration {
+        let t0 = Instant::now();
+        while self.get("/api/whatsapp/status").await["whatsapp"]["state"] != state {
+            assert!(t0.elapsed() < within, "not {state}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        t0.elapsed()
+    }
+    async fn wait_completed(&self, id: &str) {
+        loop {
+            let job = self.get(&format!("/api/whatsapp/jobs/{id}")).await;
+            match job["status"].as_str() {
+                Some("completed") => return,
+                Some("failed") => panic!("job failed: {job}"),
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -49,74 +92,105 @@ async fn main() {
     }
     let fake = fake_whatsapp::FakeWa::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = WebDriverConfig {
-        web_url: fake.url.clone(),
-        keepalive_interval: Dur::secs(5),
-        ..WebDriverConfig::default()
-    };
+    let toml = format!(
+        r#"
+[storage]
+data_dir = "data"
+[auth]
+jwt_secret = "bench-secret-bench-secret-bench-secret"
+[log]
+level = "warn"
+[whatsapp]
+driver = "webdriver"
+[whatsapp.webdriver]
+web_url = "{}"
+"#,
+        fake.url
+    );
+    let config = Config::parse(&toml, "bench.toml", dir.path(), std::iter::empty()).unwrap();
+    let profile = config.data_dir().join("browser-profile");
+    wa_gateway::cli::add_user(&config, "bench@example.com", "bench password 123".into())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let profile = dir.path().join("profile");
     let t0 = Instant::now();
-    let driver = WebDriver::start(cfg, profile.clone(), shutdown.clone(), &tracker);
-    wait_for(&driver, "qr", Duration::from_secs(60)).await;
+    let server = tokio::spawn(wa_gateway::run(config, listener, shutdown.clone()));
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({ "email": "bench@example.com", "password": "bench password 123" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api = Api {
+        base,
+        client,
+        token: login["accessToken"].as_str().unwrap().to_string(),
+    };
+    api.wait_state("qr", Duration::from_secs(60)).await;
     let to_qr = t0.elapsed();
     fake.scan();
-    let to_connected = wait_for(&driver, "connected", Duration::from_secs(30)).await;
+    let to_connected = api.wait_state("connected", Duration::from_secs(30)).await;
+    let text = |i: usize| format!("Benchmark message {i} ✓ with an emoji 🚀\nand a second line");
+    let number = |i: usize| format!("62812{:08}", i % 50);
 
+    // Latency: one message at a time, from the API's 202 to the job completed.
     let mut latencies = Vec::new();
-    let started = Instant::now();
-    for i in 0..SENDS {
-        let m = Outbound {
-            job_id: format!("bench-{i}"),
-            message_id: format!("bench-{i}"),
-            chat_id: String::new(),
-            number: format!("62812{:08}", i % 50),
-            text: format!("Benchmark message {i} ✓ with an emoji 🚀\nand a second line"),
-            attempt: 1,
-        };
+    for i in 0..LATENCY_SAMPLE {
         let t = Instant::now();
-        driver.send(&m).await.expect("send");
-        if i < LATENCY_SAMPLE {
-            latencies.push(t.elapsed());
-        }
+        let id = api.send(&number(i), &text(i)).await;
+        api.wait_completed(&id).await;
+        latencies.push(t.elapsed());
     }
-    let total = started.elapsed();
+    // The rest through the queue at once (concurrency 3; the browser takes them in turn).
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for i in LATENCY_SAMPLE..SENDS {
+        ids.push(api.send(&number(i), &text(i)).await);
+    }
+    for id in &ids {
+        api.wait_completed(id).await;
+    }
+    let queued = started.elapsed();
     assert_eq!(fake.sent().len(), SENDS);
     latencies.sort();
     let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     let procs = profile_processes(&profile);
-    let chromium_rss_kib: u64 = procs.iter().map(|p| rss_kib(*p)).sum();
-    let chromium_pss_kib: u64 = procs.iter().map(|p| pss_bytes(*p) / 1024).sum();
-    let own_kib = rss_kib(std::process::id());
+    let chromium_pss: u64 = procs.iter().map(|p| pss_bytes(*p)).sum::<u64>() >> 20;
+    let chromium_rss: u64 = procs.iter().map(|p| rss_kib(*p)).sum::<u64>() >> 10;
+    let gateway_rss = rss_kib(std::process::id()) >> 10;
     let build = if cfg!(debug_assertions) {
         "debug build: run `cargo bench --bench webdriver` for real figures"
     } else {
         "release build"
     };
-    println!("WebDriver driver against the local WhatsApp Web stand-in ({build}):");
-    println!("start → QR                 {to_qr:?}");
-    println!("scan → connected           {to_connected:?}");
     println!(
-        "send latency over {} sends  p50 {:?}  p95 {:?}",
+        "The gateway with the WebDriver driver, against the local WhatsApp Web stand-in ({build}):"
+    );
+    println!("start → QR                   {to_qr:.2?}");
+    println!("scan → connected             {to_connected:.2?}");
+    println!(
+        "latency, {} sends one at a time (202 → completed): p50 {:.0?}  p95 {:.0?}",
         latencies.len(),
         pct(50),
         pct(95)
     );
     println!(
-        "{SENDS} sends in {total:?} ({:.1}/s, one browser page, serialised)",
-        SENDS as f64 / total.as_secs_f64()
+        "{} more through the queue in {queued:.1?} ({:.2}/s)",
+        ids.len(),
+        ids.len() as f64 / queued.as_secs_f64()
     );
     println!(
-        "after {SENDS} sends: Chromium {} processes, PSS {} MiB (RSS summed {} MiB); driver process RSS {} MiB",
-        procs.len(),
-        chromium_pss_kib / 1024,
-        chromium_rss_kib / 1024,
-        own_kib / 1024
+        "after {SENDS} sends: Chromium {} processes, PSS {chromium_pss} MiB (RSS summed {chromium_rss} MiB); gateway process RSS {gateway_rss} MiB",
+        procs.len()
     );
     shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
+    server.await.unwrap().unwrap();
     assert!(
         profile_processes(&profile).is_empty(),
         "browser left running"
