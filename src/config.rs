@@ -128,6 +128,12 @@ pub struct QueueConfig {
     pub send_timeout: Dur,
     /// On SIGTERM, how long active sends may take to finish.
     pub shutdown_grace: Dur,
+    /// Completed jobs older than this (since they finished) are deleted; 0 keeps them all.
+    pub keep_completed: Dur,
+    /// Failed jobs older than this (since they finished) are deleted; 0 keeps them all.
+    pub keep_failed: Dur,
+    /// How often finished jobs past their age are pruned.
+    pub prune_interval: Dur,
 }
 
 impl Default for QueueConfig {
@@ -139,6 +145,9 @@ impl Default for QueueConfig {
             backoff_max: Dur::secs(32),
             send_timeout: Dur::secs(60),
             shutdown_grace: Dur::secs(10),
+            keep_completed: Dur::secs(7 * 86_400),
+            keep_failed: Dur::secs(30 * 86_400),
+            prune_interval: Dur::secs(60),
         }
     }
 }
@@ -560,6 +569,9 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(bad("server.max_body_bytes", "must be at least 1024".into()));
+        }
+        if self.queue.prune_interval.0 < Duration::from_millis(10) {
+            return Err(bad("queue.prune_interval", "must be at least 10ms".into()));
         }
         let wd = &self.whatsapp.webdriver;
         if self.whatsapp.driver == DriverKind::Webdriver {

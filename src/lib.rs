@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -51,6 +52,8 @@ pub async fn run(
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    // One gateway per data directory; `restore` checks this lock too.
+    let _lock = backup::DataDirLock::acquire(&data_dir)?;
     let (db, writer_task) = Db::open(&config.database_path()).await?;
 
     let secret = auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &data_dir)?;

@@ -46,6 +46,26 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Write a backup (database, secrets, optionally the browser profile) while the gateway
+    /// keeps running.
+    Backup {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// The backup file to write (a tar archive).
+        #[arg(long)]
+        to: PathBuf,
+        /// Include the browser profile, so a restored gateway needs no new QR scan.
+        #[arg(long)]
+        with_browser_profile: bool,
+    },
+    /// Restore a backup into the data directory (the gateway must be stopped).
+    Restore {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// The backup file to read.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Tools for plugin authors: check a component, call a hook without a server.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -88,6 +108,8 @@ enum Run {
     Serve,
     Migrate,
     User(UserCommand),
+    Backup(PathBuf, bool),
+    Restore(PathBuf),
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -201,6 +223,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(f) => (f.config, Run::Serve),
         Command::Migrate(f) => (f.config, Run::Migrate),
         Command::User { file, command } => (file.config, Run::User(command)),
+        Command::Backup {
+            file,
+            to,
+            with_browser_profile,
+        } => (file.config, Run::Backup(to, with_browser_profile)),
+        Command::Restore { file, from } => (file.config, Run::Restore(from)),
     };
     let config = Config::load(&file)?;
     wa_gateway::telemetry::init(&config.log.level);
@@ -221,6 +249,51 @@ async fn main() -> anyhow::Result<()> {
                 "database {} is up to date",
                 config.database_path().display()
             );
+            Ok(())
+        }
+        Run::Backup(to, with_profile) => {
+            use wa_gateway::backup::human_bytes;
+            let r = wa_gateway::backup::backup(&config, &to, with_profile).await?;
+            println!("wrote {} ({})", r.path.display(), human_bytes(r.bytes));
+            println!(
+                "  database: {} ({} jobs, {} users)",
+                human_bytes(r.database_bytes),
+                r.jobs,
+                r.users
+            );
+            println!(
+                "  jwt-secret: {}",
+                if r.jwt_secret {
+                    "included"
+                } else {
+                    "none (set in config or env)"
+                }
+            );
+            match r.browser_profile {
+                Some(n) => println!("  browser profile: {}", human_bytes(n)),
+                None => println!("  browser profile: not included (--with-browser-profile)"),
+            }
+            Ok(())
+        }
+        Run::Restore(from) => {
+            let r = wa_gateway::backup::restore(&config, &from).await?;
+            println!(
+                "restored {} (taken {}, schema {}): {} jobs, {} users{}{}",
+                from.display(),
+                r.created_at,
+                r.schema_version,
+                r.jobs,
+                r.users,
+                if r.jwt_secret { ", jwt-secret" } else { "" },
+                if r.browser_profile {
+                    ", browser profile"
+                } else {
+                    ""
+                }
+            );
+            if let Some(p) = r.previous {
+                println!("the files it replaced are in {}", p.display());
+            }
             Ok(())
         }
         Run::User(cmd) => match cmd {

@@ -157,6 +157,16 @@ struct QueueStatus {
 struct Status {
     whatsapp: WhatsAppStatus,
     queue: QueueStatus,
+    storage: StorageStatus,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StorageStatus {
+    database_bytes: u64,
+    wal_bytes: u64,
+    /// When the oldest job still kept was created (retention prunes finished ones).
+    oldest_job_at: Option<String>,
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
@@ -186,7 +196,14 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     let finished = counts.completed + counts.failed;
     let success_rate =
         (finished > 0).then(|| (counts.completed as f64 * 1000.0 / finished as f64).round() / 10.0);
+    let (database_bytes, wal_bytes) = state.queue.db().file_sizes();
+    let oldest = crate::db::jobs::oldest_created_at(&state.db.read).await?;
     Ok(Json(Status {
+        storage: StorageStatus {
+            database_bytes,
+            wal_bytes,
+            oldest_job_at: oldest.map(crate::api::rfc3339),
+        },
         whatsapp,
         queue: QueueStatus {
             state: queue_state,

@@ -464,3 +464,31 @@ pub async fn clear(conn: &mut SqliteConnection, states: &[&str]) -> sqlx::Result
     }
     Ok(out)
 }
+
+/// Deletes up to `limit` jobs in `status` that finished before `before` (ms), oldest first;
+/// returns how many.
+pub async fn prune(
+    conn: &mut SqliteConnection,
+    status: &str,
+    before: i64,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_finished
+           WHERE status = ?1 AND finished_at IS NOT NULL AND finished_at < ?2
+           ORDER BY finished_at LIMIT ?3)",
+    )
+    .bind(status)
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// When the oldest kept job was created (ms), if there is one.
+pub async fn oldest_created_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT created_at FROM jobs ORDER BY seq LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}

@@ -15,7 +15,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
 
 pub use writer::{BoxFuture, Durability, Writer};
@@ -58,6 +60,36 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
         .log_statements(tracing::log::LevelFilter::Trace))
 }
 
+/// The newest schema version this binary knows.
+pub fn latest_schema() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The database's schema version (0 for a new one); an error when it is newer than this
+/// binary knows, so a newer database is refused before anything touches it.
+pub async fn check_schema(conn: &mut SqliteConnection) -> anyhow::Result<i64> {
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if has_table == 0 {
+        return Ok(0);
+    }
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await?;
+    let version = version.unwrap_or(0);
+    let known = latest_schema();
+    if version > known {
+        anyhow::bail!(
+            "it was written by a newer wa-gateway (schema version {version}; this binary knows up to {known}). Run the newer wa-gateway, or restore a backup made with this version"
+        );
+    }
+    Ok(version)
+}
+
 /// Opens (creating it if needed) the database file and brings its schema up to date.
 /// A database written by a newer wa-gateway is refused, never modified.
 pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnection> {
@@ -66,11 +98,26 @@ pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnect
     }
     let mut conn = options(path)?
         .create_if_missing(true)
+        // Pruned jobs' pages go back to the file system (see queue::retention).
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         // The writer touches the hot end of every index: 8 MiB of page cache (readers keep 2).
         .pragma("cache_size", "-8192")
         .connect()
         .await
         .with_context(|| format!("cannot open database {}", path.display()))?;
+    check_schema(&mut conn)
+        .await
+        .with_context(|| format!("refusing database {}", path.display()))?;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(&mut conn)
+        .await?;
+    if mode != 2 {
+        tracing::info!("converting the database to incremental vacuum (once)");
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+            .execute(&mut conn)
+            .await?;
+        sqlx::query("VACUUM").execute(&mut conn).await?;
+    }
     MIGRATOR.run_direct(&mut conn).await.with_context(|| {
         format!(
             "cannot migrate database {} (was it written by a newer wa-gateway?)",
@@ -95,6 +142,7 @@ pub async fn open_read_pool(path: &Path) -> anyhow::Result<SqlitePool> {
 pub struct Db {
     pub writer: Writer,
     pub read: SqlitePool,
+    pub path: std::path::PathBuf,
 }
 
 impl Db {
@@ -102,7 +150,22 @@ impl Db {
         let conn = open_writer_connection(path).await?;
         let (writer, handle) = Writer::spawn(conn);
         let read = open_read_pool(path).await?;
-        Ok((Db { writer, read }, handle))
+        Ok((
+            Db {
+                writer,
+                read,
+                path: path.to_path_buf(),
+            },
+            handle,
+        ))
+    }
+
+    /// Sizes of the database file and of its WAL, in bytes.
+    pub fn file_sizes(&self) -> (u64, u64) {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        (size(&self.path), size(Path::new(&wal)))
     }
 
     /// True when both the read pool and the writer answer.

@@ -26,6 +26,8 @@ struct Op {
     durability: Durability,
     /// The op runs exactly one SQL statement, so alone in a batch it needs no BEGIN/COMMIT.
     single_statement: bool,
+    /// The op must run outside any transaction (a WAL checkpoint, an incremental vacuum).
+    standalone: bool,
     run: OpFn,
 }
 
@@ -58,6 +60,18 @@ impl Writer {
         self.exec_with(durability, false, f)
     }
 
+    /// Runs `f` on its own, outside any transaction, between group commits: for maintenance
+    /// (a WAL checkpoint, an incremental vacuum) that SQLite refuses inside a transaction.
+    pub fn exec_standalone<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, DbError>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        self.submit(Durability::Relaxed, true, true, f)
+    }
+
     /// Like [`exec`](Self::exec); `single_statement` says the op runs exactly one SQL
     /// statement, so when it is alone in its batch it runs in autocommit, which saves two round
     /// trips to SQLite's thread on the hot path (claims, outcome batches).
@@ -65,6 +79,22 @@ impl Writer {
         &self,
         durability: Durability,
         single_statement: bool,
+        f: F,
+    ) -> BoxFuture<'static, Result<T, DbError>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        self.submit(durability, single_statement, false, f)
+    }
+
+    fn submit<T, F>(
+        &self,
+        durability: Durability,
+        single_statement: bool,
+        standalone: bool,
         f: F,
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
@@ -90,6 +120,7 @@ impl Writer {
                 .send(Op {
                     durability,
                     single_statement,
+                    standalone,
                     run,
                 })
                 .await
@@ -102,7 +133,24 @@ impl Writer {
 async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
     let mut synchronous_full = true; // the connection opens with FULL
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut standalone = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Maintenance runs after this batch's commit, each op on its own.
+        let mut i = 0;
+        while i < batch.len() {
+            if batch[i].standalone {
+                standalone.push(batch.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if batch.is_empty() {
+            for op in standalone.drain(..) {
+                let finish = (op.run)(&mut conn).await;
+                finish(Ok(()));
+            }
+            continue;
+        }
         let durable = batch.iter().any(|op| op.durability == Durability::Durable);
         if durable != synchronous_full {
             let pragma = if durable {
@@ -121,11 +169,15 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
             let op = batch.pop().expect("one op");
             let finish = (op.run)(&mut conn).await;
             finish(Ok(()));
-            continue;
+        } else {
+            let commit = commit_batch(&mut conn, &mut batch).await;
+            for finish in commit.1 {
+                finish(commit.0.clone());
+            }
         }
-        let commit = commit_batch(&mut conn, &mut batch).await;
-        for finish in commit.1 {
-            finish(commit.0.clone());
+        for op in standalone.drain(..) {
+            let finish = (op.run)(&mut conn).await;
+            finish(Ok(()));
         }
     }
     if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

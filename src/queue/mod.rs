@@ -2,6 +2,7 @@
 //! run-time controls (concurrency, retries, pause) that survive a restart.
 
 mod counts;
+pub mod retention;
 pub mod retry;
 mod worker;
 
@@ -106,6 +107,9 @@ pub struct Queue {
     backoff_base: Duration,
     backoff_max: Duration,
     send_timeout: Duration,
+    keep_completed: Duration,
+    keep_failed: Duration,
+    prune_interval: Duration,
     concurrency: AtomicU32,
     max_retries: AtomicU32,
     paused: AtomicBool,
@@ -180,6 +184,9 @@ impl Queue {
             backoff_base: config.backoff_base.0,
             backoff_max: config.backoff_max.0,
             send_timeout: config.send_timeout.0,
+            keep_completed: config.keep_completed.0,
+            keep_failed: config.keep_failed.0,
+            prune_interval: config.prune_interval.0,
             concurrency: AtomicU32::new(concurrency),
             max_retries: AtomicU32::new(max_retries),
             paused: AtomicBool::new(paused),
@@ -404,6 +411,19 @@ impl Queue {
     pub fn start(self: &Arc<Self>, cancel: CancellationToken, tracker: &TaskTracker) {
         let queue = self.clone();
         let workers = tracker.clone();
-        tracker.spawn(async move { worker::dispatch(queue, cancel, workers).await });
+        let dispatch_cancel = cancel.clone();
+        tracker.spawn(async move { worker::dispatch(queue, dispatch_cancel, workers).await });
+        tracker.spawn(retention::run(
+            self.clone(),
+            self.keep_completed,
+            self.keep_failed,
+            self.prune_interval,
+            cancel,
+        ));
+    }
+
+    /// Database and WAL sizes and the oldest kept job, for `status`.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 }

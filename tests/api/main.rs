@@ -9,4 +9,5 @@ mod plugins;
 mod process;
 mod queue;
 mod sandbox;
+mod storage;
 mod webdriver;

@@ -1,0 +1,387 @@
+//! Online backup and safe restore of a data directory.
+//!
+//! A backup is one tar file: `manifest.json`, a consistent copy of the database taken with
+//! `VACUUM INTO` while the gateway keeps serving, the generated JWT secret (so tokens stay
+//! valid), and the browser profile when asked (so a restored gateway needs no new QR).
+//! A restore refuses a data directory a gateway is using (it holds `gateway.lock`), checks the
+//! backup's integrity and schema first, and swaps files in with renames, keeping what it
+//! replaced, so it never leaves a half-restored database behind.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::config::Config;
+use crate::db;
+
+const LOCK_FILE: &str = "gateway.lock";
+const SECRET_FILE: &str = "jwt-secret";
+const PROFILE_DIR: &str = "browser-profile";
+const FORMAT: u32 = 1;
+
+/// An exclusive lock on a data directory, held by a running gateway (and by a restore).
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Takes the lock, or says which process seems to hold it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own; it is released when the file is closed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "a wa-gateway is using {} (it holds {}{}); stop it first",
+                data_dir.display(),
+                path.display(),
+                match holder.trim() {
+                    "" => String::new(),
+                    pid => format!(", pid {pid}"),
+                }
+            );
+        }
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    format: u32,
+    gateway_version: String,
+    schema_version: i64,
+    created_at: String,
+    database_bytes: u64,
+    jwt_secret: bool,
+    browser_profile: bool,
+}
+
+/// What a backup wrote.
+pub struct BackupReport {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub database_bytes: u64,
+    pub jobs: i64,
+    pub users: i64,
+    pub jwt_secret: bool,
+    pub browser_profile: Option<u64>,
+}
+
+fn profile_dir(config: &Config) -> PathBuf {
+    match &config.whatsapp.webdriver.profile_dir {
+        Some(p) => config.resolve(p),
+        None => config.data_dir().join(PROFILE_DIR),
+    }
+}
+
+async fn open_file_db(path: &Path, read_only: bool) -> anyhow::Result<sqlx::SqliteConnection> {
+    let url = format!("sqlite://{}", path.display());
+    let opts: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+    Ok(opts
+        .read_only(read_only)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await?)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Writes a backup of the configured data directory to `to`, while a gateway may be running.
+pub async fn backup(
+    config: &Config,
+    to: &Path,
+    with_browser_profile: bool,
+) -> anyhow::Result<BackupReport> {
+    let db_path = config.database_path();
+    anyhow::ensure!(
+        db_path.is_file(),
+        "no database at {} (nothing to back up)",
+        db_path.display()
+    );
+    let work = tempfile::Builder::new()
+        .prefix(".wa-gateway-backup-")
+        .tempdir_in(
+            to.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .context("cannot create a work folder next to the backup file")?;
+    let snapshot = work.path().join("gateway.db");
+    let (schema_version, jobs, users) = {
+        let mut conn = open_file_db(&db_path, true).await?;
+        // A consistent copy of one read transaction, while writers go on (WAL).
+        sqlx::query("VACUUM INTO ?1")
+            .bind(snapshot.to_string_lossy().to_string())
+            .execute(&mut conn)
+            .await
+            .context("VACUUM INTO failed")?;
+        conn.close().await?;
+        let mut snap = open_file_db(&snapshot, true).await?;
+        let version = db::check_schema(&mut snap).await?;
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&mut snap)
+            .await?;
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&mut snap)
+            .await?;
+        snap.close().await?;
+        (version, jobs, users)
+    };
+    let database_bytes = std::fs::metadata(&snapshot)?.len();
+    let data_dir = config.data_dir();
+    let secret = data_dir.join(SECRET_FILE);
+    let has_secret = secret.is_file();
+    let profile = profile_dir(config);
+    let with_profile = with_browser_profile && profile.is_dir();
+    if with_browser_profile && !with_profile {
+        bail!(
+            "--with-browser-profile: there is no browser profile at {}",
+            profile.display()
+        );
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        gateway_version: env!("CARGO_PKG_VERSION").to_string(),
+        schema_version,
+        created_at: crate::api::rfc3339(db::now_ms()),
+        database_bytes,
+        jwt_secret: has_secret,
+        browser_profile: with_profile,
+    };
+    let partial = work.path().join("backup.tar");
+    {
+        let mut tar = tar::Builder::new(File::create(&partial)?);
+        tar.follow_symlinks(false);
+        let json = serde_json::to_vec_pretty(&manifest)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(json.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        tar.append_data(&mut header, "manifest.json", json.as_slice())?;
+        tar.append_path_with_name(&snapshot, "gateway.db")?;
+        if has_secret {
+            tar.append_path_with_name(&secret, SECRET_FILE)?;
+        }
+        if with_profile {
+            append_profile(&mut tar, &profile)?;
+        }
+        tar.into_inner()?.sync_all()?;
+    }
+    std::fs::rename(&partial, to).with_context(|| format!("cannot write {}", to.display()))?;
+    Ok(BackupReport {
+        path: to.to_path_buf(),
+        bytes: std::fs::metadata(to)?.len(),
+        database_bytes,
+        jobs,
+        users,
+        jwt_secret: has_secret,
+        browser_profile: with_profile.then(|| dir_size(&profile)),
+    })
+}
+
+/// The browser profile, without Chromium's lock links and caches (best effort while the
+/// browser runs: files that vanish mid-copy are skipped).
+fn append_profile(tar: &mut tar::Builder<File>, profile: &Path) -> anyhow::Result<()> {
+    fn walk(tar: &mut tar::Builder<File>, dir: &Path, rel: &Path) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name();
+            let n = name.to_string_lossy();
+            if n.starts_with("Singleton") || n.contains("Cache") || n == "Crashpad" {
+                continue;
+            }
+            let path = entry.path();
+            let inner = rel.join(&name);
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => walk(tar, &path, &inner)?,
+                Ok(t) if t.is_file() => {
+                    if let Err(e) = tar.append_path_with_name(&path, &inner)
+                        && path.exists()
+                    {
+                        return Err(e.into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    walk(tar, profile, Path::new(PROFILE_DIR))
+}
+
+/// What a restore did.
+pub struct RestoreReport {
+    pub schema_version: i64,
+    pub created_at: String,
+    pub jobs: i64,
+    pub users: i64,
+    pub jwt_secret: bool,
+    pub browser_profile: bool,
+    /// Where the files it replaced were moved.
+    pub previous: Option<PathBuf>,
+}
+
+/// Restores a backup into the configured data directory. Refuses while a gateway uses it.
+pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreReport> {
+    let data_dir = config.data_dir();
+    let _lock = DataDirLock::acquire(&data_dir)?;
+    let work = tempfile::Builder::new()
+        .prefix(".restore-")
+        .tempdir_in(&data_dir)?;
+    let file = File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    tar::Archive::new(file)
+        .unpack(work.path())
+        .with_context(|| {
+            format!(
+                "{} is not a wa-gateway backup (bad archive)",
+                from.display()
+            )
+        })?;
+    let manifest: Manifest = std::fs::read(work.path().join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .with_context(|| {
+            format!(
+                "{} is not a wa-gateway backup (no manifest)",
+                from.display()
+            )
+        })?;
+    anyhow::ensure!(
+        manifest.format == FORMAT,
+        "{} has backup format {}; this wa-gateway reads format {FORMAT}",
+        from.display(),
+        manifest.format
+    );
+    let new_db = work.path().join("gateway.db");
+    let (jobs, users) = {
+        let mut conn = open_file_db(&new_db, true)
+            .await
+            .with_context(|| format!("{}: the database in it does not open", from.display()))?;
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .with_context(|| format!("{}: the database in it is corrupt", from.display()))?;
+        anyhow::ensure!(
+            check == "ok",
+            "{}: the database in it is corrupt ({check})",
+            from.display()
+        );
+        let version = db::check_schema(&mut conn)
+            .await
+            .with_context(|| format!("{}: refusing its database", from.display()))?;
+        anyhow::ensure!(
+            version == manifest.schema_version,
+            "{}: its manifest says schema {}, its database has {version}",
+            from.display(),
+            manifest.schema_version
+        );
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&mut conn)
+            .await?;
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        (jobs, users)
+    };
+
+    // Everything checked: move the current files aside, then the restored ones in.
+    let db_path = config.database_path();
+    let stamp = chrono_stamp();
+    let previous = data_dir.join(format!("before-restore-{stamp}"));
+    let mut moved_any = false;
+    let mut set_aside = |path: &Path| -> anyhow::Result<()> {
+        if path.exists() {
+            std::fs::create_dir_all(&previous)?;
+            let name = path.file_name().context("a file name")?;
+            std::fs::rename(path, previous.join(name))
+                .with_context(|| format!("cannot move {} aside", path.display()))?;
+            moved_any = true;
+        }
+        Ok(())
+    };
+    let side = |suffix: &str| {
+        let mut p = db_path.clone().into_os_string();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    // The old WAL and shared memory must not meet the new database.
+    set_aside(&side("-wal"))?;
+    set_aside(&side("-shm"))?;
+    set_aside(&db_path)?;
+    let secret_in = work.path().join(SECRET_FILE);
+    let profile_in = work.path().join(PROFILE_DIR);
+    if manifest.jwt_secret && secret_in.is_file() {
+        set_aside(&data_dir.join(SECRET_FILE))?;
+    }
+    let profile = profile_dir(config);
+    if manifest.browser_profile && profile_in.is_dir() {
+        set_aside(&profile)?;
+    }
+    if let Some(dir) = db_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::rename(&new_db, &db_path)
+        .with_context(|| format!("cannot move the restored database to {}", db_path.display()))?;
+    if manifest.jwt_secret && secret_in.is_file() {
+        std::fs::rename(&secret_in, data_dir.join(SECRET_FILE))?;
+    }
+    if manifest.browser_profile && profile_in.is_dir() {
+        std::fs::rename(&profile_in, &profile)?;
+    }
+    Ok(RestoreReport {
+        schema_version: manifest.schema_version,
+        created_at: manifest.created_at,
+        jobs,
+        users,
+        jwt_secret: manifest.jwt_secret,
+        browser_profile: manifest.browser_profile,
+        previous: moved_any.then_some(previous),
+    })
+}
+
+fn chrono_stamp() -> String {
+    crate::api::rfc3339(db::now_ms())
+        .replace([':', '.'], "-")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// Sizes in words: `1.2 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,100 @@
+//! Retention: finished jobs past their age are deleted in small batches, each its own write,
+//! so enqueues and claims interleave and sending never stalls. Freed pages go back to the
+//! file system (incremental vacuum) and the WAL is truncated after a prune, so the database
+//! stays bounded under steady traffic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{JobState, Queue};
+use crate::db::{self, Durability, jobs};
+
+/// Jobs deleted per write.
+const BATCH: i64 = 500;
+
+/// Keeps pruning every `interval` until `cancel`.
+pub(super) async fn run(
+    queue: Arc<Queue>,
+    keep_completed: Duration,
+    keep_failed: Duration,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    if keep_completed.is_zero() && keep_failed.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let mut pruned = 0;
+        for (state, keep) in [
+            (JobState::Completed, keep_completed),
+            (JobState::Failed, keep_failed),
+        ] {
+            if keep.is_zero() {
+                continue;
+            }
+            let before = db::now_ms() - keep.as_millis() as i64;
+            loop {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let name = state.as_str();
+                let n = queue
+                    .db
+                    .writer
+                    .exec_with(Durability::Relaxed, true, move |c| {
+                        Box::pin(async move { jobs::prune(c, name, before, BATCH).await })
+                    })
+                    .await;
+                match n {
+                    Ok(n) => {
+                        queue.counts.add(state, -(n as i64));
+                        pruned += n;
+                        if (n as i64) < BATCH {
+                            break;
+                        }
+                        // Let other writes in between batches.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning finished jobs failed; trying again later");
+                        break;
+                    }
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(
+                pruned,
+                "🧹 Pruned {pruned} finished job(s) past their retention"
+            );
+            compact(&queue.db).await;
+        }
+    }
+}
+
+/// Gives free pages back to the file system and truncates the WAL.
+pub async fn compact(db: &db::Db) {
+    let r = db
+        .writer
+        .exec_standalone(|c| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA incremental_vacuum")
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "compacting the database failed");
+    }
+}

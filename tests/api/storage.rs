@@ -1,0 +1,351 @@
+//! Backup and restore (run as the binary, as an operator would), schema refusal, retention and
+//! the bounded database.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::{ConnectOptions, Connection};
+use wa_gateway::config::{Config, Dur};
+
+use crate::helpers::{TestApp, spawn_app_with, start, test_config};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
+
+/// The config file the binary reads for an app's directory (its data_dir is `data`).
+fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, "[storage]\ndata_dir = \"data\"\n").unwrap();
+    path
+}
+
+fn cli(args: &[&str], config: &std::path::Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn generated_secret(c: &mut Config) {
+    c.auth.jwt_secret = None;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_5000_jobs_flow_restores_every_job_committed_before_it() {
+    let app = spawn_app_with(|c| {
+        generated_secret(c);
+        c.queue.concurrency = 8;
+    })
+    .await;
+    let config_file = write_config(app.dir.path());
+    let app = Arc::new(app);
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut producers = Vec::new();
+    for p in 0..16 {
+        let (app, accepted) = (app.clone(), accepted.clone());
+        producers.push(tokio::spawn(async move {
+            for i in 0..313 {
+                let n = p * 1000 + i;
+                let id = app
+                    .send_ok(&format!("62812{n:08}"), &format!("flowing {n}"))
+                    .await;
+                accepted.lock().unwrap().push(id);
+            }
+        }));
+    }
+    while accepted.lock().unwrap().len() < 2000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Every job whose 202 came back before the backup began must be in it.
+    let before: Vec<String> = accepted.lock().unwrap().clone();
+    let backup_file = app.dir.path().join("backup.tar");
+    let (ok, out) = {
+        let (b, c) = (backup_file.clone(), config_file.clone());
+        tokio::task::spawn_blocking(move || cli(&["backup", "--to", b.to_str().unwrap()], &c))
+            .await
+            .unwrap()
+    };
+    assert!(ok, "{out}");
+    assert!(out.contains("wrote") && out.contains("jobs"), "{out}");
+    for p in producers {
+        p.await.unwrap();
+    }
+    let total = accepted.lock().unwrap().len();
+    assert!(total >= 5000, "{total}");
+    assert!(before.len() < total, "the backup ran while jobs flowed");
+    let token = app.token.clone();
+
+    // Restore into a fresh directory, as on a new machine.
+    let dir2 = tempfile::tempdir().unwrap();
+    let config2_file = write_config(dir2.path());
+    let (ok, out) = cli(
+        &["restore", "--from", backup_file.to_str().unwrap()],
+        &config2_file,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("restored"), "{out}");
+    let mut config2 = test_config(dir2.path());
+    generated_secret(&mut config2);
+    let app2 = start(dir2, config2).await;
+    // The first gateway's token works: the secret came with the backup.
+    for id in &before {
+        let r = app2
+            .client
+            .get(app2.url(&format!("/api/whatsapp/jobs/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "job {id} missing from the restore"
+        );
+    }
+    eprintln!(
+        "backup during flow: {} of {total} jobs committed before it began, all restored",
+        before.len()
+    );
+    app2.stop().await;
+    match Arc::try_unwrap(app) {
+        Ok(app) => {
+            app.stop().await;
+        }
+        Err(_) => panic!("app still shared"),
+    }
+}
+
+#[tokio::test]
+async fn restore_refuses_a_running_gateways_directory_and_a_corrupted_file() {
+    let app = spawn_app_with(generated_secret).await;
+    let config_file = write_config(app.dir.path());
+    let id = app.send_ok("6281234567890", "kept").await;
+    app.wait_finished(&id).await;
+    let backup_file = app.dir.path().join("b.tar");
+    let (ok, out) = cli(
+        &["backup", "--to", backup_file.to_str().unwrap()],
+        &config_file,
+    );
+    assert!(ok, "{out}");
+
+    let (ok, out) = cli(
+        &["restore", "--from", backup_file.to_str().unwrap()],
+        &config_file,
+    );
+    assert!(
+        !ok,
+        "restore into a running gateway's directory succeeded: {out}"
+    );
+    assert!(
+        out.contains("is using") && out.contains("stop it first"),
+        "{out}"
+    );
+
+    // Stopped: a garbage file and a backup with a corrupt database are refused, and the
+    // directory is left as it was.
+    let (dir, config) = app.stop().await;
+    let garbage = dir.path().join("garbage.tar");
+    std::fs::write(&garbage, b"this is not a backup at all").unwrap();
+    let (ok, out) = cli(
+        &["restore", "--from", garbage.to_str().unwrap()],
+        &config_file,
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("not a wa-gateway backup"), "{out}");
+
+    let corrupt = dir.path().join("corrupt.tar");
+    {
+        let original = std::fs::File::open(&backup_file).unwrap();
+        let mut archive = tar::Archive::new(original);
+        let mut builder = tar::Builder::new(std::fs::File::create(&corrupt).unwrap());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_path_buf();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            if name.to_str() == Some("gateway.db") {
+                // Keep the header, scramble the pages.
+                for b in bytes.iter_mut().skip(100).step_by(7) {
+                    *b ^= 0x5a;
+                }
+            }
+            let mut h = entry.header().clone();
+            h.set_cksum();
+            builder
+                .append_data(&mut h, &name, bytes.as_slice())
+                .unwrap();
+        }
+        builder.finish().unwrap();
+    }
+    let (ok, out) = cli(
+        &["restore", "--from", corrupt.to_str().unwrap()],
+        &config_file,
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("corrupt") || out.contains("does not open"),
+        "{out}"
+    );
+
+    let app = start(dir, config).await;
+    assert_eq!(app.job(&id).await["status"], "completed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    wa_gateway::cli::migrate(&config).await.unwrap();
+    let db = config.database_path();
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99990101000000, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = wa_gateway::run(config, listener, Default::default())
+        .await
+        .expect_err("a newer database must be refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("newer wa-gateway") && msg.contains("99990101000000"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database was modified"
+    );
+}
+
+async fn insert_history(config: &Config, n: i64) {
+    wa_gateway::cli::migrate(config).await.unwrap();
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(config.database_path())
+        .connect()
+        .await
+        .unwrap();
+    let long_ago = wa_gateway::db::now_ms() - 3_600_000;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO jobs (id, message_id, number, chat_id, message, priority, status, attempts,
+                           run_at, created_at, updated_at, finished_at)
+         SELECT 'job_old_' || i, 'msg_old_' || i, '6281234567890', '6281234567890@c.us',
+                printf('history message %d %.300c', i, 'x'), 1,
+                CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'completed' END, 1,
+                ?2, ?2, ?2, ?2 + i
+         FROM n",
+    )
+    .bind(n)
+    .bind(long_ago)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_100000_finished_jobs_in_batches_and_the_files_shrink() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.queue.keep_completed = Dur::secs(60);
+    config.queue.keep_failed = Dur::secs(60);
+    config.queue.prune_interval = Dur::millis(200);
+    insert_history(&config, 100_000).await;
+    let full = std::fs::metadata(config.database_path()).unwrap().len();
+    wa_gateway::cli::add_user(
+        &config,
+        crate::helpers::EMAIL,
+        crate::helpers::PASSWORD.into(),
+    )
+    .await
+    .unwrap();
+    let app: TestApp = start(dir, config).await;
+    // Sending goes on while the pruner works.
+    let t0 = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        ids.push(
+            app.send_ok(&format!("628139{i:03}5678"), "during pruning")
+                .await,
+        );
+    }
+    for id in &ids {
+        assert_eq!(app.wait_finished(id).await["status"], "completed");
+    }
+    let sent_in = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let s = app.status().await;
+        if s["queue"]["failed"] == 0 && s["queue"]["completed"] == 200 {
+            let st = &s["storage"];
+            if st["walBytes"].as_u64().unwrap() < (1 << 20)
+                && st["databaseBytes"].as_u64().unwrap() < (2 << 20)
+            {
+                break s;
+            }
+        }
+        assert!(Instant::now() < deadline, "not pruned and compacted: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The counts agree with the table.
+    let rq = app.get_json("/api/whatsapp/retry-queue").await;
+    assert_eq!(rq["counts"]["completed"], 200, "{rq}");
+    assert_eq!(rq["counts"]["failed"], 0, "{rq}");
+    let st = &status["storage"];
+    assert!(st["oldestJobAt"].is_string(), "{status}");
+    eprintln!(
+        "retention: database {full} bytes with 100,000 finished jobs → {} bytes (WAL {} bytes); 200 sends meanwhile in {sent_in:?}",
+        st["databaseBytes"], st["walBytes"]
+    );
+    let r = app
+        .send(&json!({"number": "6281234567890", "message": "still fine"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retention_zero_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.queue.keep_completed = Dur::secs(0);
+    config.queue.keep_failed = Dur::secs(0);
+    config.queue.prune_interval = Dur::millis(100);
+    insert_history(&config, 1_000).await;
+    wa_gateway::cli::add_user(
+        &config,
+        crate::helpers::EMAIL,
+        crate::helpers::PASSWORD.into(),
+    )
+    .await
+    .unwrap();
+    let app = start(dir, config).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = app.status().await;
+    assert_eq!(s["queue"]["completed"], 900, "{s}");
+    assert_eq!(s["queue"]["failed"], 100, "{s}");
+    app.stop().await;
+}
