@@ -102,6 +102,15 @@ async fn open_file_db(path: &Path, read_only: bool) -> anyhow::Result<sqlx::Sqli
         .await?)
 }
 
+/// How many jobs and users a database holds, for the reports.
+async fn jobs_and_users(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<(i64, i64)> {
+    Ok(
+        sqlx::query_as("SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM users)")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 fn dir_size(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -148,12 +157,7 @@ pub async fn backup(
         conn.close().await?;
         let mut snap = open_file_db(&snapshot, true).await?;
         let version = db::check_schema(&mut snap).await?;
-        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
-            .fetch_one(&mut snap)
-            .await?;
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&mut snap)
-            .await?;
+        let (jobs, users) = jobs_and_users(&mut snap).await?;
         snap.close().await?;
         (version, jobs, users)
     };
@@ -304,12 +308,7 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
             from.display(),
             manifest.schema_version
         );
-        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
-            .fetch_one(&mut conn)
-            .await?;
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&mut conn)
-            .await?;
+        let (jobs, users) = jobs_and_users(&mut conn).await?;
         conn.close().await?;
         (jobs, users)
     };

@@ -240,6 +240,18 @@ async fn a_database_from_a_newer_version_is_refused_not_touched() {
     );
 }
 
+/// Starts the app on a directory prepared by hand, with the test user.
+async fn start_with_user(dir: tempfile::TempDir, config: Config) -> TestApp {
+    wa_gateway::cli::add_user(
+        &config,
+        crate::helpers::EMAIL,
+        crate::helpers::PASSWORD.into(),
+    )
+    .await
+    .unwrap();
+    start(dir, config).await
+}
+
 async fn insert_history(config: &Config, n: i64) {
     wa_gateway::cli::migrate(config).await.unwrap();
     let mut c = sqlx::sqlite::SqliteConnectOptions::new()
@@ -275,14 +287,7 @@ async fn retention_prunes_100000_finished_jobs_in_batches_and_the_files_shrink()
     config.queue.prune_interval = Dur::millis(200);
     insert_history(&config, 100_000).await;
     let full = std::fs::metadata(config.database_path()).unwrap().len();
-    wa_gateway::cli::add_user(
-        &config,
-        crate::helpers::EMAIL,
-        crate::helpers::PASSWORD.into(),
-    )
-    .await
-    .unwrap();
-    let app: TestApp = start(dir, config).await;
+    let app = start_with_user(dir, config).await;
     // Sending goes on while the pruner works.
     let t0 = Instant::now();
     let mut ids = Vec::new();
@@ -335,14 +340,7 @@ async fn retention_zero_keeps_everything() {
     config.queue.keep_failed = Dur::secs(0);
     config.queue.prune_interval = Dur::millis(100);
     insert_history(&config, 1_000).await;
-    wa_gateway::cli::add_user(
-        &config,
-        crate::helpers::EMAIL,
-        crate::helpers::PASSWORD.into(),
-    )
-    .await
-    .unwrap();
-    let app = start(dir, config).await;
+    let app = start_with_user(dir, config).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = app.status().await;
     assert_eq!(s["queue"]["completed"], 900, "{s}");

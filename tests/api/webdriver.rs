@@ -36,6 +36,29 @@ fn browser_available() -> bool {
     false
 }
 
+/// The browser lock and a fresh fake WhatsApp Web, or None when the browser tests are skipped.
+async fn browser_session() -> Option<(tokio::sync::MutexGuard<'static, ()>, FakeWa)> {
+    browser_session_with(Duration::from_secs(20), 5).await
+}
+
+async fn browser_session_with(
+    rotate: Duration,
+    max: u32,
+) -> Option<(tokio::sync::MutexGuard<'static, ()>, FakeWa)> {
+    if !browser_available() {
+        return None;
+    }
+    let one = ONE_BROWSER_AT_A_TIME.lock().await;
+    Some((one, FakeWa::start_with(rotate, max).await))
+}
+
+/// Sends a text and expects it delivered.
+async fn deliver(app: &TestApp, number: &str, text: &str) {
+    let id = app.send_ok(number, text).await;
+    let job = wait_job(app, &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+}
+
 fn use_webdriver(c: &mut Config, fake: &FakeWa) {
     c.whatsapp.driver = DriverKind::Webdriver;
     let wd = &mut c.whatsapp.webdriver;
@@ -101,12 +124,10 @@ async fn connected_app(fake: &FakeWa, tweak: impl FnOnce(&mut Config)) -> TestAp
 
 #[tokio::test]
 async fn qr_login_serves_the_pages_code_and_held_jobs_go_out_after_the_scan() {
-    if !browser_available() {
-        return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
     // Codes change every 1.5s and run out after two: the driver must follow and press reload.
-    let fake = FakeWa::start_with(Duration::from_millis(1500), 2).await;
+    let Some((_one, fake)) = browser_session_with(Duration::from_millis(1500), 2).await else {
+        return;
+    };
     let t0 = Instant::now();
     let app = spawn_app_with(|c| use_webdriver(c, &fake)).await;
     let (s, _) = wait_state(&app, &["qr"], Duration::from_secs(30)).await;
@@ -185,11 +206,9 @@ async fn qr_login_serves_the_pages_code_and_held_jobs_go_out_after_the_scan() {
 
 #[tokio::test]
 async fn texts_arrive_unchanged_each_in_its_own_chat_at_concurrency_3() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |_| {}).await;
     let long: String = "Panjang ✓ 長い текст 🚀 ".repeat(150).trim().to_string();
     let texts = [
@@ -223,11 +242,9 @@ async fn texts_arrive_unchanged_each_in_its_own_chat_at_concurrency_3() {
 
 #[tokio::test]
 async fn an_unregistered_number_fails_once_with_not_registered() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     fake.unregister("6281299999999");
     let app = connected_app(&fake, |_| {}).await;
     let id = app.send_ok("6281299999999", "nobody home").await;
@@ -237,27 +254,17 @@ async fn an_unregistered_number_fails_once_with_not_registered() {
     assert_eq!(job["lastError"]["code"], "not-registered", "{job}");
     assert!(fake.sent_to("6281299999999").is_empty());
     // The session is fine afterwards.
-    let id = app.send_ok("6281200000002", "next one").await;
-    assert_eq!(
-        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
-        "completed"
-    );
+    deliver(&app, "6281200000002", "next one").await;
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_message() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |_| {}).await;
-    let id = app.send_ok("6281200000003", "before the kill").await;
-    assert_eq!(
-        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
-        "completed"
-    );
+    deliver(&app, "6281200000003", "before the kill").await;
 
     let pids = browser_processes(&app);
     assert!(!pids.is_empty(), "no browser process found");
@@ -274,11 +281,7 @@ async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_messag
     wait_state(&app, &["connected"], Duration::from_secs(30)).await;
     let recovery = t0.elapsed();
     assert_eq!(fake.scans(), 1, "a new QR scan was needed");
-    let id = app.send_ok("6281200000003", "after the kill").await;
-    assert_eq!(
-        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
-        "completed"
-    );
+    deliver(&app, "6281200000003", "after the kill").await;
     assert_eq!(
         fake.sent_to("6281200000003"),
         vec!["before the kill", "after the kill"]
@@ -289,11 +292,9 @@ async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_messag
 
 #[tokio::test]
 async fn a_frozen_page_is_restarted_within_session_timeout() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |_| {}).await;
     let t0 = Instant::now();
     fake.freeze();
@@ -302,11 +303,7 @@ async fn a_frozen_page_is_restarted_within_session_timeout() {
     wait_state(&app, &["connected"], Duration::from_secs(30)).await;
     let recovery = t0.elapsed();
     assert_eq!(fake.scans(), 1);
-    let id = app.send_ok("6281200000004", "after the freeze").await;
-    assert_eq!(
-        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
-        "completed"
-    );
+    deliver(&app, "6281200000004", "after the freeze").await;
     eprintln!(
         "MEASURE freeze: restart began after {noticed:?} (session_timeout 4s), connected again after {recovery:?}"
     );
@@ -315,11 +312,9 @@ async fn a_frozen_page_is_restarted_within_session_timeout() {
 
 #[tokio::test]
 async fn logout_from_the_phone_holds_the_queue_until_a_new_scan() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |_| {}).await;
     fake.logout();
     let (s, _) = wait_state(&app, &["logged_out"], Duration::from_secs(10)).await;
@@ -352,11 +347,9 @@ async fn logout_from_the_phone_holds_the_queue_until_a_new_scan() {
 
 #[tokio::test]
 async fn a_conflict_is_taken_over() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |_| {}).await;
     fake.open_elsewhere();
     let t0 = Instant::now();
@@ -365,21 +358,15 @@ async fn a_conflict_is_taken_over() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     wait_state(&app, &["connected"], Duration::from_secs(10)).await;
-    let id = app.send_ok("6281200000006", "after the takeover").await;
-    assert_eq!(
-        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
-        "completed"
-    );
+    deliver(&app, "6281200000006", "after the takeover").await;
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_retry_after_a_pending_tick_does_not_send_the_text_twice() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |c| {
         c.whatsapp.webdriver.send_timeout = Dur::secs(2);
         c.queue.backoff_base = Dur::secs(1);
@@ -407,11 +394,9 @@ async fn a_retry_after_a_pending_tick_does_not_send_the_text_twice() {
 
 #[tokio::test]
 async fn a_restarted_gateway_reconnects_without_a_qr_and_sigterm_leaves_no_browser() {
-    if !browser_available() {
+    let Some((_one, fake)) = browser_session().await else {
         return;
-    }
-    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
-    let fake = FakeWa::start().await;
+    };
     let app = connected_app(&fake, |_| {}).await;
     let profile = profile(&app);
     assert!(!browser_processes(&app).is_empty());
@@ -425,11 +410,7 @@ async fn a_restarted_gateway_reconnects_without_a_qr_and_sigterm_leaves_no_brows
     let (_, _) = wait_state(&app, &["connected"], Duration::from_secs(30)).await;
     eprintln!("MEASURE restart→connected (no QR): {:?}", t0.elapsed());
     assert_eq!(fake.scans(), 1, "the restart needed a new scan");
-    let id = app.send_ok("6281200000008", "after the restart").await;
-    assert_eq!(
-        wait_job(&app, &id, Duration::from_secs(20)).await["status"],
-        "completed"
-    );
+    deliver(&app, "6281200000008", "after the restart").await;
     app.stop().await;
     assert!(wa_gateway::whatsapp::webdriver::profile_processes(&profile).is_empty());
 }
