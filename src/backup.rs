@@ -352,7 +352,10 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
     std::fs::rename(&new_db, &db_path)
         .with_context(|| format!("cannot move the restored database to {}", db_path.display()))?;
     if manifest.jwt_secret && secret_in.is_file() {
-        std::fs::rename(&secret_in, data_dir.join(SECRET_FILE))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        let secret = data_dir.join(SECRET_FILE);
+        std::fs::rename(&secret_in, &secret)?;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
     }
     if manifest.browser_profile && profile_in.is_dir() {
         std::fs::rename(&profile_in, &profile)?;

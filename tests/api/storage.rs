@@ -99,6 +99,10 @@ async fn a_backup_taken_while_5000_jobs_flow_restores_every_job_committed_before
     let mut config2 = test_config(dir2.path());
     generated_secret(&mut config2);
     let app2 = start(dir2, config2).await;
+    let secret = app2.config.data_dir().join("jwt-secret");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "restored secret mode {mode:o}");
     // The first gateway's token works: the secret came with the backup.
     for id in &before {
         let r = app2
