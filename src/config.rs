@@ -318,12 +318,23 @@ impl Default for SandboxConfig {
 pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `wa_gateway=debug,info`. `RUST_LOG` wins when set.
     pub level: String,
+    /// `text` (readable lines) or `json` (one object per line, for log shippers).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }

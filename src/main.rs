@@ -231,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Restore { file, from } => (file.config, Run::Restore(from)),
     };
     let config = Config::load(&file)?;
-    wa_gateway::telemetry::init(&config.log.level);
+    wa_gateway::telemetry::init_with(&config.log.level, config.log.format);
     match command {
         Run::Serve => {
             let listener = tokio::net::TcpListener::bind(config.server.bind)

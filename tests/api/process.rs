@@ -46,9 +46,14 @@ outbox = "data/outbox.jsonl"
 
 impl Gateway {
     async fn start(dir: &Path) -> Gateway {
+        Self::start_with_env(dir, &[]).await
+    }
+
+    async fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Gateway {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(dir.join("gateway.toml"))
+            .envs(env.iter().copied())
             .env("GATEWAY_ADMIN_EMAIL", ADMIN)
             .env("GATEWAY_ADMIN_PASSWORD", ADMIN_PW)
             .env("RUST_LOG", "debug")
@@ -63,7 +68,12 @@ impl Gateway {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("Listening on http://") {
-                    let _ = tx.send(line[at + "Listening on http://".len()..].trim().to_string());
+                    let rest = &line[at + "Listening on http://".len()..];
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = tx.send(addr);
                 }
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
@@ -292,6 +302,33 @@ async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
     ] {
         assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
     }
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line_for_log_shippers() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let gw = Gateway::start_with_env(dir.path(), &[("GATEWAY__LOG__FORMAT", "json")]).await;
+    let r = gw.send("6281234567890", "BODY-SECRET-JSON").await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = gw.log();
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        messages.push(v["message"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(messages.iter().any(|m| m.contains("Listening on")), "{log}");
+    assert!(log.contains("62812****7890"), "{log}");
+    assert!(
+        !log.contains("6281234567890") && !log.contains("BODY-SECRET"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
