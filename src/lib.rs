@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod hooks;
 pub mod plugins;
 pub mod queue;
@@ -89,7 +90,9 @@ pub async fn run(
             WebDriver::start(wd.clone(), profile, shutdown.child_token(), &tracker)
         }
     };
-    let queue = Queue::new(db.clone(), &config.queue, hooks, sender).await?;
+    let events = events::Events::new();
+    events.watch_driver(sender.clone());
+    let queue = Queue::new(db.clone(), &config.queue, hooks, sender, events).await?;
     queue.recover().await?;
 
     let state = AppState(Arc::new(App {

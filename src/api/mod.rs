@@ -1,6 +1,7 @@
 //! The HTTP API: one router per area, merged here with the body limit and request tracing.
 
 mod auth;
+mod events;
 pub mod extract;
 mod health;
 mod jobs;
@@ -27,8 +28,11 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     let plugins =
         plugins::router().route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    let events =
+        events::router().route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .nest("/api/auth", auth::router())
+        .nest("/api", events)
         .nest("/api/whatsapp", whatsapp)
         .nest("/api/plugins", plugins)
         .merge(health::router())

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::QueueConfig;
 use crate::db::{self, Db, DbError, Durability, jobs, settings};
+use crate::events::{Event, Events};
 use crate::hooks::Hooks;
 use crate::whatsapp::MessageSender;
 
@@ -122,6 +123,7 @@ pub struct Queue {
     /// To the outcome batcher, which records finished attempts in groups.
     outcome_tx: mpsc::Sender<OutcomeRequest>,
     counts: LiveCounts,
+    events: Events,
 }
 
 const KEY_CONCURRENCY: &str = "queue.concurrency";
@@ -136,6 +138,7 @@ impl Queue {
         config: &QueueConfig,
         hooks: Arc<dyn Hooks>,
         sender: Arc<dyn MessageSender>,
+        events: Events,
     ) -> anyhow::Result<Arc<Queue>> {
         let stored = |key: &'static str| {
             let pool = db.read.clone();
@@ -175,6 +178,7 @@ impl Queue {
         let (outcome_tx, outcome_rx) = mpsc::channel(4096);
         tokio::spawn(batch_outcomes(db.writer.clone(), outcome_rx));
         Ok(Arc::new(Queue {
+            events,
             enqueue_tx,
             outcome_tx,
             counts,
@@ -243,6 +247,7 @@ impl Queue {
         let (row, created) = rx.await.map_err(|_| DbError::WriterGone)??;
         if created {
             self.counts.add(JobState::Waiting, 1);
+            self.events.publish(Event::from_row(&row, "waiting"));
             tracing::info!(
                 job.id = %row.id,
                 "📥 Message queued: {} to {} (priority: {})",
@@ -308,7 +313,7 @@ impl Queue {
     }
 
     /// Records how an attempt ended; false when the job's lease no longer held.
-    async fn record(&self, finished: jobs::Finished) -> Result<bool, DbError> {
+    async fn record(&self, finished: jobs::Finished, event: Event) -> Result<bool, DbError> {
         let to = match finished.outcome {
             jobs::Outcome::Completed => JobState::Completed,
             jobs::Outcome::Retry { .. } => JobState::Waiting,
@@ -336,6 +341,7 @@ impl Queue {
         };
         if held {
             self.counts.shift(JobState::Active, to, 1);
+            self.events.publish(event);
         }
         Ok(held)
     }
@@ -363,6 +369,7 @@ impl Queue {
             .await?;
         if let Ok(Some(row)) = &r {
             self.counts.shift(JobState::Failed, JobState::Waiting, 1);
+            self.events.publish(Event::from_row(row, "waiting"));
             tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
             self.wake.notify_one();
         }
@@ -382,6 +389,7 @@ impl Queue {
             .await?;
         if let Ok(Some(row)) = &r {
             self.counts.shift(JobState::Waiting, JobState::Failed, 1);
+            self.events.publish(Event::from_row(row, "failed"));
             tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id);
         }
         Ok(r)
@@ -420,6 +428,11 @@ impl Queue {
             self.prune_interval,
             cancel,
         ));
+    }
+
+    /// The live event bus.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Database and WAL sizes and the oldest kept job, for `status`.

@@ -13,6 +13,7 @@ use super::{JobState, Queue, retry};
 use crate::db::jobs::Outcome;
 use crate::db::{self, Durability, jobs};
 use crate::domain::mask_number;
+use crate::events::Event;
 use crate::hooks::{Failure, Verdict};
 use crate::whatsapp::{Outbound, SendError};
 
@@ -67,6 +68,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
                     .counts
                     .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
                 for row in rows {
+                    queue.events.publish(Event::from_row(&row, "active"));
                     let q = queue.clone();
                     tracker.spawn(async move { process(&q, row).await });
                 }
@@ -126,12 +128,29 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
         }
         Err(err) => decide(queue, &job.id, attempt, err),
     };
+    let event = match &outcome {
+        Outcome::Completed => Event::job(&job.id, &job.message_id, "completed", job.attempts, None),
+        Outcome::Retry { code, message, .. } => Event::job(
+            &job.id,
+            &job.message_id,
+            "waiting",
+            job.attempts,
+            Some((code, message)),
+        ),
+        Outcome::Failed { code, message } => Event::job(
+            &job.id,
+            &job.message_id,
+            "failed",
+            job.attempts,
+            Some((code, message)),
+        ),
+    };
     let finished = jobs::Finished {
         seq: job.seq,
         lease: job.lease.unwrap_or_default(),
         outcome,
     };
-    match queue.record(finished).await {
+    match queue.record(finished, event).await {
         Ok(true) => log(),
         Ok(false) => {
             tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id)

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod events;
 mod fake_whatsapp;
 mod helpers;
 mod jobs;

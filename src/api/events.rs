@@ -1,0 +1,52 @@
+//! `GET /api/events`: live events as Server-Sent Events. The WhatsApp state comes first, then
+//! every job state change, WhatsApp state change and new QR code. A client that falls behind
+//! gets a `lagged` event saying how many it missed (the job API has the truth).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::app::AppState;
+use crate::events::{Event, Events};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/events", get(events))
+}
+
+fn to_sse(e: &Event) -> SseEvent {
+    SseEvent::default()
+        .event(e.kind())
+        .json_data(e)
+        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event"))
+}
+
+async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let first = Events::whatsapp_now(state.queue.sender());
+    let rx = state.queue.events().subscribe();
+    let stream = futures_util::stream::unfold((Some(first), rx), |(first, mut rx)| async move {
+        if let Some(e) = first {
+            return Some((Ok(to_sse(&e)), (None, rx)));
+        }
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((Ok(to_sse(&e)), (None, rx))),
+                Err(RecvError::Lagged(n)) => {
+                    let ev = SseEvent::default()
+                        .event("lagged")
+                        .data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"));
+                    return Some((Ok(ev), (None, rx)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,157 @@
+//! Live events: job state changes, WhatsApp state changes and new QR codes, published once and
+//! read by `GET /api/events` (Server-Sent Events). Every job event carries its `jobId` and
+//! `messageId`, so clients can match them.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::db::jobs::JobRow;
+use crate::whatsapp::MessageSender;
+
+/// One event, as clients receive it (`data:` of an SSE message; its `event:` is `kind()`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    /// A job entered `status` (`waiting`, `active`, `completed` or `failed`).
+    #[serde(rename = "job", rename_all = "camelCase")]
+    Job {
+        job_id: String,
+        message_id: String,
+        status: &'static str,
+        attempts: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<EventError>,
+        at: String,
+    },
+    #[serde(rename = "whatsapp", rename_all = "camelCase")]
+    WhatsApp {
+        state: &'static str,
+        detail: String,
+        at: String,
+    },
+    /// A new QR code to scan.
+    #[serde(rename = "qr", rename_all = "camelCase")]
+    Qr { qr: String, at: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventError {
+    pub code: String,
+    pub message: String,
+}
+
+impl Event {
+    /// The SSE event name: `job.<status>`, `whatsapp.state` or `whatsapp.qr`.
+    pub fn kind(&self) -> String {
+        match self {
+            Event::Job { status, .. } => format!("job.{status}"),
+            Event::WhatsApp { .. } => "whatsapp.state".into(),
+            Event::Qr { .. } => "whatsapp.qr".into(),
+        }
+    }
+
+    pub fn job(
+        row_id: &str,
+        message_id: &str,
+        status: &'static str,
+        attempts: i64,
+        error: Option<(&str, &str)>,
+    ) -> Event {
+        Event::Job {
+            job_id: row_id.to_string(),
+            message_id: message_id.to_string(),
+            status,
+            attempts,
+            error: error.map(|(code, message)| EventError {
+                code: code.to_string(),
+                message: message.to_string(),
+            }),
+            at: now(),
+        }
+    }
+
+    pub fn from_row(row: &JobRow, status: &'static str) -> Event {
+        let error = match (&row.error_code, &row.error_message) {
+            (Some(c), Some(m)) => Some((c.as_str(), m.as_str())),
+            _ => None,
+        };
+        Event::job(&row.id, &row.message_id, status, row.attempts, error)
+    }
+}
+
+fn now() -> String {
+    crate::api::rfc3339(crate::db::now_ms())
+}
+
+/// The bus: cheap to clone; publishing with no listener is a no-op.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Events {
+        Events {
+            tx: broadcast::channel(4096).0,
+        }
+    }
+
+    pub fn publish(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// The driver's current state as an event (sent first to every new listener).
+    pub fn whatsapp_now(sender: &dyn MessageSender) -> Event {
+        let s = sender.status();
+        Event::WhatsApp {
+            state: s.state,
+            detail: s.detail,
+            at: now(),
+        }
+    }
+
+    /// Publishes the driver's state and QR changes until the driver is dropped.
+    pub fn watch_driver(&self, sender: std::sync::Arc<dyn MessageSender>) {
+        let events = self.clone();
+        tokio::spawn(async move {
+            let (mut state, mut detail, mut qr) = (String::new(), String::new(), None);
+            loop {
+                let changed = sender.changed();
+                let s = sender.status();
+                if s.state != state || s.detail != detail {
+                    state = s.state.to_string();
+                    detail = s.detail.clone();
+                    events.publish(Event::WhatsApp {
+                        state: s.state,
+                        detail: s.detail,
+                        at: now(),
+                    });
+                }
+                let q = sender.qr();
+                if q != qr {
+                    if let Some(code) = &q {
+                        events.publish(Event::Qr {
+                            qr: code.clone(),
+                            at: now(),
+                        });
+                    }
+                    qr = q;
+                }
+                changed.await;
+                if std::sync::Arc::strong_count(&sender) == 1 {
+                    return;
+                }
+            }
+        });
+    }
+}
