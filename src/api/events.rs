@@ -35,17 +35,15 @@ async fn events(
         if let Some(e) = first {
             return Some((Ok(to_sse(&e)), (None, rx)));
         }
-        loop {
-            match rx.recv().await {
-                Ok(e) => return Some((Ok(to_sse(&e)), (None, rx))),
-                Err(RecvError::Lagged(n)) => {
-                    let ev = SseEvent::default()
-                        .event("lagged")
-                        .data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"));
-                    return Some((Ok(ev), (None, rx)));
-                }
-                Err(RecvError::Closed) => return None,
+        match rx.recv().await {
+            Ok(e) => Some((Ok(to_sse(&e)), (None, rx))),
+            Err(RecvError::Lagged(n)) => {
+                let ev = SseEvent::default()
+                    .event("lagged")
+                    .data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"));
+                Some((Ok(ev), (None, rx)))
             }
+            Err(RecvError::Closed) => None,
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
