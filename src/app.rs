@@ -15,6 +15,7 @@ pub struct App {
     pub keys: Keys,
     pub throttle: Throttle,
     pub queue: Arc<Queue>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The plugin host, when gateway.toml names plugins.
     pub plugins: Option<Arc<PluginHooks>>,
     pub templates: BTreeMap<String, String>,

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod hooks;
+pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod shutdown;
@@ -92,7 +93,16 @@ pub async fn run(
     };
     let events = events::Events::new();
     events.watch_driver(sender.clone());
-    let queue = Queue::new(db.clone(), &config.queue, hooks, sender, events).await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let queue = Queue::new(
+        db.clone(),
+        &config.queue,
+        hooks,
+        sender,
+        events,
+        metrics.clone(),
+    )
+    .await?;
     queue.recover().await?;
 
     let state = AppState(Arc::new(App {
@@ -100,6 +110,7 @@ pub async fn run(
         keys,
         throttle: Throttle::new(config.auth.login_max_failures, config.auth.login_window.0),
         queue: queue.clone(),
+        metrics,
         plugins: plugin_hooks.clone(),
         templates: config.templates.clone(),
         max_body_bytes: config.server.max_body_bytes,

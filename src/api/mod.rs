@@ -36,6 +36,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/whatsapp", whatsapp)
         .nest("/api/plugins", plugins)
         .merge(health::router())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
@@ -51,6 +55,23 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .with_state(state)
+}
+
+/// Counts requests by route template (never the raw path) and status, for `/metrics`.
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    state.metrics.http(&method, &route, res.status().as_u16());
+    res
 }
 
 /// Every `/api/whatsapp/*` route needs a valid access token.

@@ -55,6 +55,10 @@ impl PluginInfo {
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
+    /// Wall time of all calls, in seconds.
+    pub fn total_seconds(&self) -> f64 {
+        self.total_nanos.load(Ordering::Relaxed) as f64 / 1e9
+    }
     /// Mean wall time of a call (instantiate + run), in microseconds.
     pub fn mean_micros(&self) -> f64 {
         let calls = self.calls().max(1);

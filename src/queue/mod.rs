@@ -18,6 +18,7 @@ use crate::config::QueueConfig;
 use crate::db::{self, Db, DbError, Durability, jobs, settings};
 use crate::events::{Event, Events};
 use crate::hooks::Hooks;
+use crate::metrics::Metrics;
 use crate::whatsapp::MessageSender;
 
 pub use counts::JobState;
@@ -124,6 +125,7 @@ pub struct Queue {
     outcome_tx: mpsc::Sender<OutcomeRequest>,
     counts: LiveCounts,
     events: Events,
+    metrics: Arc<Metrics>,
 }
 
 const KEY_CONCURRENCY: &str = "queue.concurrency";
@@ -139,6 +141,7 @@ impl Queue {
         hooks: Arc<dyn Hooks>,
         sender: Arc<dyn MessageSender>,
         events: Events,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Queue>> {
         let stored = |key: &'static str| {
             let pool = db.read.clone();
@@ -179,6 +182,7 @@ impl Queue {
         tokio::spawn(batch_outcomes(db.writer.clone(), outcome_rx));
         Ok(Arc::new(Queue {
             events,
+            metrics,
             enqueue_tx,
             outcome_tx,
             counts,

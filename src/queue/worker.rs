@@ -67,8 +67,13 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
                 queue
                     .counts
                     .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
+                let now = db::now_ms();
                 for row in rows {
                     queue.events.publish(Event::from_row(&row, "active"));
+                    queue
+                        .metrics
+                        .wait_seconds
+                        .observe((now - row.run_at).max(0) as f64 / 1000.0);
                     let q = queue.clone();
                     tracker.spawn(async move { process(&q, row).await });
                 }
@@ -103,6 +108,7 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
         text: job.message.clone(),
         attempt,
     };
+    let started = std::time::Instant::now();
     let result = match tokio::time::timeout(queue.send_timeout, queue.sender.send(&outbound)).await
     {
         Ok(r) => r,
@@ -128,6 +134,15 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
         }
         Err(err) => decide(queue, &job.id, attempt, err),
     };
+    let took = started.elapsed();
+    match &outcome {
+        Outcome::Completed => queue.metrics.send("completed", "", took),
+        Outcome::Retry { code, .. } => queue.metrics.send("retry", code, took),
+        Outcome::Failed { code, .. } => queue.metrics.send("failed", code, took),
+    }
+    if !matches!(outcome, Outcome::Retry { .. }) {
+        queue.metrics.attempts.observe(job.attempts as f64);
+    }
     let event = match &outcome {
         Outcome::Completed => Event::job(&job.id, &job.message_id, "completed", job.attempts, None),
         Outcome::Retry { code, message, .. } => Event::job(

@@ -77,6 +77,10 @@ pub trait MessageSender: Send + Sync + 'static {
     fn qr(&self) -> Option<String> {
         None
     }
+    /// Browser restarts by cause, for metrics.
+    fn restarts_by_cause(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
     /// Asks the driver to restart its session; false when it has none to restart.
     fn restart(&self, _why: &str) -> bool {
         false

@@ -6,6 +6,7 @@ mod events;
 mod fake_whatsapp;
 mod helpers;
 mod jobs;
+mod metrics;
 mod plugins;
 mod process;
 mod queue;

@@ -67,6 +67,24 @@ struct Shared {
     current: Mutex<Current>,
     changed: watch::Sender<u64>,
     restarts: std::sync::atomic::AtomicU64,
+    causes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+/// A restart cause as a metric label.
+fn cause_label(cause: &str) -> &'static str {
+    if cause.contains("session_timeout") {
+        "unresponsive"
+    } else if cause.contains("session is gone") || cause.contains("session closed") {
+        "session_gone"
+    } else if cause.contains("memory_limit") {
+        "memory"
+    } else if cause.contains("ready_timeout") || cause.contains("cannot open") {
+        "not_ready"
+    } else if cause.contains("through the API") {
+        "requested"
+    } else {
+        "other"
+    }
 }
 
 impl Shared {
@@ -131,6 +149,7 @@ impl WebDriver {
             }),
             changed: changed_tx,
             restarts: Default::default(),
+            causes: Default::default(),
         });
         let (commands, rx) = mpsc::channel(64);
         tracker.spawn(supervise(shared.clone(), cfg, profile, rx, shutdown));
@@ -187,6 +206,11 @@ impl MessageSender for WebDriver {
         self.shared.current.lock().expect("state lock").qr.clone()
     }
 
+    fn restarts_by_cause(&self) -> Vec<(&'static str, u64)> {
+        let c = self.shared.causes.lock().expect("causes lock");
+        c.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
     fn restart(&self, why: &str) -> bool {
         self.commands
             .try_send(Command::Restart(why.to_string()))
@@ -240,6 +264,12 @@ async fn supervise(
                         shared
                             .restarts
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        *shared
+                            .causes
+                            .lock()
+                            .expect("causes lock")
+                            .entry(cause_label(&cause))
+                            .or_default() += 1;
                         tracing::warn!(cause = %cause, "♻️ Restarting the browser: {cause}");
                         shared.set(State::Restarting, cause);
                         // A hung page will not end its session: don't wait long for it.
@@ -479,6 +509,7 @@ mod tests {
             }),
             changed,
             restarts: Default::default(),
+            causes: Default::default(),
         });
         let (commands, _rx) = mpsc::channel(1);
         let wd = WebDriver {

@@ -1,0 +1,250 @@
+//! Prometheus metrics, kept in plain atomics and maps (no registry crate) and written in the
+//! text exposition format by `GET /metrics`. Labels never carry numbers, texts or tokens.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A histogram with fixed buckets (seconds).
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            if v <= *b {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {n}");
+    }
+}
+
+const LATENCY: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const WAIT: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
+const ATTEMPTS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0];
+
+/// Everything the gateway counts.
+pub struct Metrics {
+    /// (outcome, error code) → sends.
+    sends: Mutex<BTreeMap<(String, String), u64>>,
+    pub send_seconds: Histogram,
+    pub wait_seconds: Histogram,
+    pub attempts: Histogram,
+    /// (method, route, status) → requests.
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            sends: Mutex::default(),
+            send_seconds: Histogram::new(LATENCY),
+            wait_seconds: Histogram::new(WAIT),
+            attempts: Histogram::new(ATTEMPTS),
+            http: Mutex::default(),
+        }
+    }
+}
+
+/// A label value, escaped for the text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// One send ended: `outcome` is `completed`, `retry` or `failed`; `code` empty on success.
+    pub fn send(&self, outcome: &str, code: &str, took: Duration) {
+        *self
+            .sends
+            .lock()
+            .expect("metrics lock")
+            .entry((outcome.to_string(), code.to_string()))
+            .or_default() += 1;
+        self.send_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn http(&self, method: &str, route: &str, status: u16) {
+        *self
+            .http
+            .lock()
+            .expect("metrics lock")
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+    }
+
+    /// The text format, with the gauges passed in by the caller (they live elsewhere).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut o = String::with_capacity(4096);
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_jobs Jobs by state.\n# TYPE wa_gateway_jobs gauge"
+        );
+        for (state, n) in &gauges.jobs {
+            let _ = writeln!(o, "wa_gateway_jobs{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_sends_total Sends by outcome and error code.\n# TYPE wa_gateway_sends_total counter"
+        );
+        for ((outcome, code), n) in self.sends.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "wa_gateway_sends_total{{outcome=\"{}\",code=\"{}\"}} {n}",
+                label(outcome),
+                label(code)
+            );
+        }
+        self.send_seconds.write(
+            &mut o,
+            "wa_gateway_send_duration_seconds",
+            "Time of one send through the WhatsApp driver.",
+        );
+        self.wait_seconds.write(
+            &mut o,
+            "wa_gateway_queue_wait_seconds",
+            "Time a job waited from due to claimed.",
+        );
+        self.attempts.write(
+            &mut o,
+            "wa_gateway_job_attempts",
+            "Attempts a job took, when it finished.",
+        );
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_plugin_calls_total Plugin calls.\n# TYPE wa_gateway_plugin_calls_total counter"
+        );
+        for p in &gauges.plugins {
+            let _ = writeln!(
+                o,
+                "wa_gateway_plugin_calls_total{{plugin=\"{}\",hook=\"{}\"}} {}",
+                label(&p.name),
+                p.hook,
+                p.calls
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_plugin_failures_total Plugin calls that failed (trap, limit, panic).\n# TYPE wa_gateway_plugin_failures_total counter"
+        );
+        for p in &gauges.plugins {
+            let _ = writeln!(
+                o,
+                "wa_gateway_plugin_failures_total{{plugin=\"{}\",hook=\"{}\"}} {}",
+                label(&p.name),
+                p.hook,
+                p.failures
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_plugin_call_seconds_total Time spent in plugin calls.\n# TYPE wa_gateway_plugin_call_seconds_total counter"
+        );
+        for p in &gauges.plugins {
+            let _ = writeln!(
+                o,
+                "wa_gateway_plugin_call_seconds_total{{plugin=\"{}\",hook=\"{}\"}} {}",
+                label(&p.name),
+                p.hook,
+                p.seconds
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_browser_restarts_total Browser restarts by cause.\n# TYPE wa_gateway_browser_restarts_total counter"
+        );
+        for (cause, n) in &gauges.restarts {
+            let _ = writeln!(
+                o,
+                "wa_gateway_browser_restarts_total{{cause=\"{cause}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_whatsapp_state 1 for the WhatsApp session's current state.\n# TYPE wa_gateway_whatsapp_state gauge"
+        );
+        for state in [
+            "starting",
+            "qr",
+            "loading",
+            "connected",
+            "conflict",
+            "logged_out",
+            "restarting",
+            "unavailable",
+            "failed",
+        ] {
+            let _ = writeln!(
+                o,
+                "wa_gateway_whatsapp_state{{state=\"{state}\"}} {}",
+                u8::from(gauges.whatsapp_state == state)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_http_requests_total HTTP requests by route and status.\n# TYPE wa_gateway_http_requests_total counter"
+        );
+        for ((method, route, status), n) in self.http.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "wa_gateway_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                label(route)
+            );
+        }
+        o
+    }
+}
+
+/// Values read from elsewhere at scrape time.
+pub struct Gauges {
+    pub jobs: Vec<(&'static str, i64)>,
+    pub plugins: Vec<PluginFigures>,
+    pub restarts: Vec<(&'static str, u64)>,
+    pub whatsapp_state: &'static str,
+}
+
+pub struct PluginFigures {
+    pub name: String,
+    pub hook: &'static str,
+    pub calls: u64,
+    pub failures: u64,
+    pub seconds: f64,
+}
