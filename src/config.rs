@@ -36,6 +36,9 @@ pub struct Config {
     /// WASM plugins, at most one per hook; a hook with none uses the built-in rule.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// Receivers of signed event deliveries.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -174,6 +177,36 @@ impl Default for WhatsAppConfig {
             sandbox: SandboxConfig::default(),
             webdriver: WebDriverConfig::default(),
         }
+    }
+}
+
+/// `[[webhooks]]`: where events are delivered, signed with `secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Event names (`job.waiting`, `job.active`, `job.completed`, `job.failed`,
+    /// `whatsapp.state`, `whatsapp.qr`), or `*` for all.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    /// HMAC-SHA256 key for the signature header; at least 16 characters.
+    pub secret: String,
+    /// Tries before a delivery is given up.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn default_webhook_attempts() -> u32 {
+    12
+}
+
+impl WebhookConfig {
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.iter().any(|e| e == "*" || e == event)
     }
 }
 
@@ -580,6 +613,23 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(bad("server.max_body_bytes", "must be at least 1024".into()));
+        }
+        for w in &self.webhooks {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(bad(
+                    "webhooks.url",
+                    format!("{:?} is not an http(s) URL", w.url),
+                ));
+            }
+            if w.secret.len() < 16 {
+                return Err(bad(
+                    "webhooks.secret",
+                    format!("the secret for {} must be at least 16 characters", w.url),
+                ));
+            }
+            if w.max_attempts == 0 {
+                return Err(bad("webhooks.max_attempts", "must be at least 1".into()));
+            }
         }
         if self.queue.prune_interval.0 < Duration::from_millis(10) {
             return Err(bad("queue.prune_interval", "must be at least 10ms".into()));

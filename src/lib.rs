@@ -19,6 +19,7 @@ pub mod plugins;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
+pub mod webhooks;
 pub mod whatsapp;
 
 use std::net::SocketAddr;
@@ -104,6 +105,13 @@ pub async fn run(
     )
     .await?;
     queue.recover().await?;
+    webhooks::start(
+        &config.webhooks,
+        &db,
+        queue.events(),
+        shutdown.child_token(),
+        &tracker,
+    );
 
     let state = AppState(Arc::new(App {
         db: db.clone(),

@@ -7,6 +7,7 @@ mod health;
 mod jobs;
 mod plugins;
 mod queue;
+mod webhooks;
 mod whatsapp;
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -35,6 +36,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", events)
         .nest("/api/whatsapp", whatsapp)
         .nest("/api/plugins", plugins)
+        .nest(
+            "/api/webhooks",
+            webhooks::router()
+                .route_layer(middleware::from_fn_with_state(state.clone(), require_auth)),
+        )
         .merge(health::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -13,3 +13,4 @@ mod queue;
 mod sandbox;
 mod storage;
 mod webdriver;
+mod webhooks;

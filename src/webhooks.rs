@@ -1,0 +1,305 @@
+//! Webhooks: events pushed to integrators, at least once, signed, in order.
+//!
+//! A recorder turns each event a webhook wants into a delivery row (stable id, body) in the
+//! database; one sender per URL posts that URL's pending deliveries oldest first, retrying a
+//! failing receiver with backoff before moving on, so events reach it in order (per job and
+//! overall) and a restart loses none. Each request carries
+//! `X-WaGateway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use sqlx::SqlitePool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::WebhookConfig;
+use crate::db::{self, Db, Durability};
+use crate::events::{Event, Events};
+
+/// A delivery as `GET /api/webhooks/deliveries` shows it.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: String,
+    pub url: String,
+    pub event: String,
+    pub job_id: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    #[serde(skip)]
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub created_at: i64,
+    #[serde(skip)]
+    pub delivered_at: Option<i64>,
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// Starts the recorder and one sender per webhook URL.
+pub fn start(
+    hooks: &[WebhookConfig],
+    db: &Db,
+    events: &Events,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    if hooks.is_empty() {
+        return;
+    }
+    let hooks: Arc<Vec<WebhookConfig>> = Arc::new(hooks.to_vec());
+    let wake: Arc<Vec<Notify>> = Arc::new(hooks.iter().map(|_| Notify::new()).collect());
+    tracker.spawn(record(
+        hooks.clone(),
+        db.clone(),
+        events.subscribe(),
+        wake.clone(),
+        cancel.clone(),
+    ));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("wa-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client");
+    for i in 0..hooks.len() {
+        tracker.spawn(send(
+            hooks.clone(),
+            i,
+            db.clone(),
+            client.clone(),
+            wake.clone(),
+            cancel.clone(),
+        ));
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    id: &'a str,
+    event: &'a str,
+    created_at: String,
+    data: &'a Event,
+}
+
+async fn record(
+    hooks: Arc<Vec<WebhookConfig>>,
+    db: Db,
+    mut rx: tokio::sync::broadcast::Receiver<Event>,
+    wake: Arc<Vec<Notify>>,
+    cancel: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = rx.recv() => match e {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::error!(missed = n, "🪝 webhook recorder fell behind; {n} events were not recorded");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        };
+        let kind = event.kind();
+        let job_id = match &event {
+            Event::Job { job_id, .. } => Some(job_id.clone()),
+            _ => None,
+        };
+        let now = db::now_ms();
+        let mut rows = Vec::new();
+        for (i, h) in hooks.iter().enumerate() {
+            if !h.wants(&kind) {
+                continue;
+            }
+            let id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
+            let body = serde_json::to_string(&Body {
+                id: &id,
+                event: &kind,
+                created_at: crate::api::rfc3339(now),
+                data: &event,
+            })
+            .unwrap_or_default();
+            rows.push((i, id, h.url.clone(), body));
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let targets: Vec<usize> = rows.iter().map(|r| r.0).collect();
+        let (kind2, job2) = (kind.clone(), job_id.clone());
+        let r = db
+            .writer
+            .exec(Durability::Relaxed, move |c| {
+                Box::pin(async move {
+                    for (_, id, url, body) in &rows {
+                        sqlx::query(
+                            "INSERT INTO webhook_deliveries (id, url, event, job_id, body, status, next_attempt_at, created_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+                        )
+                        .bind(id)
+                        .bind(url)
+                        .bind(&kind2)
+                        .bind(&job2)
+                        .bind(body)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        match r {
+            Ok(()) => {
+                for i in targets {
+                    wake[i].notify_one();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "🪝 cannot record a webhook delivery"),
+        }
+    }
+}
+
+/// The signature header value for a body at time `t` (unix seconds).
+pub fn signature(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Waits before try `attempts + 1`: 1s, 2s, 4s ... 5 min.
+fn backoff(attempts: i64) -> Duration {
+    Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(Duration::from_secs(300))
+}
+
+async fn oldest_pending(pool: &SqlitePool, url: &str) -> sqlx::Result<Option<Delivery>> {
+    sqlx::query_as(
+        "SELECT id, url, event, job_id, status, attempts, next_attempt_at, last_error, created_at, delivered_at, body
+         FROM webhook_deliveries INDEXED BY webhook_pending
+         WHERE url = ?1 AND status = 'pending' ORDER BY seq LIMIT 1",
+    )
+    .bind(url)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn send(
+    hooks: Arc<Vec<WebhookConfig>>,
+    index: usize,
+    db: Db,
+    client: reqwest::Client,
+    wake: Arc<Vec<Notify>>,
+    cancel: CancellationToken,
+) {
+    let hook = &hooks[index];
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let next = match oldest_pending(&db.read, &hook.url).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "🪝 cannot read webhook deliveries");
+                None
+            }
+        };
+        let Some(d) = next else {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = wake[index].notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            continue;
+        };
+        let wait = d.next_attempt_at - db::now_ms();
+        if wait > 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            }
+        }
+        let t = db::now_ms() / 1000;
+        let result = client
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("x-wagateway-delivery", &d.id)
+            .header("x-wagateway-event", &d.event)
+            .header("x-wagateway-signature", signature(&hook.secret, t, &d.body))
+            .body(d.body.clone())
+            .send()
+            .await;
+        let error = match result {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("the receiver answered {}", r.status())),
+            Err(e) => Some(format!("cannot reach the receiver: {e}")),
+        };
+        let attempts = d.attempts + 1;
+        let (status, next_at) = match &error {
+            None => ("delivered", 0),
+            Some(_) if attempts >= hook.max_attempts as i64 => ("failed", 0),
+            Some(_) => (
+                "pending",
+                db::now_ms() + backoff(attempts - 1).as_millis() as i64,
+            ),
+        };
+        match (&error, status) {
+            (Some(e), "failed") => {
+                tracing::error!(delivery = %d.id, attempts, "🪝 webhook delivery given up after {attempts} attempts: {e}")
+            }
+            (Some(e), _) => {
+                tracing::warn!(delivery = %d.id, attempts, "🪝 webhook delivery failed ({e}); retrying")
+            }
+            _ => tracing::debug!(delivery = %d.id, "🪝 webhook delivered"),
+        }
+        let id = d.id.clone();
+        let r = db
+            .writer
+            .exec(Durability::Relaxed, move |c| {
+                Box::pin(async move {
+                    let now = db::now_ms();
+                    sqlx::query(
+                        "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4,
+                           last_error = ?5, delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 END
+                         WHERE id = ?1",
+                    )
+                    .bind(&id)
+                    .bind(status)
+                    .bind(attempts)
+                    .bind(next_at)
+                    .bind(&error)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "🪝 cannot record a webhook delivery's outcome");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// Recent deliveries, newest first.
+pub async fn recent(
+    pool: &SqlitePool,
+    status: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as(
+        "SELECT id, url, event, job_id, status, attempts, next_attempt_at, last_error, created_at, delivered_at, body
+         FROM webhook_deliveries WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
