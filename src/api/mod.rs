@@ -1,6 +1,7 @@
 //! The HTTP API: one router per area, merged here with the body limit and request tracing.
 
 mod auth;
+mod dashboard;
 mod events;
 pub mod extract;
 mod health;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), require_auth)),
         )
         .merge(health::router())
+        .merge(dashboard::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod dashboard;
 mod events;
 mod fake_whatsapp;
 mod helpers;

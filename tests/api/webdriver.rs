@@ -13,7 +13,7 @@ use wa_gateway::config::{Config, DriverKind, Dur};
 use crate::fake_whatsapp::FakeWa;
 use crate::helpers::{TestApp, spawn_app_with, start};
 
-static ONE_BROWSER_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> =
+pub(crate) static ONE_BROWSER_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> =
     LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 fn on_path(program: &str) -> bool {
@@ -21,7 +21,7 @@ fn on_path(program: &str) -> bool {
 }
 
 /// True when the browser tests can run; panics under CI when they cannot.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let missing: Vec<&str> = ["chromium", "chromedriver"]
         .into_iter()
         .filter(|p| !on_path(p))
@@ -59,7 +59,7 @@ async fn deliver(app: &TestApp, number: &str, text: &str) {
     assert_eq!(job["status"], "completed", "{job}");
 }
 
-fn use_webdriver(c: &mut Config, fake: &FakeWa) {
+pub(crate) fn use_webdriver(c: &mut Config, fake: &FakeWa) {
     c.whatsapp.driver = DriverKind::Webdriver;
     let wd = &mut c.whatsapp.webdriver;
     wd.web_url = fake.url.clone();
@@ -74,7 +74,11 @@ async fn state(app: &TestApp) -> Value {
 }
 
 /// Waits until `whatsapp.state` is one of `want`; returns the status and how long it took.
-async fn wait_state(app: &TestApp, want: &[&str], within: Duration) -> (Value, Duration) {
+pub(crate) async fn wait_state(
+    app: &TestApp,
+    want: &[&str],
+    within: Duration,
+) -> (Value, Duration) {
     let t0 = Instant::now();
     loop {
         let s = state(app).await;

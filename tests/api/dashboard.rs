@@ -1,0 +1,254 @@
+//! The dashboard in real headless Chromium: log in, watch a job go from waiting to completed
+//! live, cancel and retry a job, pause and resume the queue, see the QR code.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use wa_gateway::config::Dur;
+
+use crate::fake_whatsapp::FakeWa;
+use crate::helpers::{EMAIL, PASSWORD, TestApp, spawn_app_with};
+use crate::webdriver::{ONE_BROWSER_AT_A_TIME, browser_available, use_webdriver, wait_state};
+
+struct Browser {
+    client: Client,
+    driver: std::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let t0 = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "chromedriver did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--disable-gpu".into(),
+            "--window-size=1200,1000".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        if unsafe { libc::geteuid() } == 0 {
+            args.push("--no-sandbox".into());
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": wa_gateway::whatsapp::webdriver::which("chromium").unwrap(), "args": args }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("browser session");
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn text(&self, css: &str) -> Option<String> {
+        self.client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Waits until the text of `css` satisfies `ok`.
+    async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        loop {
+            if let Some(t) = self.text(css).await
+                && ok(&t)
+            {
+                return t;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "{css}: {:?}",
+                self.text(css).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn log_in(&self, app: &TestApp) {
+        self.client.goto(&app.url("/")).await.unwrap();
+        self.client
+            .find(Locator::Css("#email"))
+            .await
+            .unwrap()
+            .send_keys(EMAIL)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Css("#password"))
+            .await
+            .unwrap()
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        self.click("#login-btn").await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn row(id: &str, cell: &str) -> String {
+    format!("tr[data-job-id='{id}'] {cell}")
+}
+
+#[tokio::test]
+async fn the_dashboard_logs_in_shows_jobs_live_and_drives_the_queue() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|c| c.whatsapp.sandbox.delay = Dur::millis(300)).await;
+    let b = Browser::start().await;
+    b.log_in(&app).await;
+    b.wait_text("#wa-state", |t| t == "connected").await;
+    b.wait_text("#q-state", |t| t.starts_with("idle")).await;
+
+    // Pause from the dashboard; a job sent meanwhile shows up waiting, by itself.
+    b.click("#pause-btn").await;
+    b.wait_text("#q-state", |t| t.starts_with("paused")).await;
+    let id = app.send_ok("6281234567890", "watched live").await;
+    b.wait_text(&row(&id, ".status"), |t| t == "waiting").await;
+    b.wait_text("#q-waiting", |t| t == "1").await;
+    b.screenshot("dashboard.png").await;
+
+    // Resume: the same row turns completed without a reload.
+    b.wait_text("#pause-btn", |t| t == "Resume").await;
+    b.click("#pause-btn").await;
+    b.wait_text(&row(&id, ".status"), |t| t == "completed")
+        .await;
+    b.wait_text("#q-success", |t| t == "100 %").await;
+
+    // Cancel a waiting job, then retry it: it goes out.
+    b.click("#pause-btn").await;
+    b.wait_text("#q-state", |t| t.starts_with("paused")).await;
+    let id2 = app
+        .send_ok("6281234567891", "cancelled, then retried")
+        .await;
+    b.wait_text(&row(&id2, ".status"), |t| t == "waiting").await;
+    b.click(&row(&id2, "button.cancel")).await;
+    b.wait_text(&row(&id2, ".status"), |t| t == "failed").await;
+    assert_eq!(app.job(&id2).await["lastError"]["code"], "cancelled");
+    b.click(&row(&id2, "button.retry")).await;
+    b.wait_text(&row(&id2, ".status"), |t| t == "waiting").await;
+    b.wait_text("#pause-btn", |t| t == "Resume").await;
+    b.click("#pause-btn").await;
+    b.wait_text(&row(&id2, ".status"), |t| t == "completed")
+        .await;
+    assert_eq!(app.job(&id2).await["status"], "completed");
+
+    // Concurrency from the dashboard.
+    let input = b.client.find(Locator::Css("#concurrency")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys("5").await.unwrap();
+    b.click("#apply-concurrency").await;
+    b.wait_text("#q-active", |t| t.ends_with("/ 5")).await;
+    assert_eq!(
+        app.get_json("/api/whatsapp/queue/config").await["concurrency"],
+        5
+    );
+
+    b.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_qr_code_while_a_scan_is_awaited() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let fake = FakeWa::start().await;
+    let app = spawn_app_with(|c| use_webdriver(c, &fake)).await;
+    wait_state(&app, &["qr"], Duration::from_secs(30)).await;
+    let b = Browser::start().await;
+    b.log_in(&app).await;
+    b.wait_text("#wa-state", |t| t == "qr").await;
+    let t0 = Instant::now();
+    loop {
+        let v = b
+            .client
+            .execute(
+                "const q = document.getElementById('qr'); return [q.classList.contains('hidden'), q.src || '', q.dataset.qr || ''];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if v[0] == false && v[1].as_str().unwrap().starts_with("data:image/png;base64,") {
+            assert_eq!(v[2].as_str().unwrap(), fake.current_ref());
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.screenshot("dashboard-qr.png").await;
+    fake.scan();
+    b.wait_text("#wa-state", |t| t == "connected").await;
+    let hidden = b
+        .client
+        .execute(
+            "return document.getElementById('qr').classList.contains('hidden');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hidden, true);
+    b.close().await;
+    app.stop().await;
+}
