@@ -102,14 +102,23 @@ impl Browser {
         }
     }
 
+    /// Clicks `css`. The page re-renders its tables as data arrives, so an element found a
+    /// moment ago may be gone: find it again then.
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            let r = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.click().await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => return,
+                Err(_) if t0.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     async fn log_in(&self, app: &TestApp) {

@@ -240,6 +240,60 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
 }
 
 #[tokio::test]
+async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
+    use crate::webhooks::{Receiver, SECRET, unique, wait_for};
+    let receiver = Receiver::default();
+    *receiver.down.lock().unwrap() = true;
+    let url = receiver.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let mut config = std::fs::read_to_string(dir.path().join("gateway.toml")).unwrap();
+    config.push_str(&format!(
+        "[[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nevents = [\"job.completed\"]\n"
+    ));
+    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
+    let mut gw = Gateway::start(dir.path()).await;
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        let r = gw
+            .send("6281234567890", &format!("hooked {i}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        jobs.push(
+            r.json::<Value>().await.unwrap()["jobId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // All five completed and recorded; the receiver refused at least the first try.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending = gw.get("/api/webhooks/deliveries?status=pending").await;
+        if pending["deliveries"].as_array().unwrap().len() == 5
+            && !receiver.got.lock().unwrap().is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.child.kill().unwrap(); // SIGKILL
+    gw.child.wait().unwrap();
+    drop(gw);
+
+    *receiver.down.lock().unwrap() = false;
+    let _gw = Gateway::start(dir.path()).await;
+    wait_for(&receiver, 5, Duration::from_secs(30)).await;
+    let got: Vec<String> = unique(&receiver)
+        .iter()
+        .map(|(_, v)| v["data"]["jobId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, jobs, "every job's event, in order, after the kill");
+}
+
+#[tokio::test]
 async fn sigterm_lets_an_active_send_finish_before_exit() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "800ms");

@@ -12,21 +12,21 @@ use wa_gateway::config::{Config, WebhookConfig};
 
 use crate::helpers::{spawn_app_with, start};
 
-const SECRET: &str = "whsec-test-0123456789";
+pub(crate) const SECRET: &str = "whsec-test-0123456789";
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// Answer 500 to this many requests first.
-    fail_first: Arc<Mutex<u32>>,
+    pub(crate) fail_first: Arc<Mutex<u32>>,
     /// Answer 500 to everything while set.
-    down: Arc<Mutex<bool>>,
+    pub(crate) down: Arc<Mutex<bool>>,
     /// Every request: (delivery id, body), and whether its signature checked out.
-    got: Arc<Mutex<Vec<(String, Value, bool)>>>,
+    pub(crate) got: Arc<Mutex<Vec<(String, Value, bool)>>>,
     accepted: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 impl Receiver {
-    async fn start(&self) -> String {
+    pub(crate) async fn start(&self) -> String {
         let me = self.clone();
         let app = Router::new().route(
             "/hook",
@@ -83,7 +83,7 @@ fn hook(c: &mut Config, url: &str) {
 }
 
 /// Accepted deliveries, once each (by delivery id), in arrival order.
-fn unique(r: &Receiver) -> Vec<(String, Value)> {
+pub(crate) fn unique(r: &Receiver) -> Vec<(String, Value)> {
     let mut seen = std::collections::HashSet::new();
     r.accepted
         .lock()
@@ -94,7 +94,7 @@ fn unique(r: &Receiver) -> Vec<(String, Value)> {
         .collect()
 }
 
-async fn wait_for(r: &Receiver, n: usize, within: Duration) {
+pub(crate) async fn wait_for(r: &Receiver, n: usize, within: Duration) {
     let t0 = Instant::now();
     while unique(r).len() < n {
         assert!(
