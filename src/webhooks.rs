@@ -22,7 +22,7 @@ use crate::db::{self, Db, Durability};
 use crate::events::{Event, Events};
 
 /// A delivery as `GET /api/webhooks/deliveries` shows it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: String,

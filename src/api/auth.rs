@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     email: String,
@@ -61,7 +61,7 @@ async fn login(
     Ok(Json(pair))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
@@ -90,4 +90,34 @@ async fn logout(
 ) -> Result<StatusCode, ApiError> {
     auth::logout(&state.db.writer, &req.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new(
+            "post",
+            "/api/auth/login",
+            "Log in: an access token (JWT) and a refresh token.",
+        )
+        .public()
+        .body::<LoginRequest>(g)
+        .ok::<crate::auth::TokenPair>(g, 200, "the token pair"),
+        Op::new(
+            "post",
+            "/api/auth/refresh",
+            "Trade a refresh token for a new pair (rotation; reuse revokes the family).",
+        )
+        .public()
+        .body::<RefreshRequest>(g)
+        .ok::<crate::auth::TokenPair>(g, 200, "the new token pair"),
+        Op::new(
+            "post",
+            "/api/auth/logout",
+            "Revoke a refresh token and the ones rotated from it.",
+        )
+        .public()
+        .body::<RefreshRequest>(g)
+        .empty(204, "logged out"),
+    ]
 }

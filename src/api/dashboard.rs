@@ -28,3 +28,12 @@ async fn page() -> impl IntoResponse {
         PAGE,
     )
 }
+
+pub(super) fn docs(_g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![Op::new("get", "/", "The dashboard (HTML).").public().raw(
+        200,
+        "text/html",
+        "the dashboard page",
+    )]
+}

@@ -48,3 +48,11 @@ async fn events(
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
+
+pub(super) fn docs(_g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new("get", "/api/events", "Live events (Server-Sent Events): whatsapp.state first, then job.waiting, job.active, job.completed, job.failed, whatsapp.state and whatsapp.qr; data is the event as JSON.")
+            .raw(200, "text/event-stream", "the event stream"),
+    ]
+}

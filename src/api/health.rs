@@ -71,3 +71,32 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         )
     }
 }
+
+/// `GET /health`.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct HealthDoc {
+    status: String,
+    database: String,
+    version: String,
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new(
+            "get",
+            "/health",
+            "For load balancers: 200 when the API and the database answer, else 503.",
+        )
+        .public()
+        .ok::<HealthDoc>(g, 200, "healthy"),
+        Op::new(
+            "get",
+            "/metrics",
+            "Prometheus metrics (text format); no personal data.",
+        )
+        .public()
+        .raw(200, "text/plain", "the metrics"),
+    ]
+}

@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
 pub const MAX_MESSAGE_CHARS: usize = 65_536;
 const MAX_MESSAGE_ID_LEN: usize = 128;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SendMessageRequest {
     number: String,
@@ -43,7 +43,7 @@ struct SendMessageRequest {
     message_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct SendMessageResponse {
     job_id: String,
@@ -202,14 +202,14 @@ fn variables(raw: BTreeMap<String, serde_json::Value>) -> Result<Vec<(String, St
         .collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct ErrorView {
     code: String,
     message: String,
 }
 
 /// A job as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     job_id: String,
@@ -274,7 +274,7 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct JobList {
     jobs: Vec<JobView>,
@@ -351,4 +351,40 @@ async fn cancel_job(
             format!("only waiting jobs can be cancelled; this one is {status}"),
         )),
     }
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new(
+            "post",
+            "/api/whatsapp/send-message",
+            "Validate, format and queue a message; answers at once.",
+        )
+        .body::<SendMessageRequest>(g)
+        .ok::<SendMessageResponse>(g, 202, "queued (stored durably)")
+        .ok::<SendMessageResponse>(
+            g,
+            200,
+            "the same messageId was queued before; nothing more is sent",
+        ),
+        Op::new("get", "/api/whatsapp/jobs", "List jobs, newest first.")
+            .query("status", "waiting, active, completed or failed")
+            .query("limit", "1 to 500 (default 50)")
+            .query("cursor", "nextCursor of the previous page")
+            .ok::<JobList>(g, 200, "a page of jobs"),
+        Op::new("get", "/api/whatsapp/jobs/{job_id}", "One job.").ok::<JobView>(g, 200, "the job"),
+        Op::new(
+            "delete",
+            "/api/whatsapp/jobs/{job_id}",
+            "Cancel a waiting job (it ends failed, code cancelled).",
+        )
+        .ok::<JobView>(g, 200, "the cancelled job"),
+        Op::new(
+            "post",
+            "/api/whatsapp/jobs/{job_id}/retry",
+            "Re-queue a failed job; its attempts start from 0.",
+        )
+        .ok::<JobView>(g, 200, "the re-queued job"),
+    ]
 }

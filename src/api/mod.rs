@@ -6,6 +6,7 @@ mod events;
 pub mod extract;
 mod health;
 mod jobs;
+pub mod openapi;
 mod plugins;
 mod queue;
 mod webhooks;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(health::router())
         .merge(dashboard::router())
+        .merge(openapi::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -14,7 +14,7 @@ pub fn router() -> Router<AppState> {
         .route("/reload", post(reload_plugins))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PluginView {
     name: String,
@@ -27,7 +27,7 @@ struct PluginView {
     mean_micros: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct PluginList {
     plugins: Vec<PluginView>,
 }
@@ -75,4 +75,22 @@ async fn reload_plugins(State(state): State<AppState>) -> Result<Json<PluginList
     Ok(Json(PluginList {
         plugins: views(&state),
     }))
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new(
+            "get",
+            "/api/plugins",
+            "Loaded plugins with their calls, failures and mean call time.",
+        )
+        .ok::<PluginList>(g, 200, "the plugins"),
+        Op::new(
+            "post",
+            "/api/plugins/reload",
+            "Load and check every plugin again, then swap them in at once.",
+        )
+        .ok::<PluginList>(g, 200, "the plugins now loaded"),
+    ]
 }

@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/status", get(status))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct RetryQueue {
     counts: Counts,
     jobs: Vec<JobView>,
@@ -38,13 +38,13 @@ async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, 
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ClearRequest {
     status: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Cleared {
     cleared: u64,
 }
@@ -95,7 +95,7 @@ async fn clear_queue(
     Ok(Json(Cleared { cleared }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConfigRequest {
     concurrency: Option<u32>,
@@ -136,7 +136,7 @@ async fn configure_queue(
     Ok(Json(now))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct QueueStatus {
     /// `processing`, `paused`, `held` (WhatsApp not connected) or `idle`.
@@ -153,14 +153,14 @@ struct QueueStatus {
     success_rate: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Status {
     whatsapp: WhatsAppStatus,
     queue: QueueStatus,
     storage: StorageStatus,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StorageStatus {
     database_bytes: u64,
@@ -217,4 +217,42 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
             success_rate,
         },
     }))
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new(
+            "get",
+            "/api/whatsapp/retry-queue",
+            "Counts, plus failed jobs and jobs waiting for a retry.",
+        )
+        .ok::<RetryQueue>(g, 200, "counts and jobs"),
+        Op::new(
+            "post",
+            "/api/whatsapp/queue/clear",
+            "Delete finished jobs (default completed and failed; never active).",
+        )
+        .body::<ClearRequest>(g)
+        .ok::<Cleared>(g, 200, "how many were deleted"),
+        Op::new(
+            "get",
+            "/api/whatsapp/queue/config",
+            "The queue settings in force.",
+        )
+        .ok::<QueueSettings>(g, 200, "the settings"),
+        Op::new(
+            "post",
+            "/api/whatsapp/queue/config",
+            "Change concurrency, retries or pause at run time (kept across restarts).",
+        )
+        .body::<ConfigRequest>(g)
+        .ok::<QueueSettings>(g, 200, "the settings now"),
+        Op::new(
+            "get",
+            "/api/whatsapp/status",
+            "Live status: WhatsApp, queue and storage.",
+        )
+        .ok::<Status>(g, 200, "the status"),
+    ]
 }

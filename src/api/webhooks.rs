@@ -46,3 +46,42 @@ async fn deliveries(
         .collect();
     Ok(Json(json!({ "deliveries": out })))
 }
+
+/// One delivery, as listed.
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct DeliveryDoc {
+    /// Stable across retries: receivers drop repeats by it.
+    id: String,
+    url: String,
+    event: String,
+    job_id: Option<String>,
+    /// pending, delivered or failed (given up).
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+    next_attempt_at: Option<String>,
+}
+
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct DeliveryList {
+    deliveries: Vec<DeliveryDoc>,
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new(
+            "get",
+            "/api/webhooks/deliveries",
+            "Recent webhook deliveries, newest first.",
+        )
+        .query("status", "pending, delivered or failed")
+        .query("limit", "1 to 1000 (default 100)")
+        .ok::<DeliveryList>(g, 200, "the deliveries"),
+    ]
+}

@@ -59,3 +59,29 @@ async fn restart(State(state): State<AppState>) -> Result<Response, ApiError> {
         ))
     }
 }
+
+/// `GET /api/whatsapp/qr` as JSON.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct QrDoc {
+    /// The string to encode (WhatsApp Web's `data-ref`).
+    qr: String,
+    /// A PNG data URL of the code.
+    image: String,
+}
+
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct RestartDoc {
+    restarting: bool,
+}
+
+pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
+    use super::openapi::Op;
+    vec![
+        Op::new("get", "/api/whatsapp/qr", "The QR code to scan while WhatsApp Web waits for a login (image/png with Accept: image/png).")
+            .ok::<QrDoc>(g, 200, "the code, as a string and a PNG data URL"),
+        Op::new("post", "/api/whatsapp/restart", "Restart the browser session (same profile: no new scan).")
+            .ok::<RestartDoc>(g, 202, "restarting"),
+    ]
+}

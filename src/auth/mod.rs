@@ -15,7 +15,7 @@ use crate::db::{self, Durability, Writer};
 pub use token::{Claims, Keys};
 
 /// An access/refresh pair, as the login and refresh endpoints return it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPair {
     pub access_token: String,

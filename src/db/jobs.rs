@@ -364,7 +364,7 @@ pub async fn retry_queue(pool: &SqlitePool, limit: i64) -> sqlx::Result<Vec<JobR
     .await
 }
 
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
 pub struct Counts {
     pub waiting: i64,
     pub active: i64,

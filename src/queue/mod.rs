@@ -27,7 +27,7 @@ pub use jobs::{Counts, JobRow, NewJob};
 use counts::LiveCounts;
 
 /// Run-time queue settings, as `POST /api/whatsapp/queue/config` shows and changes them.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueSettings {
     pub concurrency: u32,

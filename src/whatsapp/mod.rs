@@ -48,7 +48,7 @@ impl SendError {
 }
 
 /// The WhatsApp side as `GET /api/whatsapp/status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhatsAppStatus {
     /// `starting`, `qr`, `loading`, `connected`, `conflict`, `logged_out`, `restarting`,

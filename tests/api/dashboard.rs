@@ -213,6 +213,27 @@ async fn the_dashboard_logs_in_shows_jobs_live_and_drives_the_queue() {
         5
     );
 
+    // The API reference page renders the OpenAPI document, offline.
+    b.client.goto(&app.url("/api/docs")).await.unwrap();
+    b.wait_text("#ops", |t| t.contains("/api/whatsapp/send-message"))
+        .await;
+    let n = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#ops details').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(n.as_u64().unwrap() >= 20, "{n}");
+    b.click("details[id='post /api/whatsapp/send-message'] summary")
+        .await;
+    b.wait_text("details[id='post /api/whatsapp/send-message'] pre", |t| {
+        t.contains("\"number\"")
+    })
+    .await;
+    b.screenshot("api-docs.png").await;
+
     b.close().await;
     app.stop().await;
 }

@@ -8,6 +8,7 @@ mod fake_whatsapp;
 mod helpers;
 mod jobs;
 mod metrics;
+mod openapi;
 mod plugins;
 mod process;
 mod queue;
