@@ -352,6 +352,7 @@ pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `wa_gateway=debug,info`. `RUST_LOG` wins when set.
     pub level: String,
     /// `text` (readable lines) or `json` (one object per line, for log shippers).
+    #[serde(alias = "log_format")]
     pub format: LogFormat,
 }
 

@@ -69,7 +69,25 @@ impl Writer {
             + Send
             + 'static,
     {
-        self.submit(Durability::Relaxed, true, true, f)
+        self.submit(Durability::Relaxed, true, true, f, None)
+    }
+
+    /// Like [`exec`](Self::exec), and `after_commit` runs in the writer task once the result is
+    /// committed, before any later write runs: what it publishes is ordered before anything a
+    /// later write (a claim of the same row, say) can cause.
+    pub fn exec_then<T, F>(
+        &self,
+        durability: Durability,
+        f: F,
+        after_commit: impl FnOnce(&T) + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, DbError>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        self.submit(durability, false, false, f, Some(Box::new(after_commit)))
     }
 
     /// Like [`exec`](Self::exec); `single_statement` says the op runs exactly one SQL
@@ -87,7 +105,7 @@ impl Writer {
             + Send
             + 'static,
     {
-        self.submit(durability, single_statement, false, f)
+        self.submit(durability, single_statement, false, f, None)
     }
 
     fn submit<T, F>(
@@ -96,6 +114,7 @@ impl Writer {
         single_statement: bool,
         standalone: bool,
         f: F,
+        after_commit: Option<Box<dyn FnOnce(&T) + Send>>,
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
@@ -109,6 +128,9 @@ impl Writer {
                 let result = f(conn).await;
                 Box::new(move |commit: Result<(), DbError>| {
                     let outcome = commit.and_then(|()| result.map_err(DbError::from));
+                    if let (Ok(value), Some(after)) = (&outcome, after_commit) {
+                        after(value);
+                    }
                     let _ = tx.send(outcome);
                 }) as Finish
             })

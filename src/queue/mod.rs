@@ -40,14 +40,29 @@ type EnqueueRequest = (NewJob, oneshot::Sender<Result<(JobRow, bool), DbError>>)
 /// Group commit for enqueues: takes every job waiting in the channel, inserts them with one
 /// multi-row statement in one durable transaction, then answers each caller. While one batch
 /// commits, the next one gathers. Ends when the queue is dropped.
-async fn batch_enqueues(writer: db::Writer, mut rx: mpsc::Receiver<EnqueueRequest>) {
+async fn batch_enqueues(
+    writer: db::Writer,
+    mut rx: mpsc::Receiver<EnqueueRequest>,
+    events: Events,
+) {
     let mut pending: Vec<EnqueueRequest> = Vec::with_capacity(jobs::MAX_INSERT_ROWS);
     while rx.recv_many(&mut pending, jobs::MAX_INSERT_ROWS).await > 0 {
         let (batch, replies): (Vec<NewJob>, Vec<_>) = pending.drain(..).unzip();
+        let events = events.clone();
         let result = writer
-            .exec(Durability::Durable, move |c| {
-                Box::pin(async move { jobs::insert_many(c, &batch).await })
-            })
+            .exec_then(
+                Durability::Durable,
+                move |c| Box::pin(async move { jobs::insert_many(c, &batch).await }),
+                // Published before any claim can see these rows, so `job.waiting` always
+                // comes before `job.active`.
+                move |rows: &Vec<(JobRow, bool)>| {
+                    for (row, created) in rows {
+                        if *created {
+                            events.publish(Event::from_row(row, "waiting"));
+                        }
+                    }
+                },
+            )
             .await;
         match result {
             Ok(rows) => {
@@ -177,7 +192,11 @@ impl Queue {
         }
         let counts = LiveCounts::new(jobs::counts(&db.read).await?);
         let (enqueue_tx, enqueue_rx) = mpsc::channel(4096);
-        tokio::spawn(batch_enqueues(db.writer.clone(), enqueue_rx));
+        tokio::spawn(batch_enqueues(
+            db.writer.clone(),
+            enqueue_rx,
+            events.clone(),
+        ));
         let (outcome_tx, outcome_rx) = mpsc::channel(4096);
         tokio::spawn(batch_outcomes(db.writer.clone(), outcome_rx));
         Ok(Arc::new(Queue {
@@ -251,7 +270,6 @@ impl Queue {
         let (row, created) = rx.await.map_err(|_| DbError::WriterGone)??;
         if created {
             self.counts.add(JobState::Waiting, 1);
-            self.events.publish(Event::from_row(&row, "waiting"));
             tracing::info!(
                 job.id = %row.id,
                 "📥 Message queued: {} to {} (priority: {})",
