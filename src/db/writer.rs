@@ -20,6 +20,8 @@ pub enum Durability {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+/// Runs in the writer task after an op's result is committed.
+type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
 type OpFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Finish> + Send>;
 
 struct Op {
@@ -114,7 +116,7 @@ impl Writer {
         single_statement: bool,
         standalone: bool,
         f: F,
-        after_commit: Option<Box<dyn FnOnce(&T) + Send>>,
+        after_commit: Option<AfterCommit<T>>,
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,

@@ -1,6 +1,7 @@
 //! The dashboard in real headless Chromium: log in, watch a job go from waiting to completed
 //! live, cancel and retry a job, pause and resume the queue, see the QR code.
 
+use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -26,6 +27,7 @@ impl Browser {
             .port();
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -146,10 +148,19 @@ impl Browser {
         std::fs::write(dir.join(name), png).unwrap();
     }
 
-    async fn close(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill();
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+/// Even when a test fails: ChromeDriver's process group, and the browser on our profile.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        unsafe { libc::killpg(self.driver.id() as i32, libc::SIGKILL) };
         let _ = self.driver.wait();
+        for pid in wa_gateway::whatsapp::webdriver::profile_processes(self._profile.path()) {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
     }
 }
 
