@@ -286,11 +286,14 @@ async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
     *receiver.down.lock().unwrap() = false;
     let _gw = Gateway::start(dir.path()).await;
     wait_for(&receiver, 5, Duration::from_secs(30)).await;
-    let got: Vec<String> = unique(&receiver)
+    let mut got: Vec<String> = unique(&receiver)
         .iter()
         .map(|(_, v)| v["data"]["jobId"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(got, jobs, "every job's event, in order, after the kill");
+    // The five ran three at a time, so they completed in any order; each event arrives once.
+    got.sort();
+    jobs.sort();
+    assert_eq!(got, jobs, "every job's completion event after the kill");
 }
 
 #[tokio::test]
