@@ -148,44 +148,32 @@ impl Metrics {
             "wa_gateway_job_attempts",
             "Attempts a job took, when it finished.",
         );
-        let _ = writeln!(
-            o,
-            "# HELP wa_gateway_plugin_calls_total Plugin calls.\n# TYPE wa_gateway_plugin_calls_total counter"
-        );
-        for p in &gauges.plugins {
-            let _ = writeln!(
-                o,
-                "wa_gateway_plugin_calls_total{{plugin=\"{}\",hook=\"{}\"}} {}",
-                label(&p.name),
-                p.hook,
-                p.calls
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP wa_gateway_plugin_failures_total Plugin calls that failed (trap, limit, panic).\n# TYPE wa_gateway_plugin_failures_total counter"
-        );
-        for p in &gauges.plugins {
-            let _ = writeln!(
-                o,
-                "wa_gateway_plugin_failures_total{{plugin=\"{}\",hook=\"{}\"}} {}",
-                label(&p.name),
-                p.hook,
-                p.failures
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP wa_gateway_plugin_call_seconds_total Time spent in plugin calls.\n# TYPE wa_gateway_plugin_call_seconds_total counter"
-        );
-        for p in &gauges.plugins {
-            let _ = writeln!(
-                o,
-                "wa_gateway_plugin_call_seconds_total{{plugin=\"{}\",hook=\"{}\"}} {}",
-                label(&p.name),
-                p.hook,
-                p.seconds
-            );
+        let plugin_metrics: [(&str, &str, PluginValue); 3] = [
+            ("wa_gateway_plugin_calls_total", "Plugin calls.", |p| {
+                p.calls as f64
+            }),
+            (
+                "wa_gateway_plugin_failures_total",
+                "Plugin calls that failed (trap, limit, panic).",
+                |p| p.failures as f64,
+            ),
+            (
+                "wa_gateway_plugin_call_seconds_total",
+                "Time spent in plugin calls.",
+                |p| p.seconds,
+            ),
+        ];
+        for (name, help, value) in plugin_metrics {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            for p in &gauges.plugins {
+                let _ = writeln!(
+                    o,
+                    "{name}{{plugin=\"{}\",hook=\"{}\"}} {}",
+                    label(&p.name),
+                    p.hook,
+                    value(p)
+                );
+            }
         }
         let _ = writeln!(
             o,
@@ -232,6 +220,9 @@ impl Metrics {
         o
     }
 }
+
+/// One figure of a plugin, for the per-plugin counters.
+type PluginValue = fn(&PluginFigures) -> f64;
 
 /// Values read from elsewhere at scrape time.
 pub struct Gauges {

@@ -374,4 +374,22 @@ async fn the_committed_gateway_toml_loads_all_four_bundled_plugins() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["chatId"], "6281234567890@c.us");
     assert_eq!(body["priority"], "high");
+    // Per-plugin counters in /metrics.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "wa_gateway_plugin_calls_total{plugin=\"number-format\",hook=\"format-number\"} 1",
+        "wa_gateway_plugin_failures_total{plugin=\"number-format\",hook=\"format-number\"} 0",
+        "wa_gateway_plugin_calls_total{plugin=\"priority-rules\",hook=\"assign-priority\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in:\n{metrics}");
+    }
+    assert!(metrics.contains("wa_gateway_plugin_call_seconds_total{plugin=\"templates\""));
 }
