@@ -448,3 +448,51 @@ async fn a_missing_chromedriver_is_unavailable_with_how_to_install_it() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_browser_over_its_memory_limit_is_restarted_and_the_cause_counted() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    // Any real Chromium holds more than 1 MiB: each check after connecting restarts it.
+    let app = spawn_app_with(|c| {
+        use_webdriver(c, &fake);
+        c.whatsapp.webdriver.memory_limit = wa_gateway::config::ByteSize(1 << 20);
+    })
+    .await;
+    wait_state(&app, &["qr"], Duration::from_secs(30)).await;
+    fake.scan();
+    let t0 = Instant::now();
+    let memory_restarts = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("wa_gateway_browser_restarts_total{cause=\"memory\"} "))
+            .map(|n| n.trim().parse().unwrap())
+            .unwrap_or(0)
+    };
+    loop {
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Two: the second one means the restarted browser got connected again.
+        if memory_restarts(&metrics) >= 2 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(45), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(fake.scans(), 1, "a restart needed a new scan");
+    let s = app.status().await;
+    assert!(
+        ["restarting", "starting", "loading", "connected"]
+            .contains(&s["whatsapp"]["state"].as_str().unwrap()),
+        "{s}"
+    );
+    app.stop().await;
+}
