@@ -13,21 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
-use wa_gateway::whatsapp::webdriver::{profile_processes, pss_bytes, which};
+use wa_gateway::whatsapp::webdriver::{profile_processes, pss_bytes, rss_bytes, which};
 
 const SENDS: usize = if cfg!(debug_assertions) { 10 } else { 500 };
 const LATENCY_SAMPLE: usize = if cfg!(debug_assertions) { 5 } else { 50 };
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 struct Api {
     base: String,
@@ -162,8 +151,8 @@ web_url = "{}"
     let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     let procs = profile_processes(&profile);
     let chromium_pss: u64 = procs.iter().map(|p| pss_bytes(*p)).sum::<u64>() >> 20;
-    let chromium_rss: u64 = procs.iter().map(|p| rss_kib(*p)).sum::<u64>() >> 10;
-    let gateway_rss = rss_kib(std::process::id()) >> 10;
+    let chromium_rss: u64 = procs.iter().map(|p| rss_bytes(*p)).sum::<u64>() >> 20;
+    let gateway_rss = rss_bytes(std::process::id()) >> 20;
     let build = if cfg!(debug_assertions) {
         "debug build: run `cargo bench --bench webdriver` for real figures"
     } else {

@@ -120,8 +120,12 @@ impl Events {
         }
     }
 
-    /// Publishes the driver's state and QR changes until the driver is dropped.
-    pub fn watch_driver(&self, sender: std::sync::Arc<dyn MessageSender>) {
+    /// Publishes the driver's state and QR changes until `stop`.
+    pub fn watch_driver(
+        &self,
+        sender: std::sync::Arc<dyn MessageSender>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         let events = self.clone();
         tokio::spawn(async move {
             let (mut state, mut detail, mut qr) = (String::new(), String::new(), None);
@@ -147,9 +151,9 @@ impl Events {
                     }
                     qr = q;
                 }
-                changed.await;
-                if std::sync::Arc::strong_count(&sender) == 1 {
-                    return;
+                tokio::select! {
+                    _ = changed => {}
+                    _ = stop.cancelled() => return,
                 }
             }
         });

@@ -93,7 +93,7 @@ pub async fn run(
         }
     };
     let events = events::Events::new();
-    events.watch_driver(sender.clone());
+    events.watch_driver(sender.clone(), shutdown.child_token());
     let metrics = Arc::new(metrics::Metrics::default());
     let queue = Queue::new(
         db.clone(),

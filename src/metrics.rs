@@ -60,6 +60,9 @@ const LATENCY: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 const WAIT: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
 const ATTEMPTS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0];
 
+/// (method, status) → requests, for one route.
+type PerRoute = BTreeMap<(&'static str, u16), u64>;
+
 /// Everything the gateway counts.
 pub struct Metrics {
     /// (outcome, error code) → sends.
@@ -67,8 +70,8 @@ pub struct Metrics {
     pub send_seconds: Histogram,
     pub wait_seconds: Histogram,
     pub attempts: Histogram,
-    /// (method, route, status) → requests.
-    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route → (method, status) → requests. Keyed by route first so a hit allocates nothing.
+    http: Mutex<BTreeMap<String, PerRoute>>,
 }
 
 impl Default for Metrics {
@@ -102,13 +105,26 @@ impl Metrics {
         self.send_seconds.observe(took.as_secs_f64());
     }
 
-    pub fn http(&self, method: &str, route: &str, status: u16) {
-        *self
-            .http
-            .lock()
-            .expect("metrics lock")
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default() += 1;
+    /// Counted on every request: no allocation once a route has been seen.
+    pub fn http(&self, method: &axum::http::Method, route: &str, status: u16) {
+        use axum::http::Method;
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::PATCH => "PATCH",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            _ => "OTHER",
+        };
+        let mut http = self.http.lock().expect("metrics lock");
+        if !http.contains_key(route) {
+            http.insert(route.to_string(), BTreeMap::new());
+        }
+        if let Some(per_route) = http.get_mut(route) {
+            *per_route.entry((method, status)).or_default() += 1;
+        }
     }
 
     /// The text format, with the gauges passed in by the caller (they live elsewhere).
@@ -210,12 +226,14 @@ impl Metrics {
             o,
             "# HELP wa_gateway_http_requests_total HTTP requests by route and status.\n# TYPE wa_gateway_http_requests_total counter"
         );
-        for ((method, route, status), n) in self.http.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                o,
-                "wa_gateway_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                label(route)
-            );
+        for (route, per_route) in self.http.lock().expect("metrics lock").iter() {
+            for ((method, status), n) in per_route {
+                let _ = writeln!(
+                    o,
+                    "wa_gateway_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    label(route)
+                );
+            }
         }
         o
     }

@@ -196,7 +196,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     let finished = counts.completed + counts.failed;
     let success_rate =
         (finished > 0).then(|| (counts.completed as f64 * 1000.0 / finished as f64).round() / 10.0);
-    let (database_bytes, wal_bytes) = state.queue.db().file_sizes();
+    let (database_bytes, wal_bytes) = state.db.file_sizes();
     let oldest = crate::db::jobs::oldest_created_at(&state.db.read).await?;
     Ok(Json(Status {
         storage: StorageStatus {

@@ -456,9 +456,4 @@ impl Queue {
     pub fn events(&self) -> &Events {
         &self.events
     }
-
-    /// Database and WAL sizes and the oldest kept job, for `status`.
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
 }

@@ -187,69 +187,70 @@ fn plugin_check_tells_which_hooks_a_file_serves() {
 
 #[test]
 fn plugin_call_runs_a_hook_without_a_server() {
-    let nf = plugin_file("dist/number_format.wasm");
-    let (ok, out) = plugin_cli(&[
-        "call",
-        &nf,
-        "--hook",
-        "format-number",
-        "--input",
-        "(0812) 3456.7890",
-    ]);
-    assert!(ok && out.contains("ok: 6281234567890"), "{out}");
-    let (ok, out) = plugin_cli(&[
-        "call",
-        &nf,
-        "--hook",
-        "format-number",
-        "--input",
-        "07700 900123",
-        "--config",
-        "country_code=44",
-    ]);
-    assert!(ok && out.contains("ok: 447700900123"), "{out}");
-    let (ok, out) = plugin_cli(&["call", &nf, "--hook", "format-number", "--input", "0812"]);
-    assert!(ok && out.contains("rejected: too short"), "{out}");
-    let (ok, out) = plugin_cli(&[
-        "call",
-        &plugin_file("dist/templates.wasm"),
-        "--hook",
-        "render",
-        "--input",
-        "Hi {{name}}",
-        "--var",
-        "name=Ani",
-    ]);
-    assert!(ok && out.contains("ok: Hi Ani"), "{out}");
-    let (ok, out) = plugin_cli(&[
-        "call",
-        &plugin_file("dist/error_classifier.wasm"),
-        "--hook",
-        "classify-error",
-        "--input",
-        "blocked",
-    ]);
-    assert!(ok && out.contains("permanent: blocked"), "{out}");
-    let (ok, out) = plugin_cli(&[
-        "call",
-        &plugin_file("dist/priority_rules.wasm"),
-        "--hook",
-        "assign-priority",
-        "--input",
-        "big promo",
-        "--config",
-        "low_keywords=promo",
-    ]);
-    assert!(ok && out.contains("low"), "{out}");
-    let (ok, out) = plugin_cli(&[
-        "call",
-        &plugin_file("fixtures/hostile.wasm"),
-        "--hook",
-        "format-number",
-        "--input",
-        "1",
-        "--config",
-        "mode=loop",
-    ]);
-    assert!(!ok && out.contains("time limit"), "{out}");
+    // (plugin file, hook, input, extra flags, succeeds, expected in the output)
+    let cases: [(&str, &str, &str, &[&str], bool, &str); 7] = [
+        (
+            "dist/number_format.wasm",
+            "format-number",
+            "(0812) 3456.7890",
+            &[],
+            true,
+            "ok: 6281234567890",
+        ),
+        (
+            "dist/number_format.wasm",
+            "format-number",
+            "07700 900123",
+            &["--config", "country_code=44"],
+            true,
+            "ok: 447700900123",
+        ),
+        (
+            "dist/number_format.wasm",
+            "format-number",
+            "0812",
+            &[],
+            true,
+            "rejected: too short",
+        ),
+        (
+            "dist/templates.wasm",
+            "render",
+            "Hi {{name}}",
+            &["--var", "name=Ani"],
+            true,
+            "ok: Hi Ani",
+        ),
+        (
+            "dist/error_classifier.wasm",
+            "classify-error",
+            "blocked",
+            &[],
+            true,
+            "permanent: blocked",
+        ),
+        (
+            "dist/priority_rules.wasm",
+            "assign-priority",
+            "big promo",
+            &["--config", "low_keywords=promo"],
+            true,
+            "low",
+        ),
+        (
+            "fixtures/hostile.wasm",
+            "format-number",
+            "1",
+            &["--config", "mode=loop"],
+            false,
+            "time limit",
+        ),
+    ];
+    for (file, hook, input, extra, succeeds, expect) in cases {
+        let file = plugin_file(file);
+        let mut args = vec!["call", file.as_str(), "--hook", hook, "--input", input];
+        args.extend_from_slice(extra);
+        let (ok, out) = plugin_cli(&args);
+        assert!(ok == succeeds && out.contains(expect), "{args:?}: {out}");
+    }
 }

@@ -201,6 +201,13 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    }
+
     pub async fn status(&self) -> Value {
         let r = self.get("/api/whatsapp/status").await;
         assert_eq!(r.status(), StatusCode::OK);

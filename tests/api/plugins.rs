@@ -375,15 +375,7 @@ async fn the_committed_gateway_toml_loads_all_four_bundled_plugins() {
     assert_eq!(body["chatId"], "6281234567890@c.us");
     assert_eq!(body["priority"], "high");
     // Per-plugin counters in /metrics.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for line in [
         "wa_gateway_plugin_calls_total{plugin=\"number-format\",hook=\"format-number\"} 1",
         "wa_gateway_plugin_failures_total{plugin=\"number-format\",hook=\"format-number\"} 0",

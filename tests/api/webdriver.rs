@@ -471,15 +471,7 @@ async fn a_browser_over_its_memory_limit_is_restarted_and_the_cause_counted() {
             .unwrap_or(0)
     };
     loop {
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         // Two: the second one means the restarted browser got connected again.
         if memory_restarts(&metrics) >= 2 {
             break;

@@ -272,20 +272,26 @@ fn kill_profile_processes(profile: &Path) {
     }
 }
 
+/// A `kB` field of a `/proc/<pid>/` file, in bytes.
+fn proc_kb(pid: u32, file: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+/// Resident set size of a process, in bytes (0 when it is gone).
+pub fn rss_bytes(pid: u32) -> u64 {
+    proc_kb(pid, "status", "VmRSS:").unwrap_or(0)
+}
+
 /// Proportional set size (shared pages split between the processes sharing them), so the sum
 /// over the browser's processes is what it really holds; RSS where PSS is not available.
 pub fn pss_bytes(pid: u32) -> u64 {
-    let field = |file: &str, key: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(key))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            })
-    };
-    field("smaps_rollup", "Pss:")
-        .or_else(|| field("status", "VmRSS:"))
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    proc_kb(pid, "smaps_rollup", "Pss:").unwrap_or_else(|| rss_bytes(pid))
 }

@@ -24,7 +24,7 @@ use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppSta
 use crate::config::WebDriverConfig;
 use browser::{Browser, LaunchError};
 
-pub use browser::{profile_processes, pss_bytes, which};
+pub use browser::{profile_processes, pss_bytes, rss_bytes, which};
 
 /// The session's state, as `GET /api/whatsapp/status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,6 @@ struct Current {
 struct Shared {
     current: Mutex<Current>,
     changed: watch::Sender<u64>,
-    restarts: std::sync::atomic::AtomicU64,
     causes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
@@ -148,19 +147,11 @@ impl WebDriver {
                 qr: None,
             }),
             changed: changed_tx,
-            restarts: Default::default(),
             causes: Default::default(),
         });
         let (commands, rx) = mpsc::channel(64);
         tracker.spawn(supervise(shared.clone(), cfg, profile, rx, shutdown));
         Arc::new(WebDriver { shared, commands })
-    }
-
-    /// How many times the browser was restarted.
-    pub fn restarts(&self) -> u64 {
-        self.shared
-            .restarts
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -261,9 +252,6 @@ async fn supervise(
                         break;
                     }
                     End::Restart(cause) => {
-                        shared
-                            .restarts
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         *shared
                             .causes
                             .lock()
@@ -332,8 +320,8 @@ async fn session(
 ) -> (End, bool) {
     let sel = &cfg.selectors;
     let started = Instant::now();
+    // Connected at least once in this session: a QR page after that means a logout.
     let mut was_connected = false;
-    let mut ever_connected_here = false;
     let mut last_healthy = Instant::now();
     let mut last_qr: Option<String> = None;
     let mut fallbacks_logged = BTreeSet::new();
@@ -405,12 +393,11 @@ async fn session(
                                     tracing::info!(ms = started.elapsed().as_millis() as u64, "✅ WhatsApp Web is ready");
                                 }
                                 was_connected = true;
-                                ever_connected_here = true;
                                 last_qr = None;
                                 shared.set(State::Connected, "WhatsApp Web is ready");
                             }
                             "qr" => {
-                                let logged_out = ever_connected_here || p.url_has_post_logout();
+                                let logged_out = was_connected || p.url_has_post_logout();
                                 let state = if logged_out { State::LoggedOut } else { State::Qr };
                                 let detail = if logged_out {
                                     "logged out from the phone: scan the new QR code (GET /api/whatsapp/qr)"
@@ -508,7 +495,6 @@ mod tests {
                 qr: None,
             }),
             changed,
-            restarts: Default::default(),
             causes: Default::default(),
         });
         let (commands, _rx) = mpsc::channel(1);
