@@ -185,10 +185,19 @@ fn plugin_check_tells_which_hooks_a_file_serves() {
     );
 }
 
+/// (plugin file, hook, input, extra flags, succeeds, expected in the output)
+type CallCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    bool,
+    &'static str,
+);
+
 #[test]
 fn plugin_call_runs_a_hook_without_a_server() {
-    // (plugin file, hook, input, extra flags, succeeds, expected in the output)
-    let cases: [(&str, &str, &str, &[&str], bool, &str); 7] = [
+    let cases: [CallCase; 7] = [
         (
             "dist/number_format.wasm",
             "format-number",
