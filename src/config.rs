@@ -278,6 +278,8 @@ pub struct Selectors {
     pub outgoing: Vec<String>,
     /// Inside an outgoing bubble: its text.
     pub bubble_text: Vec<String>,
+    /// Texts of the button that expands a long message cut in its bubble.
+    pub read_more_text: Vec<String>,
     /// Inside an outgoing bubble: the status icon (`data-icon`).
     pub bubble_status: Vec<String>,
     /// `data-icon` values that mean "still pending".
@@ -321,6 +323,7 @@ impl Default for Selectors {
             ]),
             outgoing: strings(&["#main div.message-out", "div.message-out"]),
             bubble_text: strings(&["span.selectable-text", "span[dir='ltr']"]),
+            read_more_text: strings(&["Read more"]),
             bubble_status: strings(&["span[data-icon^='msg-']"]),
             pending_icons: strings(&["msg-time"]),
             sent_icons: strings(&["msg-check", "msg-dblcheck", "msg-dblcheck-ack"]),

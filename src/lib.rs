@@ -99,7 +99,7 @@ pub async fn run(
         db.clone(),
         &config.queue,
         hooks,
-        sender,
+        sender.clone(),
         events,
         metrics.clone(),
     )
@@ -151,6 +151,8 @@ pub async fn run(
             "sends still active after {}; they will be retried after the next start",
             humantime::format_duration(config.queue.shutdown_grace.0)
         );
+        // Nothing the driver started may outlive the gateway.
+        sender.kill();
     }
     drop(queue);
     drop(db);

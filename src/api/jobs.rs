@@ -18,6 +18,7 @@ use crate::domain::{PhoneNumber, Priority};
 use crate::error::ApiError;
 use crate::hooks::{HookError, Outgoing};
 use crate::queue::{JobRow, NewJob};
+use crate::whatsapp::Receipt;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -225,6 +226,8 @@ pub struct JobView {
     updated_at: String,
     next_attempt_at: Option<String>,
     finished_at: Option<String>,
+    /// What the driver saw when the job completed.
+    receipt: Option<Receipt>,
 }
 
 impl From<JobRow> for JobView {
@@ -246,6 +249,7 @@ impl From<JobRow> for JobView {
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             finished_at: r.finished_at.map(rfc3339),
+            receipt: r.receipt.and_then(|t| serde_json::from_str(&t).ok()),
         }
     }
 }

@@ -28,10 +28,13 @@ pub struct JobRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// The driver's receipt (JSON), once completed.
+    pub receipt: Option<String>,
 }
 
 const COLS: &str = "seq, id, message_id, number, chat_id, message, template, priority, status, \
-    attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at";
+    attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
+    receipt";
 
 /// What the API accepted, ready to store.
 #[derive(Debug, Clone)]
@@ -68,6 +71,7 @@ impl NewJob {
             created_at: self.now,
             updated_at: self.now,
             finished_at: None,
+            receipt: None,
         }
     }
 }
@@ -176,7 +180,10 @@ pub async fn claim(
 /// How a claimed job ended this attempt.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Completed,
+    /// Sent; the driver's receipt as JSON.
+    Completed {
+        receipt: Option<String>,
+    },
     Retry {
         run_at: i64,
         code: String,
@@ -200,7 +207,7 @@ pub struct Finished {
 pub fn all_completed(batch: &[Finished]) -> bool {
     batch
         .iter()
-        .all(|f| matches!(f.outcome, Outcome::Completed))
+        .all(|f| matches!(f.outcome, Outcome::Completed { .. }))
 }
 
 /// Records outcomes: all completions in one statement, others one by one. For each input, in
@@ -212,19 +219,28 @@ pub async fn finish_many(
 ) -> sqlx::Result<Vec<bool>> {
     let completed: Vec<&Finished> = batch
         .iter()
-        .filter(|f| matches!(f.outcome, Outcome::Completed))
+        .filter(|f| matches!(f.outcome, Outcome::Completed { .. }))
         .collect();
     let mut done = std::collections::HashSet::new();
     if !completed.is_empty() {
-        // `seq IN (...)` finds rows by primary key; the CASE is the per-row lease check.
+        // `seq IN (...)` finds rows by primary key; the CASEs are the per-row receipt and
+        // lease check.
         let seqs = vec!["?"; completed.len()].join(", ");
         let cases = " WHEN ? THEN ?".repeat(completed.len());
         let sql = format!(
-            "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?, finished_at = ? \
+            "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?, finished_at = ?, \
+             receipt = CASE seq{cases} END \
              WHERE seq IN ({seqs}) AND status = 'active' AND lease = CASE seq{cases} END RETURNING seq"
         );
         // Anonymous parameters only: sqlx numbers `?` apart from `?N`, so they must not be mixed.
         let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(now).bind(now);
+        for f in &completed {
+            let receipt = match &f.outcome {
+                Outcome::Completed { receipt } => receipt.as_deref(),
+                _ => None,
+            };
+            q = q.bind(f.seq).bind(receipt);
+        }
         for f in &completed {
             q = q.bind(f.seq);
         }
@@ -236,7 +252,7 @@ pub async fn finish_many(
     let mut out = Vec::with_capacity(batch.len());
     for f in batch {
         let ok = match &f.outcome {
-            Outcome::Completed => done.contains(&f.seq),
+            Outcome::Completed { .. } => done.contains(&f.seq),
             Outcome::Retry {
                 run_at,
                 code,

@@ -337,7 +337,7 @@ impl Queue {
     /// Records how an attempt ended; false when the job's lease no longer held.
     async fn record(&self, finished: jobs::Finished, event: Event) -> Result<bool, DbError> {
         let to = match finished.outcome {
-            jobs::Outcome::Completed => JobState::Completed,
+            jobs::Outcome::Completed { .. } => JobState::Completed,
             jobs::Outcome::Retry { .. } => JobState::Waiting,
             jobs::Outcome::Failed { .. } => JobState::Failed,
         };

@@ -125,10 +125,12 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
     queue.active.fetch_sub(1, Ordering::AcqRel);
     queue.wake.notify_one();
     let (outcome, log): (Outcome, Box<dyn FnOnce() + Send>) = match result {
-        Ok(_) => {
+        Ok(receipt) => {
             let id = job.id.clone();
             (
-                Outcome::Completed,
+                Outcome::Completed {
+                    receipt: serde_json::to_string(&receipt).ok(),
+                },
                 Box::new(move || tracing::info!(job.id = %id, "✅ Job {id} completed")),
             )
         }
@@ -136,7 +138,7 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
     };
     let took = started.elapsed();
     match &outcome {
-        Outcome::Completed => queue.metrics.send("completed", "", took),
+        Outcome::Completed { .. } => queue.metrics.send("completed", "", took),
         Outcome::Retry { code, .. } => queue.metrics.send("retry", code, took),
         Outcome::Failed { code, .. } => queue.metrics.send("failed", code, took),
     }
@@ -144,7 +146,9 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
         queue.metrics.attempts.observe(job.attempts as f64);
     }
     let event = match &outcome {
-        Outcome::Completed => Event::job(&job.id, &job.message_id, "completed", job.attempts, None),
+        Outcome::Completed { .. } => {
+            Event::job(&job.id, &job.message_id, "completed", job.attempts, None)
+        }
         Outcome::Retry { code, message, .. } => Event::job(
             &job.id,
             &job.message_id,

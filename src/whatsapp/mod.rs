@@ -8,7 +8,7 @@ pub mod webdriver;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A message the queue hands to a driver.
 #[derive(Debug, Clone)]
@@ -22,10 +22,25 @@ pub struct Outbound {
     pub attempt: u32,
 }
 
-/// What a driver reports back after a delivery.
-#[derive(Debug, Clone, Default)]
+/// What a driver reports back after a delivery; kept on the completed job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Receipt {
-    pub detail: Option<String>,
+    /// What the driver saw, for people.
+    pub detail: String,
+    /// The message's `data-id` in WhatsApp Web, where the page gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bubble_id: Option<String>,
+    /// The message's time as WhatsApp Web shows it (`HH:MM, DD/MM/YYYY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bubble_time: Option<String>,
+    /// How the driver knew the message in the chat was this job's: `position and text`,
+    /// `position` or `text (look-first)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
+    /// A retry found the message already in the chat and did not send it again.
+    #[serde(default)]
+    pub already_sent: bool,
 }
 
 /// A failed delivery: a stable code (`not-registered`, `invalid-number`, `blocked`,
@@ -85,4 +100,7 @@ pub trait MessageSender: Send + Sync + 'static {
     fn restart(&self, _why: &str) -> bool {
         false
     }
+    /// Ends at once every process the driver started: the last step of a shutdown whose
+    /// sends outlived the grace period.
+    fn kill(&self) {}
 }

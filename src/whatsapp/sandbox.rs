@@ -108,7 +108,8 @@ impl MessageSender for Sandbox {
             }
             self.deliver(m)?;
             Ok(Receipt {
-                detail: Some("written to the sandbox outbox".into()),
+                detail: "written to the sandbox outbox".into(),
+                ..Receipt::default()
             })
         })
     }

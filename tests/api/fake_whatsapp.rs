@@ -1,8 +1,9 @@
 //! A local stand-in for WhatsApp Web, served on 127.0.0.1:0: the page (`fake_whatsapp.html`)
 //! follows the DOM of ../shared/whatsapp-web.md, and this server plays the phone and
 //! WhatsApp's servers. Tests drive it directly: scan the QR, log out from the phone, open a
-//! conflicting window, freeze the page, mark numbers unregistered, hold ticks at the clock. It
-//! records what was sent, per chat.
+//! conflicting window, freeze the page (now, or when the next message is sent), mark numbers
+//! unregistered, hold ticks at the clock, and choose per chat how the page renders messages
+//! ([`Render`]). It records what was sent, per chat.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 const PAGE: &str = include_str!("fake_whatsapp.html");
@@ -21,8 +22,102 @@ const PAGE: &str = include_str!("fake_whatsapp.html");
 pub struct Sent {
     pub phone: String,
     pub text: String,
+    /// The message id the page gave it (the end of its bubble's `data-id`).
+    pub id: String,
     delivered: bool,
     at_ms: u128,
+}
+
+/// How the page renders the messages of a chat: each way the real site does it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Render {
+    /// Emoji in bubbles as `<img class="emoji" alt="😀">` (their `innerText` is empty).
+    pub emoji_img: bool,
+    /// Emoji in the compose box as images, as Lexical shows them.
+    pub compose_emoji_img: bool,
+    /// Line breaks: `pre-wrap` (kept by CSS), `normal` (collapsed by CSS) or `br` elements.
+    pub newlines: &'static str,
+    /// Texts longer than this many characters are cut, with a "Read more" button; 0: never.
+    pub read_more: usize,
+    /// URLs as `<a href>` links, with a preview card above the text.
+    pub links: bool,
+    /// Spaces as no-break spaces.
+    pub nbsp: bool,
+    /// Bubbles carry `data-id="true_<chat>@c.us_<id>"`.
+    pub data_id: bool,
+}
+
+impl Default for Render {
+    fn default() -> Self {
+        Render {
+            emoji_img: false,
+            compose_emoji_img: false,
+            newlines: "pre-wrap",
+            read_more: 0,
+            links: false,
+            nbsp: false,
+            data_id: true,
+        }
+    }
+}
+
+impl Render {
+    /// Every rendering the tests send under, by name: each quirk alone, then together as the
+    /// real site shows them, with and without `data-id`.
+    pub fn all() -> Vec<(&'static str, Render)> {
+        let d = Render::default;
+        let real = Render {
+            emoji_img: true,
+            compose_emoji_img: true,
+            newlines: "normal",
+            read_more: 100,
+            links: true,
+            nbsp: true,
+            data_id: true,
+        };
+        vec![
+            ("plain", d()),
+            (
+                "emoji-images",
+                Render {
+                    emoji_img: true,
+                    compose_emoji_img: true,
+                    ..d()
+                },
+            ),
+            (
+                "collapsed-lines",
+                Render {
+                    newlines: "normal",
+                    ..d()
+                },
+            ),
+            (
+                "br-lines",
+                Render {
+                    newlines: "br",
+                    ..d()
+                },
+            ),
+            (
+                "read-more",
+                Render {
+                    read_more: 100,
+                    ..d()
+                },
+            ),
+            ("links", Render { links: true, ..d() }),
+            ("no-break-spaces", Render { nbsp: true, ..d() }),
+            (
+                "real-site-without-ids",
+                Render {
+                    data_id: false,
+                    ..real.clone()
+                },
+            ),
+            ("real-site", real),
+        ]
+    }
 }
 
 struct Inner {
@@ -36,7 +131,12 @@ struct Inner {
     conflict: bool,
     freeze: bool,
     unregistered: HashSet<String>,
-    stall: bool,
+    /// Chats whose ticks stay at the clock.
+    held: HashSet<String>,
+    /// Freeze the page when the next message is sent (after the server got it).
+    freeze_on_send: bool,
+    frozen_at: Option<Instant>,
+    render: HashMap<String, Render>,
     sent: Vec<Sent>,
     loading_ms: u64,
 }
@@ -73,7 +173,10 @@ impl FakeWa {
             conflict: false,
             freeze: false,
             unregistered: HashSet::new(),
-            stall: false,
+            held: HashSet::new(),
+            freeze_on_send: false,
+            frozen_at: None,
+            render: HashMap::new(),
             sent: Vec::new(),
             loading_ms: 300,
         }));
@@ -133,18 +236,36 @@ impl FakeWa {
     pub fn freeze(&self) {
         self.lock().freeze = true;
     }
+    /// The page freezes when the next message is sent: the server has the text, the bubble
+    /// shows the clock, and the page's main thread spins forever.
+    pub fn freeze_on_next_send(&self) {
+        self.lock().freeze_on_send = true;
+    }
+    /// When the page froze on a send.
+    pub fn frozen_at(&self) -> Option<Instant> {
+        self.lock().frozen_at
+    }
+    /// How the page renders the messages of this chat.
+    pub fn render(&self, phone: &str, r: Render) {
+        self.lock().render.insert(phone.to_string(), r);
+    }
+    /// How long the app's loading screen shows on each page load.
+    pub fn set_loading_ms(&self, ms: u64) {
+        self.lock().loading_ms = ms;
+    }
+    /// The chat's messages keep the clock until [`FakeWa::release_ticks`].
+    pub fn hold_ticks(&self, phone: &str) {
+        self.lock().held.insert(phone.to_string());
+    }
+    pub fn release_ticks(&self, phone: &str) {
+        let mut s = self.lock();
+        s.held.remove(phone);
+        for m in s.sent.iter_mut().filter(|m| m.phone == phone) {
+            m.delivered = true;
+        }
+    }
     pub fn unregister(&self, phone: &str) {
         self.lock().unregistered.insert(phone.to_string());
-    }
-    /// While stalled, sent messages keep the clock icon.
-    pub fn stall(&self, on: bool) {
-        let mut s = self.lock();
-        s.stall = on;
-        if !on {
-            for m in &mut s.sent {
-                m.delivered = true;
-            }
-        }
     }
     /// Texts received by the "server" for a chat, in order.
     pub fn sent_to(&self, phone: &str) -> Vec<String> {
@@ -153,6 +274,15 @@ impl FakeWa {
             .iter()
             .filter(|m| m.phone == phone)
             .map(|m| m.text.clone())
+            .collect()
+    }
+    /// The page's message ids of the texts received for a chat, in order.
+    pub fn sent_to_ids(&self, phone: &str) -> Vec<String> {
+        self.lock()
+            .sent
+            .iter()
+            .filter(|m| m.phone == phone)
+            .map(|m| m.id.clone())
             .collect()
     }
     pub fn sent(&self) -> Vec<Sent> {
@@ -166,8 +296,16 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-async fn config(State(s): St) -> Json<Value> {
-    Json(json!({ "loading_ms": s.lock().unwrap().loading_ms }))
+#[derive(Deserialize)]
+struct ConfigQ {
+    #[serde(default)]
+    phone: String,
+}
+
+async fn config(State(s): St, Query(q): Query<ConfigQ>) -> Json<Value> {
+    let s = s.lock().unwrap();
+    let render = s.render.get(&q.phone).cloned().unwrap_or_default();
+    Json(json!({ "loading_ms": s.loading_ms, "render": render }))
 }
 
 async fn qr(State(s): St) -> Json<Value> {
@@ -238,6 +376,7 @@ async fn chat(State(s): St, Query(q): Query<PhoneQ>) -> Json<Value> {
         .filter(|m| m.phone == q.phone)
         .map(|m| {
             json!({
+                "id": m.id,
                 "text": m.text,
                 "icon": if m.delivered { "msg-dblcheck" } else { "msg-time" },
                 "at": m.at_ms as u64,
@@ -252,6 +391,7 @@ struct SendBody {
     token: String,
     phone: String,
     text: String,
+    id: String,
 }
 
 async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
@@ -259,7 +399,11 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
     if !s.sessions.get(&b.token).copied().unwrap_or(false) {
         return Json(json!({ "delivered": false }));
     }
-    let delivered = !s.stall;
+    let delivered = !s.held.contains(&b.phone);
+    let freeze = std::mem::take(&mut s.freeze_on_send);
+    if freeze {
+        s.frozen_at = Some(Instant::now());
+    }
     let at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -267,8 +411,9 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
     s.sent.push(Sent {
         phone: b.phone,
         text: b.text,
+        id: b.id,
         delivered,
         at_ms,
     });
-    Json(json!({ "delivered": delivered }))
+    Json(json!({ "delivered": delivered, "freeze": freeze }))
 }

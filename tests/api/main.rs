@@ -15,4 +15,5 @@ mod queue;
 mod sandbox;
 mod storage;
 mod webdriver;
+mod webdriver_sends;
 mod webhooks;

@@ -37,7 +37,7 @@ pub(crate) fn browser_available() -> bool {
 }
 
 /// The browser lock and a fresh fake WhatsApp Web, or None when the browser tests are skipped.
-async fn browser_session() -> Option<(tokio::sync::MutexGuard<'static, ()>, FakeWa)> {
+pub(crate) async fn browser_session() -> Option<(tokio::sync::MutexGuard<'static, ()>, FakeWa)> {
     browser_session_with(Duration::from_secs(20), 5).await
 }
 
@@ -93,7 +93,7 @@ pub(crate) async fn wait_state(
     }
 }
 
-async fn wait_job(app: &TestApp, id: &str, within: Duration) -> Value {
+pub(crate) async fn wait_job(app: &TestApp, id: &str, within: Duration) -> Value {
     let t0 = Instant::now();
     loop {
         let job = app.job(id).await;
@@ -105,16 +105,16 @@ async fn wait_job(app: &TestApp, id: &str, within: Duration) -> Value {
     }
 }
 
-fn profile(app: &TestApp) -> std::path::PathBuf {
+pub(crate) fn profile(app: &TestApp) -> std::path::PathBuf {
     app.config.data_dir().join("browser-profile")
 }
 
-fn browser_processes(app: &TestApp) -> Vec<u32> {
+pub(crate) fn browser_processes(app: &TestApp) -> Vec<u32> {
     wa_gateway::whatsapp::webdriver::profile_processes(&profile(app))
 }
 
 /// Starts a gateway on the fake and logs it in with a scan.
-async fn connected_app(fake: &FakeWa, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn connected_app(fake: &FakeWa, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let app = spawn_app_with(|c| {
         use_webdriver(c, fake);
         tweak(c);
@@ -209,42 +209,6 @@ async fn qr_login_serves_the_pages_code_and_held_jobs_go_out_after_the_scan() {
 }
 
 #[tokio::test]
-async fn texts_arrive_unchanged_each_in_its_own_chat_at_concurrency_3() {
-    let Some((_one, fake)) = browser_session().await else {
-        return;
-    };
-    let app = connected_app(&fake, |_| {}).await;
-    let long: String = "Panjang ✓ 長い текст 🚀 ".repeat(150).trim().to_string();
-    let texts = [
-        "Halo 👋🏽 selamat pagi ✨",
-        "Line one\nLine two\n\nLine four",
-        "Family: 👨‍👩‍👧‍👦 flags: 🇮🇩🇯🇵",
-        "مرحبا بالعالم",
-        "中文，日本語、한국어",
-        "Symbols <b>not html</b> & \"quotes\" 'single' `tick` {{braces}}",
-        long.as_str(),
-        "Tab\tinside and trailing text",
-        "Last one 😀",
-    ];
-    let mut ids = Vec::new();
-    for (i, t) in texts.iter().enumerate() {
-        let number = format!("62812300000{i:02}");
-        ids.push((number.clone(), app.send_ok(&number, t).await));
-    }
-    for ((number, id), text) in ids.iter().zip(texts) {
-        let job = wait_job(&app, id, Duration::from_secs(90)).await;
-        assert_eq!(job["status"], "completed", "{job}");
-        assert_eq!(
-            fake.sent_to(number),
-            vec![text.to_string()],
-            "chat {number}"
-        );
-    }
-    assert_eq!(fake.sent().len(), texts.len());
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn an_unregistered_number_fails_once_with_not_registered() {
     let Some((_one, fake)) = browser_session().await else {
         return;
@@ -300,13 +264,21 @@ async fn a_frozen_page_is_restarted_within_session_timeout() {
         return;
     };
     let app = connected_app(&fake, |_| {}).await;
+    let old = browser_processes(&app);
     let t0 = Instant::now();
     fake.freeze();
-    wait_state(&app, &["restarting"], Duration::from_secs(4 + 6)).await;
+    // session_timeout is 4s in these tests; the stated margin is 2s (the page picks the freeze
+    // up within 0.3s, the watchdog looks every 0.1s, the test polls every 50ms).
+    wait_state(&app, &["restarting"], Duration::from_secs(4 + 2)).await;
     let noticed = t0.elapsed();
     wait_state(&app, &["connected"], Duration::from_secs(30)).await;
     let recovery = t0.elapsed();
     assert_eq!(fake.scans(), 1);
+    assert_eq!(
+        crate::webdriver_sends::alive(&old),
+        Vec::<u32>::new(),
+        "processes of the frozen browser outlived its restart"
+    );
     deliver(&app, "6281200000004", "after the freeze").await;
     eprintln!(
         "MEASURE freeze: restart began after {noticed:?} (session_timeout 4s), connected again after {recovery:?}"
@@ -363,36 +335,6 @@ async fn a_conflict_is_taken_over() {
     }
     wait_state(&app, &["connected"], Duration::from_secs(10)).await;
     deliver(&app, "6281200000006", "after the takeover").await;
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_retry_after_a_pending_tick_does_not_send_the_text_twice() {
-    let Some((_one, fake)) = browser_session().await else {
-        return;
-    };
-    let app = connected_app(&fake, |c| {
-        c.whatsapp.webdriver.send_timeout = Dur::secs(2);
-        c.queue.backoff_base = Dur::secs(1);
-    })
-    .await;
-    fake.stall(true);
-    let id = app.send_ok("6281200000007", "exactly once").await;
-    // The first attempt sees the clock and times out; then the message goes through.
-    let t0 = Instant::now();
-    loop {
-        let job = app.job(&id).await;
-        if job["attempts"].as_i64().unwrap() >= 1 && job["lastError"]["code"] == "timeout" {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(15), "{job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    fake.stall(false);
-    let job = wait_job(&app, &id, Duration::from_secs(20)).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    assert_eq!(job["attempts"], 2, "{job}");
-    assert_eq!(fake.sent_to("6281200000007"), vec!["exactly once"]);
     app.stop().await;
 }
 

@@ -1,5 +1,11 @@
 //! Chromium and ChromeDriver as processes: found on PATH, started on a free loopback port with
 //! a kept profile, measured, and torn down so that nothing outlives the session.
+//!
+//! ChromeDriver runs in its own process group, and Chromium's processes stay in it; they are
+//! also found by the profile flag on their command line. A [`Family`] is both, and killing it
+//! snapshots the process tree before anything dies (orphans lose their parent link). A
+//! `Browser` that is dropped without `close` kills its family too, and a ChromeDriver left by a
+//! gateway that was killed is found through its pid file at the next launch.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -15,7 +21,74 @@ pub struct Browser {
     pub client: Client,
     /// The ChromeDriver we started (none when `webdriver_url` points at one already running).
     driver: Option<tokio::process::Child>,
+    family: Family,
+    closed: bool,
+}
+
+/// Every process of one browser: ChromeDriver's process group (when we started it) and the
+/// processes that run with our profile, with their descendants.
+#[derive(Debug, Clone)]
+pub struct Family {
+    driver_group: Option<i32>,
     profile: PathBuf,
+}
+
+impl Family {
+    /// SIGKILL to all of them, now.
+    pub fn kill(&self) {
+        // Read the tree first: once a parent dies, its children no longer point at it.
+        let tree = profile_processes(&self.profile);
+        if let Some(group) = self.driver_group {
+            // SAFETY: signalling a process group we created; a stale id is harmless (ESRCH).
+            unsafe {
+                libc::killpg(group, libc::SIGKILL);
+            }
+        }
+        for pid in tree.into_iter().chain(profile_processes(&self.profile)) {
+            // SAFETY: SIGKILL to a pid just read from /proc; ESRCH if it is already gone.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        let _ = std::fs::remove_file(driver_pid_file(&self.profile));
+    }
+}
+
+/// Where the pid of the ChromeDriver serving a profile is kept while it runs.
+fn driver_pid_file(profile: &Path) -> PathBuf {
+    let name = profile
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "browser-profile".into());
+    profile.with_file_name(format!("{name}.chromedriver.pid"))
+}
+
+/// Kills the process group of a ChromeDriver that an earlier gateway started for this profile
+/// and could not stop (it was killed itself), if that process is still a ChromeDriver.
+fn kill_orphaned_driver(profile: &Path) {
+    let file = driver_pid_file(profile);
+    let Some(pid) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let is_driver = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|c| {
+            c.split(|b| *b == 0)
+                .next()
+                .map(|a| a.ends_with(b"chromedriver"))
+        })
+        .unwrap_or(false);
+    if is_driver {
+        tracing::warn!(pid, "🌍 Killing a ChromeDriver left by an earlier gateway");
+        // SAFETY: the group of a process we checked is a ChromeDriver we started.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+    let _ = std::fs::remove_file(file);
 }
 
 /// Why a browser could not be started.
@@ -91,6 +164,7 @@ impl Browser {
             ))
         })?;
         // A browser left over from a process that died would hold the profile.
+        kill_orphaned_driver(profile);
         kill_profile_processes(profile);
 
         let mut chrome = json!({ "args": browser_args(cfg, profile) });
@@ -124,6 +198,9 @@ impl Browser {
                 let child = cmd.spawn().map_err(|e| {
                     LaunchError::Failed(format!("cannot start {}: {e}", chromedriver.display()))
                 })?;
+                if let Some(pid) = child.id() {
+                    let _ = std::fs::write(driver_pid_file(profile), pid.to_string());
+                }
                 let url = format!("http://127.0.0.1:{port}");
                 wait_listening(port, Duration::from_secs(10))
                     .await
@@ -139,58 +216,73 @@ impl Browser {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("goog:chromeOptions".into(), chrome);
+        // No single command may hang longer than a send or the watchdog allows.
+        let limit = cfg.send_timeout.0.min(cfg.session_timeout.0).as_millis() as u64;
         caps.insert(
             "timeouts".into(),
-            json!({ "script": 10_000, "pageLoad": 60_000, "implicit": 0 }),
+            json!({ "script": limit, "pageLoad": limit, "implicit": 0 }),
         );
         let connect = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
             .await;
-        let mut browser = Browser {
-            client: match connect {
-                Ok(c) => c,
-                Err(e) => {
-                    if let Some(mut d) = driver {
-                        kill_group(&d);
-                        let _ = d.wait().await;
-                    }
-                    kill_profile_processes(profile);
-                    return Err(LaunchError::Failed(format!(
-                        "the browser did not start through WebDriver at {url}: {e}"
-                    )));
-                }
-            },
-            driver: None,
+        let family = Family {
+            driver_group: driver.as_ref().and_then(|d| d.id()).map(|p| p as i32),
             profile: profile.to_path_buf(),
         };
-        browser.driver = driver;
-        Ok(browser)
+        match connect {
+            Ok(client) => Ok(Browser {
+                client,
+                driver,
+                family,
+                closed: false,
+            }),
+            Err(e) => {
+                family.kill();
+                if let Some(mut d) = driver {
+                    let _ = d.wait().await;
+                }
+                Err(LaunchError::Failed(format!(
+                    "the browser did not start through WebDriver at {url}: {e}"
+                )))
+            }
+        }
+    }
+
+    /// The browser's processes, to kill from elsewhere.
+    pub fn family(&self) -> Family {
+        self.family.clone()
     }
 
     /// Ends the session politely (the browser writes its profile to disk), then makes sure no
     /// process of it is left.
     /// `polite` bounds the wait for the browser to end the session itself.
-    pub async fn close(self, polite: Duration) {
-        let Browser {
-            client,
-            driver,
-            profile,
-        } = self;
-        let _ = tokio::time::timeout(polite, client.close()).await;
-        if let Some(mut d) = driver {
-            kill_group(&d);
+    pub async fn close(mut self, polite: Duration) {
+        if !polite.is_zero() {
+            let _ = tokio::time::timeout(polite, self.client.clone().close()).await;
+        }
+        self.family.kill();
+        self.closed = true;
+        if let Some(mut d) = self.driver.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), d.wait()).await;
         }
-        kill_profile_processes(&profile);
     }
 
     /// Memory the browser's processes hold, summed (PSS).
     pub fn memory_bytes(&self) -> u64 {
-        profile_processes(&self.profile)
+        profile_processes(&self.family.profile)
             .into_iter()
             .map(pss_bytes)
             .sum()
+    }
+}
+
+impl Drop for Browser {
+    /// A browser whose session task was dropped (the runtime ended mid-send) still dies.
+    fn drop(&mut self) {
+        if !self.closed {
+            self.family.kill();
+        }
     }
 }
 
@@ -206,15 +298,6 @@ async fn wait_listening(port: u16, within: Duration) -> Result<(), ()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(())
-}
-
-fn kill_group(child: &tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: signalling a process group we created; a stale id is harmless (ESRCH).
-        unsafe {
-            libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-        }
-    }
 }
 
 /// Processes whose command line names our profile directory, with their descendants.

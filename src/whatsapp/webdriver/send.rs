@@ -1,0 +1,262 @@
+//! Sending one message the way a person would: open the chat, type, check the box, press
+//! Enter, and follow the bubble that appeared until it shows a tick. A retry looks first: if
+//! the text is already in the chat (even with a clock), it waits for that bubble's tick
+//! instead of typing again, so a message is never sent twice.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use fantoccini::error::CmdError;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::bubbles::{self, Claims, Ours, Signal, Snapshot};
+use super::page::{Page, chat_url, to_send_error};
+use crate::whatsapp::{Outbound, Receipt, SendError};
+
+/// After opening a chat: the compose box, the invalid-number dialog, or the login page.
+const CHAT_STATE: &str = r#"
+const [compose, i] = first(S.compose);
+if (compose) return { compose: i };
+const [dialog] = first(S.invalid_dialog);
+if (dialog && S.invalid_text.some(t => dialog.innerText.includes(t))) return { invalid: norm(dialog.innerText) };
+if (first(S.qr_ref)[0] || first(S.qr_canvas)[0]) return { login: true };
+return {};
+"#;
+
+/// Inserts one line at the caret of the compose box as text input (any Unicode, which
+/// ChromeDriver's key typing cannot do outside the BMP).
+const INSERT: &str = r#"
+const [box] = first(S.compose);
+if (!box) return false;
+box.focus();
+return document.execCommand('insertText', false, arguments[1]);
+"#;
+
+/// Whether the compose box holds the text, read as the page renders it (emoji as images).
+const COMPOSED: &str = r#"
+const [box] = first(S.compose);
+return box ? sameText({ text: readText(box).text, cut: false }, flat(arguments[1])) : false;
+"#;
+
+const CLEAR: &str = r#"
+const [box] = first(S.compose);
+if (!box) return false;
+box.focus();
+document.execCommand('selectAll', false, null);
+document.execCommand('delete', false, null);
+return true;
+"#;
+
+/// The chat's newest outgoing bubbles (or only the one with `data-id` = `arguments[3]`): id,
+/// icon, time, whether the text reads as `arguments[1]`, and whether the bubble's time is
+/// within `arguments[2]` minutes (negative: any time). Ids that repeat are not ids.
+const OBSERVE: &str = r#"
+const want = flat(arguments[1]);
+const minutes = arguments[2];
+const only = arguments[3];
+function recent(b) {
+  if (minutes < 0) return true;
+  const t = bubbleTime(b);
+  const m = t && /^(\d{1,2}):(\d{2})/.exec(t);
+  if (!m) return true;
+  const now = new Date();
+  let diff = (now.getHours() * 60 + now.getMinutes()) - (parseInt(m[1]) * 60 + parseInt(m[2]));
+  if (diff < 0) diff += 24 * 60;
+  return diff <= minutes;
+}
+function report(b, i) {
+  const [t] = first(S.bubble_text, b);
+  return { index: i, id: bubbleId(b), icon: bubbleIcon(b), time: bubbleTime(b), recent: recent(b),
+           same: want !== '' && sameText(readText(t || b), want) };
+}
+const all = bubbles();
+if (only) {
+  for (let i = all.length - 1; i >= 0; i--) {
+    if (bubbleId(all[i]) === only) return { count: all.length, bubbles: [report(all[i], i)] };
+  }
+  return { count: all.length, bubbles: [] };
+}
+const list = [];
+for (let i = Math.max(0, all.length - 40); i < all.length; i++) list.push(report(all[i], i));
+const ids = list.map(b => b.id).filter(Boolean);
+if (new Set(ids).size !== ids.length) list.forEach(b => { b.id = null; });
+return { count: all.length, bubbles: list };
+"#;
+
+#[derive(Debug, Deserialize, Default)]
+struct ChatState {
+    compose: Option<usize>,
+    invalid: Option<String>,
+    #[serde(default)]
+    login: bool,
+}
+
+/// How far back (minutes) a retry looks for its text already in the chat.
+const LOOK_FIRST_MINUTES: i64 = 10;
+const STEP: Duration = Duration::from_millis(50);
+
+/// What a send needs from the session besides the page.
+pub struct SendSettings<'a> {
+    pub web_url: &'a str,
+    pub timeout: Duration,
+}
+
+/// Sends one message through the page, within `settings.timeout`. `claims` remembers which
+/// bubble belongs to which job, across sends and restarts.
+pub async fn send(
+    page: Page<'_>,
+    settings: &SendSettings<'_>,
+    m: &Outbound,
+    claims: &mut Claims,
+) -> Result<Receipt, SendError> {
+    let deadline = Instant::now() + settings.timeout;
+    let wd = |e: CmdError| to_send_error(&e);
+    let time_left = || deadline.saturating_duration_since(Instant::now());
+    let client = &page.browser.client;
+
+    match tokio::time::timeout(
+        time_left(),
+        client.goto(&chat_url(settings.web_url, &m.number)),
+    )
+    .await
+    {
+        Err(_) => return Err(SendError::new("timeout", "the chat did not open in time")),
+        Ok(r) => r.map_err(wd)?,
+    }
+    let compose = loop {
+        let st: ChatState = page.run(CHAT_STATE, vec![]).await.map_err(wd)?;
+        if let Some(i) = st.compose {
+            break i;
+        }
+        if let Some(text) = st.invalid {
+            return Err(SendError::new(
+                "not-registered",
+                format!("WhatsApp Web says: {text}"),
+            ));
+        }
+        if st.login {
+            return Err(SendError::new(
+                "not-ready",
+                "WhatsApp Web shows the login page",
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(SendError::new(
+                "timeout",
+                "no compose box or invalid-number dialog in time",
+            ));
+        }
+        tokio::time::sleep(STEP).await;
+    };
+
+    let observe = |minutes: i64, only: Option<String>| {
+        page.run::<Snapshot>(OBSERVE, vec![json!(m.text), json!(minutes), json!(only)])
+    };
+    let before = observe(LOOK_FIRST_MINUTES, None).await.map_err(wd)?;
+    // A retry first looks for its text in the chat: an earlier attempt may have gone out.
+    let mut ours: Option<Ours> = if m.attempt > 1 {
+        bubbles::already_sent(&before, claims, &m.job_id)
+    } else {
+        None
+    };
+    if let Some(o) = &ours {
+        tracing::info!(job.id = %m.job_id, "💬 The text is already in the chat from an earlier attempt; waiting for its tick instead of sending it again");
+        if let Some(id) = &o.id {
+            claims.claim(id, &m.job_id);
+        }
+    } else {
+        type_text(page, compose, &m.text).await?;
+        let element = client
+            .find(Locator::Css(&page.sel.compose[compose]))
+            .await
+            .map_err(wd)?;
+        element.send_keys("\u{E007}").await.map_err(wd)?;
+    }
+
+    // Sent once our bubble shows a sent icon.
+    loop {
+        let known_id = ours.as_ref().and_then(|o| o.id.clone());
+        let now = observe(-1, known_id).await.map_err(wd)?;
+        if ours.is_none() {
+            ours = bubbles::after_enter(&before, &now);
+            if let Some(Ours { id: Some(id), .. }) = &ours {
+                claims.claim(id, &m.job_id);
+            }
+        }
+        let bubble = ours.as_ref().and_then(|o| o.find(&now).map(|b| (o, b)));
+        if let Some((o, b)) = bubble
+            && let Some(icon) = &b.icon
+            && page.sel.sent_icons.iter().any(|s| s == icon)
+        {
+            return Ok(receipt(o, b, icon));
+        }
+        if Instant::now() >= deadline {
+            return Err(SendError::new(
+                "timeout",
+                match bubble.and_then(|(_, b)| b.icon.as_deref()) {
+                    Some(icon) => {
+                        format!("the message is still {icon} (pending) after the send timeout")
+                    }
+                    None => "the sent message did not appear in the chat in time".to_string(),
+                },
+            ));
+        }
+        tokio::time::sleep(STEP).await;
+    }
+}
+
+/// Types the text into the compose box, line by line, and checks what the box holds.
+async fn type_text(page: Page<'_>, compose: usize, text: &str) -> Result<(), SendError> {
+    let wd = |e: CmdError| to_send_error(&e);
+    let element = page
+        .browser
+        .client
+        .find(Locator::Css(&page.sel.compose[compose]))
+        .await
+        .map_err(wd)?;
+    let _: bool = page.run(CLEAR, vec![]).await.map_err(wd)?;
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            // Shift+Enter: a new line, not a send.
+            element
+                .send_keys("\u{E008}\u{E007}\u{E000}")
+                .await
+                .map_err(wd)?;
+        }
+        if !line.is_empty() {
+            let ok: bool = page.run(INSERT, vec![json!(line)]).await.map_err(wd)?;
+            if !ok {
+                return Err(SendError::new(
+                    "protocol-error",
+                    "the compose box did not take the text",
+                ));
+            }
+        }
+    }
+    let composed: bool = page.run(COMPOSED, vec![json!(text)]).await.map_err(wd)?;
+    if !composed {
+        let _: Result<bool, _> = page.run(CLEAR, vec![]).await;
+        return Err(SendError::new(
+            "protocol-error",
+            "the compose box does not hold the text as given; nothing was sent",
+        ));
+    }
+    Ok(())
+}
+
+fn receipt(o: &Ours, b: &bubbles::Bubble, icon: &str) -> Receipt {
+    let already = o.signal == Signal::Text;
+    Receipt {
+        detail: if already {
+            format!("already in the chat from an earlier attempt ({icon}); not sent again")
+        } else {
+            format!("sent ({icon})")
+        },
+        bubble_id: b.id.clone(),
+        bubble_time: b.time.clone(),
+        matched_by: Some(o.signal.as_str().to_string()),
+        already_sent: already,
+    }
+}
