@@ -20,6 +20,10 @@ pub struct App {
     pub plugins: Option<Arc<PluginHooks>>,
     pub templates: BTreeMap<String, String>,
     pub max_body_bytes: usize,
+    /// Longest a request may take (the event stream is exempt).
+    pub request_timeout: std::time::Duration,
+    /// One permit per `GET /api/events` client.
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Clone)]

@@ -177,7 +177,7 @@ pub async fn backup(
         format: FORMAT,
         gateway_version: env!("CARGO_PKG_VERSION").to_string(),
         schema_version,
-        created_at: crate::api::rfc3339(db::now_ms()),
+        created_at: crate::time::rfc3339(crate::time::now_ms()),
         database_bytes,
         jwt_secret: has_secret,
         browser_profile: with_profile,
@@ -372,7 +372,7 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
 }
 
 fn chrono_stamp() -> String {
-    crate::api::rfc3339(db::now_ms())
+    crate::time::rfc3339(crate::time::now_ms())
         .replace([':', '.'], "-")
         .trim_end_matches('Z')
         .to_string()

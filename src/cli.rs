@@ -26,7 +26,7 @@ pub async fn create_user(writer: &Writer, email: &str, password: String) -> anyh
     let e = email.clone();
     let id = writer
         .exec(Durability::Durable, move |c| {
-            Box::pin(async move { users::insert(c, &e, &hash, db::now_ms()).await })
+            Box::pin(async move { users::insert(c, &e, &hash, crate::time::now_ms()).await })
         })
         .await?;
     id.with_context(|| format!("a user {email} exists already"))
@@ -57,7 +57,7 @@ pub async fn list_users(config: &Config) -> anyhow::Result<Vec<(String, String)>
     let _ = task.await;
     Ok(list
         .into_iter()
-        .map(|u| (u.email, crate::api::rfc3339(u.created_at)))
+        .map(|u| (u.email, crate::time::rfc3339(u.created_at)))
         .collect())
 }
 
@@ -83,7 +83,7 @@ pub async fn set_password(config: &Config, email: &str, password: String) -> any
     let e = email.trim().to_string();
     let changed = writer
         .exec(Durability::Durable, move |c| {
-            Box::pin(async move { users::set_password(c, &e, &hash, db::now_ms()).await })
+            Box::pin(async move { users::set_password(c, &e, &hash, crate::time::now_ms()).await })
         })
         .await?;
     drop(writer);

@@ -51,8 +51,18 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
-    /// Largest request body accepted, in bytes; larger ones get 413.
+    /// Largest request body accepted, in bytes; larger ones get 413. `send-message` takes
+    /// what its largest valid message needs, whatever this says.
     pub max_body_bytes: usize,
+    /// A connection must send a complete request header within this time of opening or of
+    /// its previous response; slow and idle connections are closed after it.
+    pub header_timeout: Dur,
+    /// Longest a request may take (body included); the event stream is exempt.
+    pub request_timeout: Dur,
+    /// Connections held at once; more wait to be accepted. Capped below the open-file limit.
+    pub max_connections: usize,
+    /// `GET /api/events` clients at once; more get 503.
+    pub max_event_streams: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +70,10 @@ impl Default for ServerConfig {
         Self {
             bind: "127.0.0.1:8080".parse().expect("valid address"),
             max_body_bytes: 64 * 1024,
+            header_timeout: Dur::secs(15),
+            request_timeout: Dur::secs(30),
+            max_connections: 1024,
+            max_event_streams: 256,
         }
     }
 }
@@ -137,6 +151,32 @@ pub struct QueueConfig {
     pub keep_failed: Dur,
     /// How often finished jobs past their age are pruned.
     pub prune_interval: Dur,
+}
+
+impl QueueConfig {
+    /// Sends at once: 1 to this (here and in `POST /api/whatsapp/queue/config`).
+    pub const MAX_CONCURRENCY: u32 = 256;
+    /// Retries after the first attempt: 0 to this.
+    pub const MAX_RETRIES: u32 = 100;
+
+    pub fn check_concurrency(n: u32) -> Result<(), String> {
+        if (1..=Self::MAX_CONCURRENCY).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!(
+                "concurrency must be between 1 and {}",
+                Self::MAX_CONCURRENCY
+            ))
+        }
+    }
+
+    pub fn check_max_retries(n: u32) -> Result<(), String> {
+        if n <= Self::MAX_RETRIES {
+            Ok(())
+        } else {
+            Err(format!("max retries must be at most {}", Self::MAX_RETRIES))
+        }
+    }
 }
 
 impl Default for QueueConfig {
@@ -581,11 +621,11 @@ impl Config {
             key: key.to_string(),
             message,
         };
-        if !(1..=256).contains(&self.queue.concurrency) {
-            return Err(bad("queue.concurrency", "must be between 1 and 256".into()));
+        if let Err(why) = QueueConfig::check_concurrency(self.queue.concurrency) {
+            return Err(bad("queue.concurrency", why));
         }
-        if self.queue.max_retries > 100 {
-            return Err(bad("queue.max_retries", "must be at most 100".into()));
+        if let Err(why) = QueueConfig::check_max_retries(self.queue.max_retries) {
+            return Err(bad("queue.max_retries", why));
         }
         if self.queue.backoff_base.0.is_zero()
             || self.queue.backoff_max.0 < self.queue.backoff_base.0
@@ -617,6 +657,24 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(bad("server.max_body_bytes", "must be at least 1024".into()));
+        }
+        if self.server.header_timeout.0 < Duration::from_millis(100) {
+            return Err(bad(
+                "server.header_timeout",
+                "must be at least 100ms".into(),
+            ));
+        }
+        if self.server.request_timeout.0 < Duration::from_millis(100) {
+            return Err(bad(
+                "server.request_timeout",
+                "must be at least 100ms".into(),
+            ));
+        }
+        if self.server.max_connections < 16 {
+            return Err(bad("server.max_connections", "must be at least 16".into()));
+        }
+        if self.server.max_event_streams == 0 {
+            return Err(bad("server.max_event_streams", "must be at least 1".into()));
         }
         for w in &self.webhooks {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {

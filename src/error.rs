@@ -20,6 +20,10 @@ pub enum ApiError {
     NotFound(&'static str, String),
     #[error("{1}")]
     Conflict(&'static str, String),
+    #[error("this route does not take that method; see the Allow header")]
+    MethodNotAllowed,
+    #[error("the request took longer than request_timeout ({0:?})")]
+    RequestTimeout(std::time::Duration),
     #[error("request body too large: at most {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -28,6 +32,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{1}")]
     Unavailable(&'static str, String),
+    /// Too much at once: come back in a second (`Retry-After: 1`).
+    #[error("{0}")]
+    Overloaded(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -48,9 +55,11 @@ impl ApiError {
             ApiError::NotFound(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(..) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,8 +74,11 @@ impl ApiError {
             | ApiError::Conflict(code, _)
             | ApiError::Unavailable(code, _) => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded(_) => "overloaded",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -97,6 +109,10 @@ impl IntoResponse for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }
+            }
+            ApiError::Overloaded(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::Unauthorized(_) => {
                 resp.headers_mut()

@@ -80,7 +80,7 @@ impl Event {
 }
 
 fn now() -> String {
-    crate::api::rfc3339(crate::db::now_ms())
+    crate::time::rfc3339(crate::time::now_ms())
 }
 
 /// The bus: cheap to clone; publishing with no listener is a no-op.

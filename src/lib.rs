@@ -17,12 +17,14 @@ pub mod hooks;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
+pub mod serve;
 pub mod shutdown;
+pub mod system;
 pub mod telemetry;
+pub mod time;
 pub mod webhooks;
 pub mod whatsapp;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -95,18 +97,20 @@ pub async fn run(
     let events = events::Events::new();
     events.watch_driver(sender.clone(), shutdown.child_token());
     let metrics = Arc::new(metrics::Metrics::default());
+    let outbox = webhooks::Outbox::new(&config.webhooks);
     let queue = Queue::new(
         db.clone(),
         &config.queue,
         hooks,
         sender.clone(),
         events,
+        outbox.clone(),
         metrics.clone(),
     )
     .await?;
     queue.recover().await?;
     webhooks::start(
-        &config.webhooks,
+        outbox,
         &db,
         queue.events(),
         shutdown.child_token(),
@@ -122,6 +126,8 @@ pub async fn run(
         plugins: plugin_hooks.clone(),
         templates: config.templates.clone(),
         max_body_bytes: config.server.max_body_bytes,
+        request_timeout: config.server.request_timeout.0,
+        event_streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_event_streams)),
     }));
 
     if let Some(p) = plugin_hooks {
@@ -131,9 +137,25 @@ pub async fn run(
 
     let addr = listener.local_addr()?;
     tracing::info!("🌐 Listening on http://{addr}");
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    // Keep descriptors for the database, the browser and the log beside the connections.
+    let open_files = system::raise_open_file_limit() as usize;
+    let max_connections = config
+        .server
+        .max_connections
+        .min(open_files.saturating_sub(128).max(16));
+    if max_connections < config.server.max_connections {
+        tracing::warn!(
+            max_connections,
+            open_files,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+    }
+    let limits = serve::Limits {
+        header_timeout: config.server.header_timeout.0,
+        max_connections,
+        drain: std::time::Duration::from_secs(5),
+    };
+    serve::serve(listener, api::router(state), limits, shutdown.clone())
         .await
         .context("HTTP server failed")?;
 

@@ -1,9 +1,11 @@
 //! Webhooks: events pushed to integrators, at least once, signed, in order.
 //!
-//! A recorder turns each event a webhook wants into a delivery row (stable id, body) in the
-//! database; one sender per URL posts that URL's pending deliveries oldest first, retrying a
-//! failing receiver with backoff before moving on, so events reach it in order (per job and
-//! overall) and a restart loses none. Each request carries
+//! Each event a webhook wants becomes a delivery row (stable id, body) in the database. For job
+//! events the queue writes the rows through the [`Outbox`] in the same transaction as the job's
+//! state change, so a job that moved has its event stored, whatever happens next; WhatsApp
+//! events go through a recorder task. One sender per URL posts that URL's pending deliveries
+//! oldest first, retrying a failing receiver with backoff before moving on, so events reach it
+//! in order (per job and overall) and a restart loses none. Each request carries
 //! `X-WaGateway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 
 use std::sync::Arc;
@@ -12,18 +14,17 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::WebhookConfig;
-use crate::db::{self, Db, Durability};
+use crate::db::{Db, Durability};
 use crate::events::{Event, Events};
 
-/// A delivery as `GET /api/webhooks/deliveries` shows it.
-#[derive(Debug, Serialize, sqlx::FromRow, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+/// A row of `webhook_deliveries`.
+#[derive(Debug, sqlx::FromRow)]
 pub struct Delivery {
     pub id: String,
     pub url: String,
@@ -31,35 +32,106 @@ pub struct Delivery {
     pub job_id: Option<String>,
     pub status: String,
     pub attempts: i64,
-    #[serde(skip)]
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
-    #[serde(skip)]
     pub created_at: i64,
-    #[serde(skip)]
     pub delivered_at: Option<i64>,
-    #[serde(skip)]
     pub body: String,
 }
 
-/// Starts the recorder and one sender per webhook URL.
+/// Where delivery rows are written: which webhook wants which event, and how to wake the
+/// senders once the rows are committed.
+pub struct Outbox {
+    hooks: Vec<WebhookConfig>,
+    wake: Vec<Notify>,
+}
+
+/// The senders to wake after a commit that wrote deliveries.
+#[derive(Debug, Default)]
+#[must_use = "wake the senders after the transaction commits"]
+pub struct Written(Vec<usize>);
+
+impl Outbox {
+    /// None when no webhook is configured: the queue then writes nothing.
+    pub fn new(hooks: &[WebhookConfig]) -> Option<Arc<Outbox>> {
+        (!hooks.is_empty()).then(|| {
+            Arc::new(Outbox {
+                hooks: hooks.to_vec(),
+                wake: hooks.iter().map(|_| Notify::new()).collect(),
+            })
+        })
+    }
+
+    /// Writes a delivery row for each webhook that wants each event, on the caller's
+    /// connection (inside its transaction).
+    pub async fn write(
+        &self,
+        conn: &mut SqliteConnection,
+        events: &[Event],
+        now: i64,
+    ) -> sqlx::Result<Written> {
+        let mut woken = Vec::new();
+        for event in events {
+            let kind = event.kind();
+            let job_id = match event {
+                Event::Job { job_id, .. } => Some(job_id.as_str()),
+                _ => None,
+            };
+            for (i, h) in self.hooks.iter().enumerate() {
+                if !h.wants(&kind) {
+                    continue;
+                }
+                let id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
+                let body = serde_json::to_string(&Body {
+                    id: &id,
+                    event: &kind,
+                    created_at: crate::time::rfc3339(now),
+                    data: event,
+                })
+                .unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, url, event, job_id, body, status, next_attempt_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+                )
+                .bind(&id)
+                .bind(&h.url)
+                .bind(&kind)
+                .bind(job_id)
+                .bind(&body)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                if !woken.contains(&i) {
+                    woken.push(i);
+                }
+            }
+        }
+        Ok(Written(woken))
+    }
+
+    /// After the commit: the senders of the written rows look again.
+    pub fn wake(&self, written: Written) {
+        for i in written.0 {
+            self.wake[i].notify_one();
+        }
+    }
+}
+
+/// Starts the recorder of WhatsApp events and one sender per webhook URL.
 pub fn start(
-    hooks: &[WebhookConfig],
+    outbox: Option<Arc<Outbox>>,
     db: &Db,
     events: &Events,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) {
-    if hooks.is_empty() {
+    let Some(outbox) = outbox else {
         return;
-    }
-    let hooks: Arc<Vec<WebhookConfig>> = Arc::new(hooks.to_vec());
-    let wake: Arc<Vec<Notify>> = Arc::new(hooks.iter().map(|_| Notify::new()).collect());
+    };
     tracker.spawn(record(
-        hooks.clone(),
+        outbox.clone(),
         db.clone(),
         events.subscribe(),
-        wake.clone(),
         cancel.clone(),
     ));
     let client = reqwest::Client::builder()
@@ -67,13 +139,12 @@ pub fn start(
         .user_agent(concat!("wa-gateway/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("HTTP client");
-    for i in 0..hooks.len() {
+    for i in 0..outbox.hooks.len() {
         tracker.spawn(send(
-            hooks.clone(),
+            outbox.clone(),
             i,
             db.clone(),
             client.clone(),
-            wake.clone(),
             cancel.clone(),
         ));
     }
@@ -88,11 +159,12 @@ struct Body<'a> {
     data: &'a Event,
 }
 
+/// Writes the deliveries of WhatsApp events (job events are written by the queue, in the
+/// transaction that changed the job).
 async fn record(
-    hooks: Arc<Vec<WebhookConfig>>,
+    outbox: Arc<Outbox>,
     db: Db,
     mut rx: tokio::sync::broadcast::Receiver<Event>,
-    wake: Arc<Vec<Notify>>,
     cancel: CancellationToken,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -102,66 +174,24 @@ async fn record(
             e = rx.recv() => match e {
                 Ok(e) => e,
                 Err(RecvError::Lagged(n)) => {
-                    tracing::error!(missed = n, "🪝 webhook recorder fell behind; {n} events were not recorded");
+                    tracing::error!(missed = n, "🪝 webhook recorder fell behind; {n} WhatsApp events were not recorded");
                     continue;
                 }
                 Err(RecvError::Closed) => return,
             },
         };
-        let kind = event.kind();
-        let job_id = match &event {
-            Event::Job { job_id, .. } => Some(job_id.clone()),
-            _ => None,
-        };
-        let now = db::now_ms();
-        let mut rows = Vec::new();
-        for (i, h) in hooks.iter().enumerate() {
-            if !h.wants(&kind) {
-                continue;
-            }
-            let id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
-            let body = serde_json::to_string(&Body {
-                id: &id,
-                event: &kind,
-                created_at: crate::api::rfc3339(now),
-                data: &event,
-            })
-            .unwrap_or_default();
-            rows.push((i, id, h.url.clone(), body));
-        }
-        if rows.is_empty() {
+        if matches!(event, Event::Job { .. }) {
             continue;
         }
-        let targets: Vec<usize> = rows.iter().map(|r| r.0).collect();
-        let (kind2, job2) = (kind.clone(), job_id.clone());
+        let o = outbox.clone();
         let r = db
             .writer
             .exec(Durability::Relaxed, move |c| {
-                Box::pin(async move {
-                    for (_, id, url, body) in &rows {
-                        sqlx::query(
-                            "INSERT INTO webhook_deliveries (id, url, event, job_id, body, status, next_attempt_at, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
-                        )
-                        .bind(id)
-                        .bind(url)
-                        .bind(&kind2)
-                        .bind(&job2)
-                        .bind(body)
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    Ok(())
-                })
+                Box::pin(async move { o.write(c, &[event], crate::time::now_ms()).await })
             })
             .await;
         match r {
-            Ok(()) => {
-                for i in targets {
-                    wake[i].notify_one();
-                }
-            }
+            Ok(written) => outbox.wake(written),
             Err(e) => tracing::error!(error = %e, "🪝 cannot record a webhook delivery"),
         }
     }
@@ -191,14 +221,13 @@ async fn oldest_pending(pool: &SqlitePool, url: &str) -> sqlx::Result<Option<Del
 }
 
 async fn send(
-    hooks: Arc<Vec<WebhookConfig>>,
+    outbox: Arc<Outbox>,
     index: usize,
     db: Db,
     client: reqwest::Client,
-    wake: Arc<Vec<Notify>>,
     cancel: CancellationToken,
 ) {
-    let hook = &hooks[index];
+    let hook = &outbox.hooks[index];
     loop {
         if cancel.is_cancelled() {
             return;
@@ -213,19 +242,19 @@ async fn send(
         let Some(d) = next else {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = wake[index].notified() => {}
+                _ = outbox.wake[index].notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
             continue;
         };
-        let wait = d.next_attempt_at - db::now_ms();
+        let wait = d.next_attempt_at - crate::time::now_ms();
         if wait > 0 {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
             }
         }
-        let t = db::now_ms() / 1000;
+        let t = crate::time::now_ms() / 1000;
         let result = client
             .post(&hook.url)
             .header("content-type", "application/json")
@@ -246,7 +275,7 @@ async fn send(
             Some(_) if attempts >= hook.max_attempts as i64 => ("failed", 0),
             Some(_) => (
                 "pending",
-                db::now_ms() + backoff(attempts - 1).as_millis() as i64,
+                crate::time::now_ms() + backoff(attempts - 1).as_millis() as i64,
             ),
         };
         match (&error, status) {
@@ -263,7 +292,7 @@ async fn send(
             .writer
             .exec(Durability::Relaxed, move |c| {
                 Box::pin(async move {
-                    let now = db::now_ms();
+                    let now = crate::time::now_ms();
                     sqlx::query(
                         "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4,
                            last_error = ?5, delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 END

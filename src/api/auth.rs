@@ -39,23 +39,32 @@ async fn login(
     if email.is_empty() || email.len() > 254 || req.password.len() > 1024 {
         return Err(ApiError::InvalidCredentials);
     }
-    if let Err(retry_after_secs) = state.throttle.check(&email, &client, Instant::now()) {
-        tracing::warn!(client = %client, "🔒 login throttled");
-        return Err(ApiError::RateLimited { retry_after_secs });
-    }
+    // Counted before the password is checked, so parallel attempts cannot outrun the limit.
+    let attempt = match state.throttle.begin(&email, &client, Instant::now()) {
+        Ok(a) => a,
+        Err(retry_after_secs) => {
+            tracing::warn!(client = %client, "🔒 login throttled");
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+    };
     let user = users::by_email(&state.db.read, &email).await?;
-    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let ok = match password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await
+    {
+        Ok(ok) => ok,
+        Err(busy) => {
+            attempt.withdrawn();
+            return Err(ApiError::Overloaded(busy.to_string()));
+        }
+    };
     let user = match user {
         Some(u) if ok => u,
         _ => {
-            state
-                .throttle
-                .record_failure(&email, &client, Instant::now());
             tracing::warn!(client = %client, "🔒 failed login");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    state.throttle.record_success(&email);
+    attempt.succeeded();
     let pair = auth::issue(&state.db.writer, &state.keys, user.id, &user.email).await?;
     tracing::info!(user.id = user.id, "🔑 login");
     Ok(Json(pair))

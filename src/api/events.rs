@@ -13,6 +13,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::AppState;
+use crate::error::ApiError;
 use crate::events::{Event, Events};
 
 pub fn router() -> Router<AppState> {
@@ -28,25 +29,40 @@ fn to_sse(e: &Event) -> SseEvent {
 
 async fn events(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // One permit per client, held by its stream: at most `server.max_event_streams` at once.
+    let permit = state
+        .event_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Unavailable(
+                "too_many_streams",
+                "too many event streams are open (server.max_event_streams); try again later"
+                    .into(),
+            )
+        })?;
     let first = Events::whatsapp_now(state.queue.sender());
     let rx = state.queue.events().subscribe();
-    let stream = futures_util::stream::unfold((Some(first), rx), |(first, mut rx)| async move {
-        if let Some(e) = first {
-            return Some((Ok(to_sse(&e)), (None, rx)));
-        }
-        match rx.recv().await {
-            Ok(e) => Some((Ok(to_sse(&e)), (None, rx))),
-            Err(RecvError::Lagged(n)) => {
-                let ev = SseEvent::default()
-                    .event("lagged")
-                    .data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"));
-                Some((Ok(ev), (None, rx)))
+    let stream = futures_util::stream::unfold(
+        (Some(first), rx, permit),
+        |(first, mut rx, permit)| async move {
+            if let Some(e) = first {
+                return Some((Ok(to_sse(&e)), (None, rx, permit)));
             }
-            Err(RecvError::Closed) => None,
-        }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            match rx.recv().await {
+                Ok(e) => Some((Ok(to_sse(&e)), (None, rx, permit))),
+                Err(RecvError::Lagged(n)) => {
+                    let ev = SseEvent::default()
+                        .event("lagged")
+                        .data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"));
+                    Some((Ok(ev), (None, rx, permit)))
+                }
+                Err(RecvError::Closed) => None,
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 pub(super) fn docs(_g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {

@@ -1,7 +1,7 @@
-//! Extractors that answer in our error envelope: JSON bodies and bearer tokens.
+//! Extractors that answer in our error envelope: JSON bodies, query strings and bearer tokens.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -10,17 +10,96 @@ use crate::app::AppState;
 use crate::auth::Claims;
 use crate::error::ApiError;
 
-/// `Json<T>` whose rejections are `ApiError`s: 400 bad JSON, 422 wrong fields, 413 too large.
+/// `Json<T>` whose rejections are `ApiError`s: 400 bad JSON, 422 wrong fields or not an
+/// object, 413 too large. Every body this API takes is a JSON object.
 pub struct AppJson<T>(pub T);
+
+/// The body limit a route set with [`body_limit`], for the 413 message.
+#[derive(Clone, Copy)]
+struct BodyLimit(usize);
+
+/// A route's own body limit, instead of `server.max_body_bytes`.
+pub fn body_limit<S: Clone + Send + Sync + 'static>(
+    route: axum::routing::MethodRouter<S>,
+    bytes: usize,
+) -> axum::routing::MethodRouter<S> {
+    route
+        .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(bytes))
+        .layer::<_, std::convert::Infallible>(axum::Extension(BodyLimit(bytes)))
+}
 
 impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(AppJson(v)),
-            Err(rejection) => Err(json_rejection(rejection, state.max_body_bytes)),
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(state.max_body_bytes, |l| l.0);
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| {
+                m.type_() == "application"
+                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(limit)
+                } else {
+                    ApiError::bad_request("invalid_body", r.body_text())
+                }
+            })?;
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    "the request body is empty; send a JSON object",
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::Validation(
+                    "the request body must be a JSON object".into(),
+                ));
+            }
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| AppJson(v))
+            .map_err(|r| json_rejection(r, limit))
+    }
+}
+
+/// `Query<T>` whose rejections are `ApiError`s (400 `invalid_query`). A parameter given with
+/// an empty value (`?limit=`) counts as not given, on every route.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let given: Vec<(String, String)> =
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .map_err(|e| {
+                    ApiError::bad_request("invalid_query", format!("bad query string: {e}"))
+                })?
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
+        let again = serde_urlencoded::to_string(&given).unwrap_or_default();
+        serde_urlencoded::from_str::<T>(&again)
+            .map(AppQuery)
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("bad query string: {e}")))
     }
 }
 
@@ -71,4 +150,35 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(AuthUser)
             .map_err(ApiError::Unauthorized)
     }
+}
+
+/// An optional whole number that JSON may write as `5` or `5.0` (JSON Schema's `integer`
+/// admits both); a fraction, a value out of range or `null` is refused. Use with
+/// `#[serde(default, deserialize_with = "…")]`.
+pub fn integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize as _;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number in range")))
+}
+
+/// An optional field that may be left out but not sent as `null` (the document says so too,
+/// see `openapi::absent_not_null`). Use with `#[serde(default, deserialize_with = "…")]`.
+pub fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }

@@ -3,26 +3,29 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::AppJson;
-use super::rfc3339;
+use super::extract::{AppJson, AppQuery, body_limit};
 use crate::app::AppState;
-use crate::db::{self, jobs};
+use crate::db::jobs;
 use crate::domain::{PhoneNumber, Priority};
 use crate::error::ApiError;
 use crate::hooks::{HookError, Outgoing};
 use crate::queue::{JobRow, NewJob};
+use crate::time::rfc3339;
 use crate::whatsapp::Receipt;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/send-message", post(send_message))
+        .route(
+            "/send-message",
+            body_limit(post(send_message), SEND_BODY_LIMIT),
+        )
         .route("/jobs", get(list_jobs))
         .route("/jobs/{job_id}", get(get_job).delete(cancel_job))
         .route("/jobs/{job_id}/retry", post(retry_job))
@@ -30,18 +33,91 @@ pub fn router() -> Router<AppState> {
 
 /// WhatsApp's limit on one text message.
 pub const MAX_MESSAGE_CHARS: usize = 65_536;
+/// What `send-message` takes: the longest valid text even when every character is written as
+/// a `\uXXXX` surrogate pair (12 bytes, as JSON encoders that escape non-ASCII do), plus room
+/// for the other fields and template variables. `server.max_body_bytes` does not apply here.
+pub const SEND_BODY_LIMIT: usize = MAX_MESSAGE_CHARS * 12 + 64 * 1024;
 const MAX_MESSAGE_ID_LEN: usize = 128;
+
+/// A character that is neither whitespace nor a control character: a text or an id needs one.
+/// (JSON Schema patterns are ECMA-262 regular expressions.)
+const VISIBLE: &str = r"[^\s\x00-\x1f\x7f-\x9f]";
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Either `message`, or `template` with `variables`.
+#[schemars(extend("oneOf" = [
+    {"required": ["message"], "not": {"required": ["template"]},
+     "properties": {"variables": {"maxProperties": 0}}},
+    {"required": ["template"], "not": {"required": ["message"]}}
+]))]
+#[schemars(transform = super::openapi::absent_not_null)]
 struct SendMessageRequest {
+    /// The recipient, in any common form (`0812-3456-7890`, `+62 812 3456 7890`); the
+    /// number-format hook turns it into international digits, or refuses it (400
+    /// `invalid_number`).
+    #[schemars(example = "6281234567890", example = "0812-3456-7890")]
     number: String,
+    /// The text: up to 65,536 characters, at least one of them visible.
+    #[schemars(length(min = 1, max = MAX_MESSAGE_CHARS), regex(pattern = VISIBLE))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
     message: Option<String>,
+    /// A template name from gateway.toml's `[templates]`, rendered with `variables`.
+    #[serde(default, deserialize_with = "super::extract::non_null")]
     template: Option<String>,
+    /// Values for the template's placeholders.
     #[serde(default)]
-    variables: BTreeMap<String, serde_json::Value>,
+    variables: BTreeMap<String, Variable>,
+    /// Default `normal` (or what the priority hook says).
+    #[schemars(extend("enum" = ["high", "normal", "low"]))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
     priority: Option<String>,
+    /// Your idempotency key (1 to 128 characters, no control characters, not only
+    /// whitespace): the same key again answers with the first job.
+    #[schemars(length(min = 1, max = MAX_MESSAGE_ID_LEN), regex(pattern = MESSAGE_ID_PATTERN))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
     message_id: Option<String>,
+}
+
+const MESSAGE_ID_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// A template variable's value.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum Variable {
+    Text(String),
+    Number(serde_json::Number),
+    Flag(bool),
+}
+
+impl Variable {
+    fn into_text(self) -> String {
+        match self {
+            Variable::Text(s) => s,
+            Variable::Number(n) => n.to_string(),
+            Variable::Flag(b) => b.to_string(),
+        }
+    }
+}
+
+/// Has a character that is neither whitespace nor a control character ([`VISIBLE`]).
+fn has_visible(s: &str) -> bool {
+    s.chars().any(|c| !c.is_whitespace() && !c.is_control())
+}
+
+/// Why a text cannot be sent, if it cannot: 1 to 65,536 characters, one of them visible.
+fn text_problem(text: &str) -> Option<String> {
+    let chars = text.chars().count();
+    if chars > MAX_MESSAGE_CHARS {
+        Some(format!(
+            "message has {chars} characters; WhatsApp takes at most {MAX_MESSAGE_CHARS}"
+        ))
+    } else if !has_visible(text) {
+        Some("message must have a visible character".into())
+    } else {
+        None
+    }
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -82,10 +158,14 @@ async fn send_message(
         .transpose()?;
     let message_id = match req.message_id {
         Some(id) => {
-            let id = id.trim().to_string();
-            if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN || id.chars().any(char::is_control) {
+            let n = id.chars().count();
+            if n == 0
+                || n > MAX_MESSAGE_ID_LEN
+                || id.chars().any(char::is_control)
+                || !has_visible(&id)
+            {
                 return Err(ApiError::Validation(format!(
-                    "messageId must be 1 to {MAX_MESSAGE_ID_LEN} printable characters"
+                    "messageId must be 1 to {MAX_MESSAGE_ID_LEN} characters, without control characters, not only whitespace"
                 )));
             }
             id
@@ -117,6 +197,9 @@ async fn send_message(
                     "`variables` go with `template`, not `message`".into(),
                 ));
             }
+            if let Some(why) = text_problem(&text) {
+                return Err(ApiError::Validation(why));
+            }
             (text, None)
         }
         (None, Some(name)) => {
@@ -126,22 +209,24 @@ async fn send_message(
                     format!("no template named {name:?}"),
                 ));
             };
-            let vars = variables(req.variables)?;
+            let vars: Vec<(String, String)> = req
+                .variables
+                .into_iter()
+                .map(|(k, v)| (k, v.into_text()))
+                .collect();
             let text = hooks
                 .render(source, &vars)
                 .map_err(|e| hook_error(e, "template_error"))?;
+            // What a template renders is the render hook's doing, not the request's: 400.
+            if let Some(why) = text_problem(&text) {
+                return Err(ApiError::bad_request(
+                    "template_error",
+                    format!("the template rendered a text that cannot be sent: {why}"),
+                ));
+            }
             (text, Some(name))
         }
     };
-    if text.trim().is_empty() {
-        return Err(ApiError::Validation("message must not be empty".into()));
-    }
-    let chars = text.chars().count();
-    if chars > MAX_MESSAGE_CHARS {
-        return Err(ApiError::Validation(format!(
-            "message has {chars} characters; WhatsApp takes at most {MAX_MESSAGE_CHARS}"
-        )));
-    }
 
     let priority = hooks
         .assign_priority(&Outgoing {
@@ -161,7 +246,7 @@ async fn send_message(
         message: text,
         template,
         priority: priority.rank(),
-        now: db::now_ms(),
+        now: crate::time::now_ms(),
     };
     let (want_chat, want_text) = (job.chat_id.clone(), job.message.clone());
     let (row, created) = state.queue.enqueue(job).await?;
@@ -190,19 +275,6 @@ async fn send_message(
 }
 
 /// Template variables: strings, numbers and booleans, as text.
-fn variables(raw: BTreeMap<String, serde_json::Value>) -> Result<Vec<(String, String)>, ApiError> {
-    raw.into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Ok((k, s)),
-            serde_json::Value::Number(n) => Ok((k, n.to_string())),
-            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
-            _ => Err(ApiError::Validation(format!(
-                "variable `{k}` must be a string, number or boolean"
-            ))),
-        })
-        .collect()
-}
-
 #[derive(Serialize, schemars::JsonSchema)]
 struct ErrorView {
     code: String,
@@ -270,12 +342,18 @@ async fn get_job(
 
 pub const STATUSES: [&str; 4] = ["waiting", "active", "completed", "failed"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only jobs in this state.
+    #[schemars(extend("enum" = ["waiting", "active", "completed", "failed"]))]
     status: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+    /// Jobs per page, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
+    limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    #[schemars(range(min = 1))]
+    cursor: Option<i64>,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -289,10 +367,9 @@ const MAX_PAGE: i64 = 500;
 
 async fn list_jobs(
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let status = q.status.filter(|s| !s.is_empty());
+    let status = q.status;
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
     {
@@ -301,21 +378,25 @@ async fn list_jobs(
             format!("status must be one of {}", STATUSES.join(", ")),
         ));
     }
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}"))
-            })?,
+    let limit = match q.limit {
+        None => 50,
+        Some(l) if (1..=MAX_PAGE).contains(&l) => l,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be 1 to {MAX_PAGE}"),
+            ));
+        }
     };
-    let before = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", "cursor is not one this API gave out")
-        })?),
+    let before = match q.cursor {
+        None => None,
+        Some(c) if c > 0 => Some(c),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "cursor is not one this API gave out",
+            ));
+        }
     };
     let rows = jobs::list(&state.db.read, status.as_deref(), limit + 1, before).await?;
     let more = rows.len() as i64 > limit;
@@ -357,6 +438,9 @@ async fn cancel_job(
     }
 }
 
+const JOB: &str = "/api/whatsapp/jobs/{job_id}";
+const JOB_RETRY: &str = "/api/whatsapp/jobs/{job_id}/retry";
+
 pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
     use super::openapi::Op;
     vec![
@@ -367,26 +451,45 @@ pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::op
         )
         .body::<SendMessageRequest>(g)
         .ok::<SendMessageResponse>(g, 202, "queued (stored durably)")
+        .link(
+            202,
+            "GetJob",
+            ("get", JOB),
+            "job_id",
+            "$response.body#/jobId",
+        )
+        .link(
+            202,
+            "CancelJob",
+            ("delete", JOB),
+            "job_id",
+            "$response.body#/jobId",
+        )
+        .link(
+            202,
+            "RetryJob",
+            ("post", JOB_RETRY),
+            "job_id",
+            "$response.body#/jobId",
+        )
         .ok::<SendMessageResponse>(
             g,
             200,
             "the same messageId was queued before; nothing more is sent",
         ),
         Op::new("get", "/api/whatsapp/jobs", "List jobs, newest first.")
-            .query("status", "waiting, active, completed or failed")
-            .query("limit", "1 to 500 (default 50)")
-            .query("cursor", "nextCursor of the previous page")
+            .query::<ListQuery>()
             .ok::<JobList>(g, 200, "a page of jobs"),
-        Op::new("get", "/api/whatsapp/jobs/{job_id}", "One job.").ok::<JobView>(g, 200, "the job"),
+        Op::new("get", JOB, "One job.").ok::<JobView>(g, 200, "the job"),
         Op::new(
             "delete",
-            "/api/whatsapp/jobs/{job_id}",
+            JOB,
             "Cancel a waiting job (it ends failed, code cancelled).",
         )
         .ok::<JobView>(g, 200, "the cancelled job"),
         Op::new(
             "post",
-            "/api/whatsapp/jobs/{job_id}/retry",
+            JOB_RETRY,
             "Re-queue a failed job; its attempts start from 0.",
         )
         .ok::<JobView>(g, 200, "the re-queued job"),

@@ -12,13 +12,13 @@ mod queue;
 mod webhooks;
 mod whatsapp;
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware;
 use tower_http::trace::TraceLayer;
+
+use axum::response::IntoResponse;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(middleware::from_fn(envelope_errors))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(
             TraceLayer::new_for_http()
@@ -99,11 +101,64 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::bad_request("method_not_allowed", "this route does not take that method")
+    ApiError::MethodNotAllowed
 }
 
-/// Unix milliseconds → RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
+/// Every request but the event stream ends within `server.request_timeout`.
+async fn time_limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    if req.uri().path() == "/api/events" {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::RequestTimeout(state.request_timeout).into_response(),
+    }
+}
+
+/// The error envelope on every error, also those answered in plain text by a layer or an
+/// extractor (a path that is not UTF-8, a body over a limit): `{"error":{"code","message"}}`.
+async fn envelope_errors(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "validation_failed",
+        _ if status.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let body =
+        serde_json::to_vec(&serde_json::json!({"error": {"code": code, "message": message}}))
+            .unwrap_or_default();
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }

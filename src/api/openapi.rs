@@ -28,12 +28,18 @@ pub struct Op {
     pub summary: &'static str,
     /// Needs `Authorization: Bearer <access token>`.
     pub auth: bool,
-    pub query: Vec<(&'static str, &'static str)>,
+    /// Query parameters, from the struct the handler parses them into.
+    pub query: Vec<Value>,
     pub body: Option<Schema>,
+    /// The body may be left out.
+    pub body_optional: bool,
     /// (status, description, JSON body shape).
     pub responses: Vec<(u16, &'static str, Option<Schema>)>,
     /// A non-JSON success body: (status, content type, description).
     pub raw: Option<(u16, &'static str, &'static str)>,
+    /// OpenAPI links from a response to other operations: (status, name, operationId,
+    /// parameter, runtime expression), so clients and testers can follow a created resource.
+    pub links: Vec<(u16, &'static str, String, &'static str, &'static str)>,
 }
 
 impl Op {
@@ -45,20 +51,57 @@ impl Op {
             auth: true,
             query: Vec::new(),
             body: None,
+            body_optional: false,
             responses: Vec::new(),
             raw: None,
+            links: Vec::new(),
         }
     }
     pub fn public(mut self) -> Op {
         self.auth = false;
         self
     }
-    pub fn query(mut self, name: &'static str, description: &'static str) -> Op {
-        self.query.push((name, description));
+    /// The query parameters of `T` (the handler's `AppQuery<T>`), with their types, enums,
+    /// bounds and descriptions.
+    pub fn query<T: JsonSchema>(mut self) -> Op {
+        let root = SchemaSettings::openapi3()
+            .into_generator()
+            .into_root_schema_for::<T>();
+        let required: Vec<&str> = root
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let props = root.get("properties").and_then(Value::as_object);
+        for (name, prop) in props.into_iter().flatten() {
+            let mut schema = prop.clone();
+            let description = schema
+                .as_object_mut()
+                .and_then(|o| o.remove("description"))
+                .unwrap_or(Value::Null);
+            if let Some(o) = schema.as_object_mut() {
+                o.remove("nullable");
+            }
+            // An empty value (`?limit=`) means the parameter was left out, on every route.
+            self.query.push(json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name.as_str()),
+                "allowEmptyValue": true,
+                "description": description,
+                "schema": schema,
+            }));
+        }
         self
     }
     pub fn body<T: JsonSchema>(mut self, g: &mut SchemaGenerator) -> Op {
         self.body = Some(g.subschema_for::<T>());
+        self
+    }
+    /// A body that may be left out (the handler has a default).
+    pub fn optional_body<T: JsonSchema>(mut self, g: &mut SchemaGenerator) -> Op {
+        self.body = Some(g.subschema_for::<T>());
+        self.body_optional = true;
         self
     }
     pub fn ok<T: JsonSchema>(
@@ -75,9 +118,55 @@ impl Op {
         self.responses.push((status, description, None));
         self
     }
+    /// The response `status` leads to `method path`, with `param` taken from `expression`
+    /// (e.g. `$response.body#/jobId`).
+    pub fn link(
+        mut self,
+        status: u16,
+        name: &'static str,
+        (method, path): (&'static str, &'static str),
+        param: &'static str,
+        expression: &'static str,
+    ) -> Op {
+        self.links
+            .push((status, name, operation_id(method, path), param, expression));
+        self
+    }
     pub fn raw(mut self, status: u16, content_type: &'static str, description: &'static str) -> Op {
         self.raw = Some((status, content_type, description));
         self
+    }
+}
+
+/// For request bodies: an optional field may be left out, but not sent as `null` (which the
+/// handlers would read as left out, so the document should not offer it). Use as
+/// `#[schemars(transform = openapi::absent_not_null)]`.
+pub fn absent_not_null(schema: &mut Schema) {
+    let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for prop in props.values_mut() {
+        if let Some(types) = prop.get_mut("type").and_then(Value::as_array_mut) {
+            types.retain(|t| t != "null");
+            if types.len() == 1 {
+                prop["type"] = types[0].clone();
+            }
+        }
+        if let Some(any) = prop.get_mut("anyOf").and_then(Value::as_array_mut) {
+            any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+            if any.len() == 1 {
+                let only = any[0].clone();
+                let obj = prop
+                    .as_object_mut()
+                    .expect("a property schema is an object");
+                obj.remove("anyOf");
+                if let Some(o) = only.as_object() {
+                    for (k, v) in o {
+                        obj.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -122,8 +211,12 @@ pub fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     ops
 }
 
-/// The whole document.
-pub fn build() -> Value {
+fn operation_id(method: &str, path: &str) -> String {
+    format!("{method} {path}")
+}
+
+/// The whole document; `templates` are the names `send-message` takes in `template`.
+pub fn build(templates: &[&str]) -> Value {
     let settings = SchemaSettings::draft2020_12().with(|s| {
         s.definitions_path = "#/components/schemas/".into();
     });
@@ -137,6 +230,10 @@ pub fn build() -> Value {
             let mut r = json!({ "description": description });
             if let Some(s) = schema {
                 r["content"] = json!({ "application/json": { "schema": s } });
+            }
+            for (_, name, target, param, expr) in op.links.iter().filter(|l| l.0 == *status) {
+                r["links"][*name] =
+                    json!({ "operationId": target, "parameters": { *param: expr } });
             }
             responses.insert(status.to_string(), r);
         }
@@ -155,19 +252,13 @@ pub fn build() -> Value {
         );
         let mut operation = json!({
             "summary": op.summary,
-            "operationId": format!("{} {}", op.method, op.path),
+            "operationId": operation_id(op.method, op.path),
             "responses": responses,
         });
         if op.auth {
             operation["security"] = json!([{ "bearerAuth": [] }]);
         }
-        let mut params: Vec<Value> = op
-            .query
-            .iter()
-            .map(|(name, d)| {
-                json!({ "name": name, "in": "query", "required": false, "description": d, "schema": { "type": "string" } })
-            })
-            .collect();
+        let mut params: Vec<Value> = op.query.clone();
         for seg in op.path.split('/') {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
@@ -178,7 +269,7 @@ pub fn build() -> Value {
         }
         if let Some(body) = &op.body {
             operation["requestBody"] = json!({
-                "required": true,
+                "required": !op.body_optional,
                 "content": { "application/json": { "schema": body } }
             });
         }
@@ -187,7 +278,13 @@ pub fn build() -> Value {
             .or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
-    let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    if let Some(t) = schemas
+        .get_mut("SendMessageRequest")
+        .and_then(|s| s.pointer_mut("/properties/template"))
+    {
+        t["enum"] = json!(templates);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -205,8 +302,11 @@ pub fn build() -> Value {
     })
 }
 
-async fn document() -> impl IntoResponse {
-    axum::Json(build())
+async fn document(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    let templates: Vec<&str> = state.templates.keys().map(String::as_str).collect();
+    axum::Json(build(&templates))
 }
 
 async fn docs_page() -> impl IntoResponse {

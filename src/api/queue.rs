@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::AppJson;
 use super::jobs::JobView;
 use crate::app::AppState;
+use crate::config::QueueConfig;
 use crate::db::jobs::{self, Counts};
 use crate::error::ApiError;
 use crate::queue::{JobState, QueueSettings, SettingsChange};
@@ -40,7 +41,12 @@ async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, 
 
 #[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = super::openapi::absent_not_null)]
 struct ClearRequest {
+    /// States to clear (default: completed and failed); active jobs are never cleared.
+    #[schemars(extend("items" = {"type": "string", "enum": ["completed", "failed", "waiting"]}))]
+    #[schemars(length(min = 1))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
     status: Option<Vec<String>>,
 }
 
@@ -97,9 +103,17 @@ async fn clear_queue(
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = super::openapi::absent_not_null)]
 struct ConfigRequest {
+    /// Sends at once, 1 to 256.
+    #[schemars(range(min = 1, max = QueueConfig::MAX_CONCURRENCY))]
+    #[serde(default, deserialize_with = "super::extract::integer")]
     concurrency: Option<u32>,
+    /// Retries after the first attempt, 0 to 100.
+    #[schemars(range(max = QueueConfig::MAX_RETRIES))]
+    #[serde(default, deserialize_with = "super::extract::integer")]
     max_retries: Option<u32>,
+    #[serde(default, deserialize_with = "super::extract::non_null")]
     paused: Option<bool>,
 }
 
@@ -111,19 +125,11 @@ async fn configure_queue(
     State(state): State<AppState>,
     AppJson(req): AppJson<ConfigRequest>,
 ) -> Result<Json<QueueSettings>, ApiError> {
-    if let Some(c) = req.concurrency
-        && !(1..=256).contains(&c)
-    {
-        return Err(ApiError::Validation(
-            "concurrency must be between 1 and 256".into(),
-        ));
+    if let Some(c) = req.concurrency {
+        QueueConfig::check_concurrency(c).map_err(ApiError::Validation)?;
     }
-    if let Some(m) = req.max_retries
-        && m > 100
-    {
-        return Err(ApiError::Validation(
-            "maxRetries must be at most 100".into(),
-        ));
+    if let Some(m) = req.max_retries {
+        QueueConfig::check_max_retries(m).map_err(ApiError::Validation)?;
     }
     let now = state
         .queue
@@ -202,7 +208,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
         storage: StorageStatus {
             database_bytes,
             wal_bytes,
-            oldest_job_at: oldest.map(crate::api::rfc3339),
+            oldest_job_at: oldest.map(crate::time::rfc3339),
         },
         whatsapp,
         queue: QueueStatus {
@@ -233,7 +239,7 @@ pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::op
             "/api/whatsapp/queue/clear",
             "Delete finished jobs (default completed and failed; never active).",
         )
-        .body::<ClearRequest>(g)
+        .optional_body::<ClearRequest>(g)
         .ok::<Cleared>(g, 200, "how many were deleted"),
         Op::new(
             "get",

@@ -1,57 +1,35 @@
 //! `GET /api/webhooks/deliveries`: recent webhook deliveries and how they went.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
+use super::extract::AppQuery;
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::time::rfc3339;
+use crate::webhooks::Delivery;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/deliveries", get(deliveries))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Filter {
+    /// Only deliveries in this state.
+    #[schemars(extend("enum" = ["pending", "delivered", "failed"]))]
     status: Option<String>,
+    /// How many, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<i64>,
 }
 
-async fn deliveries(
-    State(state): State<AppState>,
-    Query(f): Query<Filter>,
-) -> Result<Json<Value>, ApiError> {
-    if let Some(s) = &f.status
-        && !["pending", "delivered", "failed"].contains(&s.as_str())
-    {
-        return Err(ApiError::Validation(format!(
-            "status must be pending, delivered or failed, not {s:?}"
-        )));
-    }
-    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = crate::webhooks::recent(&state.db.read, f.status.as_deref(), limit).await?;
-    let out: Vec<Value> = rows
-        .iter()
-        .map(|d| {
-            let mut v = serde_json::to_value(d).unwrap_or_default();
-            v["createdAt"] = json!(crate::api::rfc3339(d.created_at));
-            v["deliveredAt"] = json!(d.delivered_at.map(crate::api::rfc3339));
-            v["nextAttemptAt"] =
-                json!((d.status == "pending").then(|| crate::api::rfc3339(d.next_attempt_at)));
-            v
-        })
-        .collect();
-    Ok(Json(json!({ "deliveries": out })))
-}
-
 /// One delivery, as listed.
-#[derive(schemars::JsonSchema)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct DeliveryDoc {
+struct DeliveryView {
     /// Stable across retries: receivers drop repeats by it.
     id: String,
     url: String,
@@ -63,13 +41,58 @@ struct DeliveryDoc {
     last_error: Option<String>,
     created_at: String,
     delivered_at: Option<String>,
+    /// When the next try is due, while pending.
     next_attempt_at: Option<String>,
 }
 
-#[derive(schemars::JsonSchema)]
-#[allow(dead_code)]
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        DeliveryView {
+            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+            created_at: rfc3339(d.created_at),
+            delivered_at: d.delivered_at.map(rfc3339),
+            id: d.id,
+            url: d.url,
+            event: d.event,
+            job_id: d.job_id,
+            status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+        }
+    }
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
 struct DeliveryList {
-    deliveries: Vec<DeliveryDoc>,
+    deliveries: Vec<DeliveryView>,
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    AppQuery(f): AppQuery<Filter>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    if let Some(s) = &f.status
+        && !["pending", "delivered", "failed"].contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("status must be pending, delivered or failed, not {s:?}"),
+        ));
+    }
+    let limit = match f.limit {
+        None => 100,
+        Some(l) if (1..=1000).contains(&l) => l,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be 1 to 1000",
+            ));
+        }
+    };
+    let rows = crate::webhooks::recent(&state.db.read, f.status.as_deref(), limit).await?;
+    Ok(Json(DeliveryList {
+        deliveries: rows.into_iter().map(DeliveryView::from).collect(),
+    }))
 }
 
 pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
@@ -80,8 +103,7 @@ pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::op
             "/api/webhooks/deliveries",
             "Recent webhook deliveries, newest first.",
         )
-        .query("status", "pending, delivered or failed")
-        .query("limit", "1 to 1000 (default 100)")
+        .query::<Filter>()
         .ok::<DeliveryList>(g, 200, "the deliveries"),
     ]
 }

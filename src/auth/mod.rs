@@ -71,7 +71,7 @@ async fn issue_in_family(
 ) -> Result<TokenPair, db::DbError> {
     let refresh = new_refresh_token();
     let hash = hash_token(&refresh);
-    let now = db::now_ms();
+    let now = crate::time::now_ms();
     let expires = now + keys.refresh_ttl.as_millis() as i64;
     writer
         .exec(Durability::Durable, move |c| {
@@ -108,7 +108,7 @@ pub async fn refresh(writer: &Writer, keys: &Keys, token: &str) -> Result<TokenP
     let outcome = writer
         .exec(Durability::Durable, move |c| {
             Box::pin(async move {
-                let now = db::now_ms();
+                let now = crate::time::now_ms();
                 let Some(row) = users::find_refresh(c, &old_hash).await? else {
                     return Ok(Rotation::Invalid);
                 };
@@ -155,7 +155,7 @@ pub async fn logout(writer: &Writer, token: &str) -> Result<(), db::DbError> {
         .exec(Durability::Durable, move |c| {
             Box::pin(async move {
                 if let Some(row) = users::find_refresh(c, &hash).await? {
-                    users::revoke_family(c, &row.family, db::now_ms()).await?;
+                    users::revoke_family(c, &row.family, crate::time::now_ms()).await?;
                 }
                 Ok(())
             })

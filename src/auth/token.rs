@@ -39,7 +39,7 @@ impl Keys {
     }
 
     pub fn sign_access(&self, user_id: i64, email: &str) -> String {
-        let iat = crate::db::now_ms() as u64 / 1000;
+        let iat = crate::time::now_ms() as u64 / 1000;
         let claims = Claims {
             sub: user_id.to_string(),
             email: email.to_string(),

@@ -12,7 +12,7 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{
@@ -39,13 +39,6 @@ impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         DbError::Sqlx(e.to_string())
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {

@@ -14,11 +14,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use sqlx::SqliteConnection;
+
 use crate::config::QueueConfig;
 use crate::db::{self, Db, DbError, Durability, jobs, settings};
 use crate::events::{Event, Events};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
+use crate::webhooks::{Outbox, Written};
 use crate::whatsapp::MessageSender;
 
 pub use counts::JobState;
@@ -37,6 +40,28 @@ pub struct QueueSettings {
 
 type EnqueueRequest = (NewJob, oneshot::Sender<Result<(JobRow, bool), DbError>>);
 
+/// Webhook deliveries of job events, written in the transaction that changes the jobs.
+#[derive(Clone, Default)]
+pub(crate) struct JobOutbox(Option<Arc<Outbox>>);
+
+impl JobOutbox {
+    /// Writes the deliveries of `events` on `c` (inside its transaction); nothing without
+    /// webhooks.
+    async fn write(&self, c: &mut SqliteConnection, events: &[Event]) -> sqlx::Result<Written> {
+        match &self.0 {
+            Some(o) if !events.is_empty() => o.write(c, events, crate::time::now_ms()).await,
+            _ => Ok(Written::default()),
+        }
+    }
+
+    /// After the commit: wake the webhook senders.
+    fn wake(&self, written: Written) {
+        if let Some(o) = &self.0 {
+            o.wake(written);
+        }
+    }
+}
+
 /// Group commit for enqueues: takes every job waiting in the channel, inserts them with one
 /// multi-row statement in one durable transaction, then answers each caller. While one batch
 /// commits, the next one gathers. Ends when the queue is dropped.
@@ -44,26 +69,41 @@ async fn batch_enqueues(
     writer: db::Writer,
     mut rx: mpsc::Receiver<EnqueueRequest>,
     events: Events,
+    outbox: JobOutbox,
 ) {
     let mut pending: Vec<EnqueueRequest> = Vec::with_capacity(jobs::MAX_INSERT_ROWS);
     while rx.recv_many(&mut pending, jobs::MAX_INSERT_ROWS).await > 0 {
         let (batch, replies): (Vec<NewJob>, Vec<_>) = pending.drain(..).unzip();
         let events = events.clone();
+        let (out, wake) = (outbox.clone(), outbox.clone());
         let result = writer
             .exec_then(
                 Durability::Durable,
-                move |c| Box::pin(async move { jobs::insert_many(c, &batch).await }),
+                move |c| {
+                    Box::pin(async move {
+                        let rows = jobs::insert_many(c, &batch).await?;
+                        let waiting: Vec<Event> = rows
+                            .iter()
+                            .filter(|(_, created)| *created)
+                            .map(|(row, _)| Event::from_row(row, "waiting"))
+                            .collect();
+                        let written = out.write(c, &waiting).await?;
+                        Ok((rows, waiting, std::sync::Mutex::new(Some(written))))
+                    })
+                },
                 // Published before any claim can see these rows, so `job.waiting` always
                 // comes before `job.active`.
-                move |rows: &Vec<(JobRow, bool)>| {
-                    for (row, created) in rows {
-                        if *created {
-                            events.publish(Event::from_row(row, "waiting"));
-                        }
+                move |(_, waiting, written)| {
+                    for e in waiting {
+                        events.publish(e.clone());
+                    }
+                    if let Some(w) = written.lock().expect("written lock").take() {
+                        wake.wake(w);
                     }
                 },
             )
-            .await;
+            .await
+            .map(|(rows, _, _)| rows);
         match result {
             Ok(rows) => {
                 for (reply, row) in replies.into_iter().zip(rows) {
@@ -79,21 +119,51 @@ async fn batch_enqueues(
     }
 }
 
-type OutcomeRequest = (jobs::Finished, oneshot::Sender<Result<bool, DbError>>);
+type OutcomeRequest = (
+    jobs::Finished,
+    Event,
+    oneshot::Sender<Result<bool, DbError>>,
+);
 
 /// Group commit for attempt outcomes: completions that arrive together are recorded with one
-/// statement. Outcomes commit without an fsync: they survive a crashed process, and the next
-/// durable commit makes them durable.
-async fn batch_outcomes(writer: db::Writer, mut rx: mpsc::Receiver<OutcomeRequest>) {
+/// statement, with their webhook deliveries. Outcomes commit without an fsync: they survive a
+/// crashed process, and the next durable commit makes them durable.
+async fn batch_outcomes(
+    writer: db::Writer,
+    mut rx: mpsc::Receiver<OutcomeRequest>,
+    outbox: JobOutbox,
+) {
     let mut pending: Vec<OutcomeRequest> = Vec::with_capacity(256);
     while rx.recv_many(&mut pending, 256).await > 0 {
-        let (batch, replies): (Vec<jobs::Finished>, Vec<_>) = pending.drain(..).unzip();
-        let single = jobs::all_completed(&batch);
+        let mut batch = Vec::with_capacity(pending.len());
+        let mut events = Vec::with_capacity(pending.len());
+        let mut replies = Vec::with_capacity(pending.len());
+        for (f, e, r) in pending.drain(..) {
+            batch.push(f);
+            events.push(e);
+            replies.push(r);
+        }
+        let single = jobs::all_completed(&batch) && outbox.0.is_none();
+        let out = outbox.clone();
         let result = writer
             .exec_with(Durability::Relaxed, single, move |c| {
-                Box::pin(async move { jobs::finish_many(c, &batch, db::now_ms()).await })
+                Box::pin(async move {
+                    let held = jobs::finish_many(c, &batch, crate::time::now_ms()).await?;
+                    let moved: Vec<Event> = events
+                        .into_iter()
+                        .zip(&held)
+                        .filter(|(_, h)| **h)
+                        .map(|(e, _)| e)
+                        .collect();
+                    let written = out.write(c, &moved).await?;
+                    Ok((held, written))
+                })
             })
             .await;
+        let result = result.map(|(held, written)| {
+            outbox.wake(written);
+            held
+        });
         match result {
             Ok(held) => {
                 for (reply, ok) in replies.into_iter().zip(held) {
@@ -140,6 +210,7 @@ pub struct Queue {
     outcome_tx: mpsc::Sender<OutcomeRequest>,
     counts: LiveCounts,
     events: Events,
+    outbox: JobOutbox,
     metrics: Arc<Metrics>,
 }
 
@@ -156,8 +227,10 @@ impl Queue {
         hooks: Arc<dyn Hooks>,
         sender: Arc<dyn MessageSender>,
         events: Events,
+        outbox: Option<Arc<Outbox>>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Queue>> {
+        let outbox = JobOutbox(outbox);
         let stored = |key: &'static str| {
             let pool = db.read.clone();
             async move { settings::get(&pool, key).await }
@@ -196,11 +269,17 @@ impl Queue {
             db.writer.clone(),
             enqueue_rx,
             events.clone(),
+            outbox.clone(),
         ));
         let (outcome_tx, outcome_rx) = mpsc::channel(4096);
-        tokio::spawn(batch_outcomes(db.writer.clone(), outcome_rx));
+        tokio::spawn(batch_outcomes(
+            db.writer.clone(),
+            outcome_rx,
+            outbox.clone(),
+        ));
         Ok(Arc::new(Queue {
             events,
+            outbox,
             metrics,
             enqueue_tx,
             outcome_tx,
@@ -236,7 +315,7 @@ impl Queue {
             .db
             .writer
             .exec(Durability::Durable, |c| {
-                Box::pin(async move { jobs::recover_active(c, db::now_ms()).await })
+                Box::pin(async move { jobs::recover_active(c, crate::time::now_ms()).await })
             })
             .await?;
         self.counts
@@ -306,7 +385,7 @@ impl Queue {
             .writer
             .exec(Durability::Durable, move |c| {
                 Box::pin(async move {
-                    let now = db::now_ms();
+                    let now = crate::time::now_ms();
                     for (k, v) in &pairs {
                         settings::set(c, k, v, now).await?;
                     }
@@ -347,7 +426,7 @@ impl Queue {
         let held = loop {
             let (tx, rx) = oneshot::channel();
             self.outcome_tx
-                .send((finished.clone(), tx))
+                .send((finished.clone(), event.clone(), tx))
                 .await
                 .map_err(|_| DbError::WriterGone)?;
             match rx.await.map_err(|_| DbError::WriterGone)? {
@@ -382,13 +461,23 @@ impl Queue {
         &self,
         id: String,
     ) -> Result<Result<Option<JobRow>, String>, DbError> {
-        let r = self
+        let out = self.outbox.clone();
+        let (r, written) = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
-                Box::pin(async move { jobs::requeue_failed(c, &id, db::now_ms()).await })
+                Box::pin(async move {
+                    let r = jobs::requeue_failed(c, &id, crate::time::now_ms()).await?;
+                    let events: Vec<Event> = match &r {
+                        Ok(Some(row)) => vec![Event::from_row(row, "waiting")],
+                        _ => vec![],
+                    };
+                    let written = out.write(c, &events).await?;
+                    Ok((r, written))
+                })
             })
             .await?;
+        self.outbox.wake(written);
         if let Ok(Some(row)) = &r {
             self.counts.shift(JobState::Failed, JobState::Waiting, 1);
             self.events.publish(Event::from_row(row, "waiting"));
@@ -402,13 +491,23 @@ impl Queue {
         &self,
         id: String,
     ) -> Result<Result<Option<JobRow>, String>, DbError> {
-        let r = self
+        let out = self.outbox.clone();
+        let (r, written) = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
-                Box::pin(async move { jobs::cancel_waiting(c, &id, db::now_ms()).await })
+                Box::pin(async move {
+                    let r = jobs::cancel_waiting(c, &id, crate::time::now_ms()).await?;
+                    let events: Vec<Event> = match &r {
+                        Ok(Some(row)) => vec![Event::from_row(row, "failed")],
+                        _ => vec![],
+                    };
+                    let written = out.write(c, &events).await?;
+                    Ok((r, written))
+                })
             })
             .await?;
+        self.outbox.wake(written);
         if let Ok(Some(row)) = &r {
             self.counts.shift(JobState::Waiting, JobState::Failed, 1);
             self.events.publish(Event::from_row(row, "failed"));

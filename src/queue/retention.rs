@@ -38,7 +38,7 @@ pub(super) async fn run(
             if keep.is_zero() {
                 continue;
             }
-            let before = db::now_ms() - keep.as_millis() as i64;
+            let before = crate::time::now_ms() - keep.as_millis() as i64;
             loop {
                 if cancel.is_cancelled() {
                     return;

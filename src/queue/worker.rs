@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{JobState, Queue, retry};
 use crate::db::jobs::Outcome;
-use crate::db::{self, Durability, jobs};
+use crate::db::{Durability, jobs};
 use crate::domain::mask_number;
 use crate::events::Event;
 use crate::hooks::{Failure, Verdict};
@@ -45,18 +45,31 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
             continue;
         }
         let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
+        let out = queue.outbox.clone();
+        let single = out.0.is_none();
         let claimed = queue
             .db
             .writer
-            .exec_with(Durability::Relaxed, true, move |c| {
-                Box::pin(async move { jobs::claim(c, free as i64, db::now_ms(), lease).await })
+            .exec_with(Durability::Relaxed, single, move |c| {
+                Box::pin(async move {
+                    let rows = jobs::claim(c, free as i64, crate::time::now_ms(), lease).await?;
+                    let active: Vec<Event> =
+                        rows.iter().map(|r| Event::from_row(r, "active")).collect();
+                    let written = out.write(c, &active).await?;
+                    Ok((rows, written))
+                })
             })
-            .await;
+            .await
+            .map(|(rows, written)| {
+                queue.outbox.wake(written);
+                rows
+            });
         match claimed {
             Ok(rows) if rows.is_empty() => {
                 let until_due = match jobs::next_run_at(&queue.db.read).await {
                     Ok(Some(at)) => {
-                        Duration::from_millis((at - db::now_ms()).max(1) as u64).min(IDLE_POLL)
+                        Duration::from_millis((at - crate::time::now_ms()).max(1) as u64)
+                            .min(IDLE_POLL)
                     }
                     _ => IDLE_POLL,
                 };
@@ -67,7 +80,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
                 queue
                     .counts
                     .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
-                let now = db::now_ms();
+                let now = crate::time::now_ms();
                 for row in rows {
                     queue.events.publish(Event::from_row(&row, "active"));
                     queue
@@ -200,7 +213,7 @@ fn decide(
         Verdict::Retry(after) if retry::may_retry(attempt, max_retries) => {
             let delay = after
                 .unwrap_or_else(|| retry::backoff(attempt, queue.backoff_base, queue.backoff_max));
-            let run_at = db::now_ms() + delay.as_millis() as i64;
+            let run_at = crate::time::now_ms() + delay.as_millis() as i64;
             let log_code = code.clone();
             (
                 Outcome::Retry {

@@ -34,7 +34,7 @@ impl Sandbox {
             delay,
             outbox_path: outbox.to_path_buf(),
             outbox: Mutex::new(file),
-            since: crate::api::rfc3339(crate::db::now_ms()),
+            since: crate::time::rfc3339(crate::time::now_ms()),
         })
     }
 
@@ -83,7 +83,7 @@ impl Sandbox {
             message_id: &m.message_id,
             chat_id: &m.chat_id,
             text: &m.text,
-            at: crate::api::rfc3339(crate::db::now_ms()),
+            at: crate::time::rfc3339(crate::time::now_ms()),
         })
         .map_err(|e| SendError::new("protocol-error", format!("sandbox: {e}")))?;
         line.push('\n');

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod dashboard;
+mod edge;
 mod events;
 mod fake_whatsapp;
 mod helpers;

@@ -77,7 +77,7 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                 let mut a = args;
                 while let Some(i) = a.find(&call) {
                     let before = a[..i].chars().last();
-                    if matches!(before, Some(' ' | '.' | ',' | '\n')) {
+                    if matches!(before, Some(' ' | '.' | ',' | '(' | '\n')) {
                         out.insert((m.to_string(), full.clone()));
                     }
                     a = &a[i + call.len()..];

@@ -297,6 +297,52 @@ async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
 }
 
 #[tokio::test]
+async fn a_jobs_completion_event_is_stored_with_the_completion_even_at_a_kill_9() {
+    use crate::webhooks::{Receiver, SECRET};
+    let receiver = Receiver::default();
+    *receiver.down.lock().unwrap() = true;
+    let url = receiver.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let mut config = std::fs::read_to_string(dir.path().join("gateway.toml")).unwrap();
+    config.push_str(&format!(
+        "[[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nevents = [\"job.completed\"]\n"
+    ));
+    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
+    let mut gw = Gateway::start(dir.path()).await;
+    let r = gw
+        .send("6281234567890", "completed, then killed")
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Killed the moment the API shows the job completed: nothing else gets to run.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
+        assert!(Instant::now() < deadline);
+    }
+    gw.child.kill().unwrap(); // SIGKILL
+    gw.child.wait().unwrap();
+    drop(gw);
+
+    let gw = Gateway::start(dir.path()).await;
+    assert_eq!(
+        gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"],
+        "completed"
+    );
+    let deliveries = gw.get("/api/webhooks/deliveries?limit=1000").await;
+    let for_job: Vec<&Value> = deliveries["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["jobId"] == id.as_str() && d["event"] == "job.completed")
+        .collect();
+    assert_eq!(for_job.len(), 1, "{deliveries}");
+}
+
+#[tokio::test]
 async fn sigterm_lets_an_active_send_finish_before_exit() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "800ms");

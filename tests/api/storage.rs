@@ -282,7 +282,7 @@ async fn insert_history(config: &Config, n: i64) {
         .connect()
         .await
         .unwrap();
-    let long_ago = wa_gateway::db::now_ms() - 3_600_000;
+    let long_ago = wa_gateway::time::now_ms() - 3_600_000;
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO jobs (id, message_id, number, chat_id, message, priority, status, attempts,

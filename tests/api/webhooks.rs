@@ -47,7 +47,7 @@ impl Receiver {
                         .unwrap()
                         .parse()
                         .unwrap();
-                    let fresh = (wa_gateway::db::now_ms() / 1000 - t).abs() < 300;
+                    let fresh = (wa_gateway::time::now_ms() / 1000 - t).abs() < 300;
                     let valid = fresh && wa_gateway::webhooks::signature(SECRET, t, &body) == sig;
                     let v: Value = serde_json::from_str(&body).unwrap();
                     me.got.lock().unwrap().push((id.clone(), v.clone(), valid));

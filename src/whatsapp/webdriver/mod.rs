@@ -79,7 +79,7 @@ impl Shared {
             current: Mutex::new(Current {
                 state: State::Starting,
                 detail: "starting the browser".into(),
-                since_ms: crate::db::now_ms(),
+                since_ms: crate::time::now_ms(),
                 qr: None,
             }),
             changed,
@@ -108,7 +108,7 @@ impl Shared {
             return;
         }
         if c.state != state {
-            c.since_ms = crate::db::now_ms();
+            c.since_ms = crate::time::now_ms();
             tracing::info!(
                 state = state.as_str(),
                 "📱 WhatsApp: {} ({detail})",
@@ -191,7 +191,7 @@ impl MessageSender for WebDriver {
             state: c.state.as_str(),
             detail: c.detail.clone(),
             driver: "webdriver",
-            since: crate::api::rfc3339(c.since_ms),
+            since: crate::time::rfc3339(c.since_ms),
         }
     }
 
