@@ -85,13 +85,6 @@ pub struct BackupReport {
     pub browser_profile: Option<u64>,
 }
 
-fn profile_dir(config: &Config) -> PathBuf {
-    match &config.whatsapp.webdriver.profile_dir {
-        Some(p) => config.resolve(p),
-        None => config.data_dir().join(PROFILE_DIR),
-    }
-}
-
 async fn open_file_db(path: &Path, read_only: bool) -> anyhow::Result<sqlx::SqliteConnection> {
     let url = format!("sqlite://{}", path.display());
     let opts: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
@@ -165,7 +158,7 @@ pub async fn backup(
     let data_dir = config.data_dir();
     let secret = data_dir.join(SECRET_FILE);
     let has_secret = secret.is_file();
-    let profile = profile_dir(config);
+    let profile = config.browser_profile();
     let with_profile = with_browser_profile && profile.is_dir();
     if with_browser_profile && !with_profile {
         bail!(
@@ -328,21 +321,16 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
         }
         Ok(())
     };
-    let side = |suffix: &str| {
-        let mut p = db_path.clone().into_os_string();
-        p.push(suffix);
-        PathBuf::from(p)
-    };
     // The old WAL and shared memory must not meet the new database.
-    set_aside(&side("-wal"))?;
-    set_aside(&side("-shm"))?;
+    set_aside(&db::sidecar(&db_path, db::Sidecar::Wal))?;
+    set_aside(&db::sidecar(&db_path, db::Sidecar::Shm))?;
     set_aside(&db_path)?;
     let secret_in = work.path().join(SECRET_FILE);
     let profile_in = work.path().join(PROFILE_DIR);
     if manifest.jwt_secret && secret_in.is_file() {
         set_aside(&data_dir.join(SECRET_FILE))?;
     }
-    let profile = profile_dir(config);
+    let profile = config.browser_profile();
     if manifest.browser_profile && profile_in.is_dir() {
         set_aside(&profile)?;
     }

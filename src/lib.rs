@@ -28,6 +28,7 @@ pub mod whatsapp;
 use std::sync::Arc;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -62,7 +63,10 @@ pub async fn run(
     let _lock = backup::DataDirLock::acquire(&data_dir)?;
     let (db, writer_task) = Db::open(&config.database_path()).await?;
 
-    let secret = auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &data_dir)?;
+    let secret = auth::secret::load_or_create(
+        config.auth.jwt_secret.as_ref().map(|s| s.expose_secret()),
+        &data_dir,
+    )?;
     let keys = Keys::new(&secret, config.auth.access_ttl.0, config.auth.refresh_ttl.0);
     bootstrap_admin(&db).await?;
 
@@ -87,10 +91,7 @@ pub async fn run(
         }
         DriverKind::Webdriver => {
             let wd = &config.whatsapp.webdriver;
-            let profile = match &wd.profile_dir {
-                Some(p) => config.resolve(p),
-                None => data_dir.join("browser-profile"),
-            };
+            let profile = config.browser_profile();
             tracing::info!(url = %wd.web_url, profile = %profile.display(), "🌍 WhatsApp driver: webdriver");
             WebDriver::start(wd.clone(), profile, shutdown.child_token(), &tracker)
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use sha2::Sha256;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -260,7 +261,10 @@ async fn send(
             .header("content-type", "application/json")
             .header("x-wagateway-delivery", &d.id)
             .header("x-wagateway-event", &d.event)
-            .header("x-wagateway-signature", signature(&hook.secret, t, &d.body))
+            .header(
+                "x-wagateway-signature",
+                signature(hook.secret.expose_secret(), t, &d.body),
+            )
             .body(d.body.clone())
             .send()
             .await;

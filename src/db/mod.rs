@@ -10,7 +10,7 @@ pub mod settings;
 pub mod users;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -131,6 +131,25 @@ pub async fn open_read_pool(path: &Path) -> anyhow::Result<SqlitePool> {
 }
 
 /// The storage the app uses: the writer for changes, the pool for reads.
+/// SQLite's files beside a database in WAL mode.
+#[derive(Debug, Clone, Copy)]
+pub enum Sidecar {
+    /// `<db>-wal`: commits not yet checkpointed into the database file.
+    Wal,
+    /// `<db>-shm`: the WAL's shared-memory index.
+    Shm,
+}
+
+/// The path of a database's sidecar file.
+pub fn sidecar(db: &Path, which: Sidecar) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(match which {
+        Sidecar::Wal => "-wal",
+        Sidecar::Shm => "-shm",
+    });
+    PathBuf::from(p)
+}
+
 #[derive(Clone)]
 pub struct Db {
     pub writer: Writer,
@@ -156,9 +175,7 @@ impl Db {
     /// Sizes of the database file and of its WAL, in bytes.
     pub fn file_sizes(&self) -> (u64, u64) {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        (size(&self.path), size(Path::new(&wal)))
+        (size(&self.path), size(&sidecar(&self.path, Sidecar::Wal)))
     }
 
     /// True when both the read pool and the writer answer.

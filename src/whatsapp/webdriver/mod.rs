@@ -10,6 +10,7 @@
 mod browser;
 mod bubbles;
 mod page;
+mod selectors;
 mod send;
 mod session;
 
@@ -25,6 +26,7 @@ use crate::config::WebDriverConfig;
 use browser::Family;
 
 pub use browser::{profile_processes, pss_bytes, rss_bytes, which};
+pub use selectors::Selectors;
 pub use session::RestartCause;
 
 /// The session's state, as `GET /api/whatsapp/status` shows it.

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::Selectors;
 use super::browser::Browser;
-use crate::config::Selectors;
 use crate::whatsapp::SendError;
 
 /// Shared by the scripts: the first element matching a list of selectors, the outgoing bubbles,

@@ -247,11 +247,15 @@ impl Session<'_> {
 
         self.shared
             .set(State::Loading, format!("opening {}", cfg.web_url));
-        match tokio::time::timeout(cfg.ready_timeout.0, b.client.goto(&cfg.web_url)).await {
-            Err(_) => {
+        // The first load proves nothing until it returns: the watchdog cuts it like any other
+        // wait on the page, after `session_timeout` (ready_timeout bounds the rest).
+        let limit = cfg.session_timeout.0.min(cfg.ready_timeout.0);
+        match guarded(self.pulse, limit, b.client.goto(&cfg.web_url)).await {
+            Err(silent) => {
                 return End::Restart(RestartCause::NotReady(format!(
-                    "{} did not load within ready_timeout",
-                    cfg.web_url
+                    "{} did not load within {:.1}s",
+                    cfg.web_url,
+                    silent.as_secs_f64()
                 )));
             }
             // A slow load runs past the page-load limit: the probes below follow it.

@@ -1,0 +1,135 @@
+//! `[whatsapp]`: which driver sends, and the settings of each (`[whatsapp.webdriver]`,
+//! `[whatsapp.sandbox]`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ByteSize, Dur, Invalid};
+pub use crate::whatsapp::webdriver::Selectors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    Sandbox,
+    Webdriver,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhatsAppConfig {
+    pub driver: DriverKind,
+    pub sandbox: SandboxConfig,
+    pub webdriver: WebDriverConfig,
+}
+
+impl Default for WhatsAppConfig {
+    fn default() -> Self {
+        Self {
+            driver: DriverKind::Sandbox,
+            sandbox: SandboxConfig::default(),
+            webdriver: WebDriverConfig::default(),
+        }
+    }
+}
+
+/// `[whatsapp.webdriver]`: WhatsApp Web in Chromium, driven through ChromeDriver.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebDriverConfig {
+    pub web_url: String,
+    /// ChromeDriver to start (a path or a name on PATH), on a free loopback port.
+    pub chromedriver: String,
+    /// A WebDriver server that is already running; when set, `chromedriver` is not started.
+    pub webdriver_url: Option<String>,
+    /// Chromium or Chrome (a path or a name on PATH).
+    pub browser: String,
+    pub headless: bool,
+    /// Where the browser keeps the login; default `<data_dir>/browser-profile`.
+    pub profile_dir: Option<PathBuf>,
+    /// Extra command-line flags for the browser.
+    pub browser_args: Vec<String>,
+    pub ready_timeout: Dur,
+    pub keepalive_interval: Dur,
+    pub session_timeout: Dur,
+    pub send_timeout: Dur,
+    pub takeover_on_conflict: bool,
+    /// The browser is restarted (between sends) when its processes use more than this.
+    pub memory_limit: ByteSize,
+    pub selectors: Selectors,
+}
+
+impl Default for WebDriverConfig {
+    fn default() -> Self {
+        Self {
+            web_url: "https://web.whatsapp.com/".into(),
+            chromedriver: "chromedriver".into(),
+            webdriver_url: None,
+            browser: "chromium".into(),
+            headless: true,
+            profile_dir: None,
+            browser_args: Vec::new(),
+            ready_timeout: Dur::secs(60),
+            keepalive_interval: Dur::secs(15),
+            session_timeout: Dur::secs(60),
+            send_timeout: Dur::secs(30),
+            takeover_on_conflict: true,
+            memory_limit: ByteSize(1 << 30),
+            selectors: Selectors::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// How long a "delivery" takes.
+    pub delay: Dur,
+    /// JSON lines file that receives every delivered message.
+    pub outbox: PathBuf,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            delay: Dur::millis(300),
+            outbox: PathBuf::from("data/sandbox-outbox.jsonl"),
+        }
+    }
+}
+
+impl WhatsAppConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        if self.driver != DriverKind::Webdriver {
+            return Ok(());
+        }
+        let wd = &self.webdriver;
+        if !(wd.web_url.starts_with("http://") || wd.web_url.starts_with("https://")) {
+            return Err(Invalid::new(
+                "whatsapp.webdriver.web_url",
+                "must be an http(s) URL",
+            ));
+        }
+        for (key, d) in [
+            ("ready_timeout", wd.ready_timeout),
+            ("keepalive_interval", wd.keepalive_interval),
+            ("session_timeout", wd.session_timeout),
+            ("send_timeout", wd.send_timeout),
+        ] {
+            if d.0 < Duration::from_millis(100) {
+                return Err(Invalid::new(
+                    format!("whatsapp.webdriver.{key}"),
+                    "must be at least 100ms",
+                ));
+            }
+        }
+        if wd.session_timeout.0 < wd.keepalive_interval.0 {
+            return Err(Invalid::new(
+                "whatsapp.webdriver.session_timeout",
+                "must be at least keepalive_interval",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! Every selector and text the driver looks for in WhatsApp Web, as ordered fallbacks with the
+//! public ones as defaults (../shared/whatsapp-web.md). They live with the driver and are set in
+//! `[whatsapp.webdriver.selectors]`, so an operator follows a WhatsApp Web change without a
+//! rebuild. Data only: nothing here imports the rest of the gateway.
+
+use serde::{Deserialize, Serialize};
+
+/// Every selector and text the WebDriver driver relies on, each an ordered list of fallbacks
+/// (first match wins), so an operator can follow a WhatsApp Web change without a rebuild.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Selectors {
+    pub loading: Vec<String>,
+    pub qr_canvas: Vec<String>,
+    /// The element holding the QR string in `data-ref`.
+    pub qr_ref: Vec<String>,
+    pub qr_reload: Vec<String>,
+    pub ready: Vec<String>,
+    /// Texts of the conflict screen ("open in another window").
+    pub conflict_text: Vec<String>,
+    /// Button texts that take the session over on the conflict screen.
+    pub conflict_takeover: Vec<String>,
+    pub invalid_dialog: Vec<String>,
+    pub invalid_text: Vec<String>,
+    pub compose: Vec<String>,
+    pub outgoing: Vec<String>,
+    /// Inside an outgoing bubble: its text.
+    pub bubble_text: Vec<String>,
+    /// Texts of the button that expands a long message cut in its bubble.
+    pub read_more_text: Vec<String>,
+    /// Inside an outgoing bubble: the status icon (`data-icon`).
+    pub bubble_status: Vec<String>,
+    /// `data-icon` values that mean "still pending".
+    pub pending_icons: Vec<String>,
+    /// `data-icon` values that mean "sent" (or better).
+    pub sent_icons: Vec<String>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for Selectors {
+    fn default() -> Self {
+        Self {
+            loading: strings(&["div[data-testid='wa-web-loading-screen']", "progress"]),
+            qr_canvas: strings(&[
+                "canvas[aria-label='Scan this QR code to link a device!']",
+                "canvas[aria-label='Scan me!']",
+                "div[data-ref] canvas[aria-label]",
+            ]),
+            qr_ref: strings(&["div[data-ref]"]),
+            qr_reload: strings(&["div[data-ref] > span > button", "div[data-ref] button"]),
+            ready: strings(&[
+                "#pane-side",
+                "#side",
+                "span[data-icon='wa-wordmark-refreshed']",
+                "span[data-icon='wa-wordmark']",
+            ]),
+            conflict_text: strings(&["WhatsApp is open in another window"]),
+            conflict_takeover: strings(&["Use here", "Use Here"]),
+            invalid_dialog: strings(&[
+                "div[role='dialog']",
+                "div[data-animate-modal-popup='true']",
+            ]),
+            invalid_text: strings(&["Phone number shared via url is invalid"]),
+            compose: strings(&[
+                "#main footer div[contenteditable='true'][role='textbox']",
+                "div[contenteditable='true'][aria-placeholder='Type a message']",
+                "div[contenteditable='true'][data-tab='10']",
+            ]),
+            outgoing: strings(&["#main div.message-out", "div.message-out"]),
+            bubble_text: strings(&["span.selectable-text", "span[dir='ltr']"]),
+            read_more_text: strings(&["Read more"]),
+            bubble_status: strings(&["span[data-icon^='msg-']"]),
+            pending_icons: strings(&["msg-time"]),
+            sent_icons: strings(&["msg-check", "msg-dblcheck", "msg-dblcheck-ack"]),
+        }
+    }
+}
