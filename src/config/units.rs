@@ -73,7 +73,7 @@ impl Serialize for ByteSize {
         let n = self.0;
         let text = [(30, "GiB"), (20, "MiB"), (10, "KiB")]
             .into_iter()
-            .find(|(shift, _)| n >= 1 << shift && n % (1 << shift) == 0)
+            .find(|(shift, _)| n >= 1 << shift && n.is_multiple_of(1 << shift))
             .map_or_else(
                 || n.to_string(),
                 |(shift, unit)| format!("{}{unit}", n >> shift),
