@@ -7,6 +7,7 @@ use tokio::sync::broadcast;
 
 use crate::db::jobs::JobRow;
 use crate::whatsapp::MessageSender;
+use crate::whatsapp::SessionState;
 
 /// One event, as clients receive it (`data:` of an SSE message; its `event:` is `kind()`).
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +26,7 @@ pub enum Event {
     },
     #[serde(rename = "whatsapp", rename_all = "camelCase")]
     WhatsApp {
-        state: &'static str,
+        state: SessionState,
         detail: String,
         at: String,
     },
@@ -128,12 +129,12 @@ impl Events {
     ) {
         let events = self.clone();
         tokio::spawn(async move {
-            let (mut state, mut detail, mut qr) = (String::new(), String::new(), None);
+            let (mut state, mut detail, mut qr) = (None, String::new(), None);
             loop {
                 let changed = sender.changed();
                 let s = sender.status();
-                if s.state != state || s.detail != detail {
-                    state = s.state.to_string();
+                if Some(s.state) != state || s.detail != detail {
+                    state = Some(s.state);
                     detail = s.detail.clone();
                     events.publish(Event::WhatsApp {
                         state: s.state,

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub send_seconds: Histogram,
     pub wait_seconds: Histogram,
     pub attempts: Histogram,
+    /// Passes of the retention pruner (each one every `prune_interval`).
+    pub retention_runs: std::sync::atomic::AtomicU64,
     /// route → (method, status) → requests. Keyed by route first so a hit allocates nothing.
     http: Mutex<BTreeMap<String, PerRoute>>,
 }
@@ -81,6 +83,7 @@ impl Default for Metrics {
             send_seconds: Histogram::new(LATENCY),
             wait_seconds: Histogram::new(WAIT),
             attempts: Histogram::new(ATTEMPTS),
+            retention_runs: Default::default(),
             http: Mutex::default(),
         }
     }
@@ -193,6 +196,12 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
+            "# HELP wa_gateway_retention_runs_total Passes of the retention pruner.\n# TYPE wa_gateway_retention_runs_total counter\nwa_gateway_retention_runs_total {}",
+            self.retention_runs
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
             "# HELP wa_gateway_browser_restarts_total Browser restarts by cause.\n# TYPE wa_gateway_browser_restarts_total counter"
         );
         for (cause, n) in &gauges.restarts {
@@ -205,17 +214,7 @@ impl Metrics {
             o,
             "# HELP wa_gateway_whatsapp_state 1 for the WhatsApp session's current state.\n# TYPE wa_gateway_whatsapp_state gauge"
         );
-        for state in [
-            "starting",
-            "qr",
-            "loading",
-            "connected",
-            "conflict",
-            "logged_out",
-            "restarting",
-            "unavailable",
-            "failed",
-        ] {
+        for state in crate::whatsapp::SessionState::ALL {
             let _ = writeln!(
                 o,
                 "wa_gateway_whatsapp_state{{state=\"{state}\"}} {}",
@@ -247,7 +246,7 @@ pub struct Gauges {
     pub jobs: Vec<(&'static str, i64)>,
     pub plugins: Vec<PluginFigures>,
     pub restarts: Vec<(&'static str, u64)>,
-    pub whatsapp_state: &'static str,
+    pub whatsapp_state: crate::whatsapp::SessionState,
 }
 
 pub struct PluginFigures {

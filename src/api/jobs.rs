@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::extract::{AppJson, AppQuery, body_limit};
 use crate::app::AppState;
 use crate::db::jobs;
+use crate::db::jobs::{Admin, AdminOutcome};
 use crate::domain::{PhoneNumber, Priority};
 use crate::error::ApiError;
 use crate::hooks::{HookError, Outgoing};
-use crate::queue::{JobRow, NewJob};
+use crate::queue::{JobRow, JobState, NewJob};
 use crate::time::rfc3339;
 use crate::whatsapp::Receipt;
 
@@ -126,7 +127,7 @@ struct SendMessageResponse {
     job_id: String,
     message_id: String,
     chat_id: String,
-    status: String,
+    status: JobState,
     priority: &'static str,
 }
 
@@ -290,7 +291,7 @@ pub struct JobView {
     chat_id: String,
     message: String,
     template: Option<String>,
-    status: String,
+    status: JobState,
     priority: &'static str,
     attempts: i64,
     last_error: Option<ErrorView>,
@@ -305,7 +306,7 @@ pub struct JobView {
 impl From<JobRow> for JobView {
     fn from(r: JobRow) -> Self {
         JobView {
-            next_attempt_at: (r.status == "waiting").then(|| rfc3339(r.run_at)),
+            next_attempt_at: (r.status == JobState::Waiting).then(|| rfc3339(r.run_at)),
             last_error: r.error_code.map(|code| ErrorView {
                 code,
                 message: r.error_message.unwrap_or_default(),
@@ -340,14 +341,11 @@ async fn get_job(
     Ok(Json(row.into()))
 }
 
-pub const STATUSES: [&str; 4] = ["waiting", "active", "completed", "failed"];
-
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Only jobs in this state.
-    #[schemars(extend("enum" = ["waiting", "active", "completed", "failed"]))]
-    status: Option<String>,
+    status: Option<JobState>,
     /// Jobs per page, 1 to 500 (default 50).
     #[schemars(range(min = 1, max = 500))]
     limit: Option<i64>,
@@ -370,14 +368,6 @@ async fn list_jobs(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let status = q.status;
-    if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("status must be one of {}", STATUSES.join(", ")),
-        ));
-    }
     let limit = match q.limit {
         None => 50,
         Some(l) if (1..=MAX_PAGE).contains(&l) => l,
@@ -398,7 +388,7 @@ async fn list_jobs(
             ));
         }
     };
-    let rows = jobs::list(&state.db.read, status.as_deref(), limit + 1, before).await?;
+    let rows = jobs::list(&state.db.read, status, limit + 1, before).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<JobRow> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = more
@@ -414,26 +404,40 @@ async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    match state.queue.requeue_failed(id.clone()).await? {
-        Ok(Some(row)) => Ok(Json(row.into())),
-        Ok(None) => Err(not_found(&id)),
-        Err(status) => Err(ApiError::Conflict(
-            "invalid_state",
-            format!("only failed jobs can be retried; this one is {status}"),
-        )),
-    }
+    transition(
+        &state,
+        id,
+        Admin::Requeue,
+        "only failed jobs can be retried",
+    )
+    .await
 }
 
 async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    match state.queue.cancel_waiting(id.clone()).await? {
-        Ok(Some(row)) => Ok(Json(row.into())),
-        Ok(None) => Err(not_found(&id)),
-        Err(status) => Err(ApiError::Conflict(
+    transition(
+        &state,
+        id,
+        Admin::Cancel,
+        "only waiting jobs can be cancelled",
+    )
+    .await
+}
+
+async fn transition(
+    state: &AppState,
+    id: String,
+    action: Admin,
+    rule: &str,
+) -> Result<Json<JobView>, ApiError> {
+    match state.queue.admin(id.clone(), action).await? {
+        AdminOutcome::Done(row) => Ok(Json((*row).into())),
+        AdminOutcome::NotFound => Err(not_found(&id)),
+        AdminOutcome::WrongState(now) => Err(ApiError::Conflict(
             "invalid_state",
-            format!("only waiting jobs can be cancelled; this one is {status}"),
+            format!("{rule}; this one is {now}"),
         )),
     }
 }

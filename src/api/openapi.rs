@@ -74,7 +74,7 @@ impl Op {
             .unwrap_or_default();
         let props = root.get("properties").and_then(Value::as_object);
         for (name, prop) in props.into_iter().flatten() {
-            let mut schema = prop.clone();
+            let mut schema = plain(prop, root.as_value());
             let description = schema
                 .as_object_mut()
                 .and_then(|o| o.remove("description"))
@@ -136,6 +136,39 @@ impl Op {
         self.raw = Some((status, content_type, description));
         self
     }
+}
+
+/// A query parameter's schema as a client needs it: an optional value is left out rather than
+/// null, and a named type is written out in place.
+fn plain(prop: &Value, root: &Value) -> Value {
+    let mut schema = prop.clone();
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+        let real: Vec<&Value> = any
+            .iter()
+            .filter(|s| s.get("nullable").is_none() && s.get("type").is_none_or(|t| t != "null"))
+            .collect();
+        if let [only] = real.as_slice() {
+            let mut merged = (*only).clone();
+            if let (Some(m), Some(d)) = (merged.as_object_mut(), schema.get("description")) {
+                m.insert("description".into(), d.clone());
+            }
+            schema = merged;
+        }
+    }
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        let pointer = target.trim_start_matches('#');
+        if let Some(found) = root.pointer(pointer) {
+            let description = schema.get("description").cloned();
+            schema = found.clone();
+            if let (Some(m), Some(d)) = (schema.as_object_mut(), description) {
+                m.insert("description".into(), d);
+            }
+        }
+    }
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("nullable");
+    }
+    schema
 }
 
 /// For request bodies: an optional field may be left out, but not sent as `null` (which the

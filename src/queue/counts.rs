@@ -4,36 +4,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::db::jobs::Counts;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    Waiting,
-    Active,
-    Completed,
-    Failed,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Waiting => "waiting",
-            JobState::Active => "active",
-            JobState::Completed => "completed",
-            JobState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<JobState> {
-        match s {
-            "waiting" => Some(JobState::Waiting),
-            "active" => Some(JobState::Active),
-            "completed" => Some(JobState::Completed),
-            "failed" => Some(JobState::Failed),
-            _ => None,
-        }
-    }
-}
+use crate::db::jobs::{Counts, JobState};
 
 #[derive(Default)]
 pub struct LiveCounts {

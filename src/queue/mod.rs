@@ -1,44 +1,39 @@
 //! The durable message queue: what the API puts in, what the workers take out, and the
-//! run-time controls (concurrency, retries, pause) that survive a restart.
+//! run-time controls that survive a restart. Writes that come in bursts (enqueues, outcomes)
+//! share commits through one batcher (`batch`); each job state change writes its webhook
+//! deliveries in the same transaction (`JobOutbox`); `settings` holds the controls; `worker`
+//! claims and sends, one step of which tests can run on their own.
 
+mod batch;
 mod counts;
 pub mod retention;
 pub mod retry;
+mod settings;
 mod worker;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use sqlx::SqliteConnection;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use sqlx::SqliteConnection;
-
 use crate::config::QueueConfig;
-use crate::db::{self, Db, DbError, Durability, jobs, settings};
+use crate::db::jobs::{Admin, AdminOutcome};
+use crate::db::{self, Db, DbError, Durability, jobs};
 use crate::events::{Event, Events};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::webhooks::{Outbox, Written};
 use crate::whatsapp::MessageSender;
-
-pub use counts::JobState;
-pub use jobs::{Counts, JobRow, NewJob};
-
+use batch::{BatchFuture, Batcher};
 use counts::LiveCounts;
 
-/// Run-time queue settings, as `POST /api/whatsapp/queue/config` shows and changes them.
-#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueSettings {
-    pub concurrency: u32,
-    pub max_retries: u32,
-    pub paused: bool,
-}
-
-type EnqueueRequest = (NewJob, oneshot::Sender<Result<(JobRow, bool), DbError>>);
+pub use jobs::{Counts, JobRow, JobState, NewJob};
+pub use settings::{QueueSettings, SettingsChange};
+pub use worker::Step;
 
 /// Webhook deliveries of job events, written in the transaction that changes the jobs.
 #[derive(Clone, Default)]
@@ -62,131 +57,6 @@ impl JobOutbox {
     }
 }
 
-/// Group commit for enqueues: takes every job waiting in the channel, inserts them with one
-/// multi-row statement in one durable transaction, then answers each caller. While one batch
-/// commits, the next one gathers. Ends when the queue is dropped.
-async fn batch_enqueues(
-    writer: db::Writer,
-    mut rx: mpsc::Receiver<EnqueueRequest>,
-    events: Events,
-    outbox: JobOutbox,
-) {
-    let mut pending: Vec<EnqueueRequest> = Vec::with_capacity(jobs::MAX_INSERT_ROWS);
-    while rx.recv_many(&mut pending, jobs::MAX_INSERT_ROWS).await > 0 {
-        let (batch, replies): (Vec<NewJob>, Vec<_>) = pending.drain(..).unzip();
-        let events = events.clone();
-        let (out, wake) = (outbox.clone(), outbox.clone());
-        let result = writer
-            .exec_then(
-                Durability::Durable,
-                move |c| {
-                    Box::pin(async move {
-                        let rows = jobs::insert_many(c, &batch).await?;
-                        let waiting: Vec<Event> = rows
-                            .iter()
-                            .filter(|(_, created)| *created)
-                            .map(|(row, _)| Event::from_row(row, "waiting"))
-                            .collect();
-                        let written = out.write(c, &waiting).await?;
-                        Ok((rows, waiting, std::sync::Mutex::new(Some(written))))
-                    })
-                },
-                // Published before any claim can see these rows, so `job.waiting` always
-                // comes before `job.active`.
-                move |(_, waiting, written)| {
-                    for e in waiting {
-                        events.publish(e.clone());
-                    }
-                    if let Some(w) = written.lock().expect("written lock").take() {
-                        wake.wake(w);
-                    }
-                },
-            )
-            .await
-            .map(|(rows, _, _)| rows);
-        match result {
-            Ok(rows) => {
-                for (reply, row) in replies.into_iter().zip(rows) {
-                    let _ = reply.send(Ok(row));
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-type OutcomeRequest = (
-    jobs::Finished,
-    Event,
-    oneshot::Sender<Result<bool, DbError>>,
-);
-
-/// Group commit for attempt outcomes: completions that arrive together are recorded with one
-/// statement, with their webhook deliveries. Outcomes commit without an fsync: they survive a
-/// crashed process, and the next durable commit makes them durable.
-async fn batch_outcomes(
-    writer: db::Writer,
-    mut rx: mpsc::Receiver<OutcomeRequest>,
-    outbox: JobOutbox,
-) {
-    let mut pending: Vec<OutcomeRequest> = Vec::with_capacity(256);
-    while rx.recv_many(&mut pending, 256).await > 0 {
-        let mut batch = Vec::with_capacity(pending.len());
-        let mut events = Vec::with_capacity(pending.len());
-        let mut replies = Vec::with_capacity(pending.len());
-        for (f, e, r) in pending.drain(..) {
-            batch.push(f);
-            events.push(e);
-            replies.push(r);
-        }
-        let single = jobs::all_completed(&batch) && outbox.0.is_none();
-        let out = outbox.clone();
-        let result = writer
-            .exec_with(Durability::Relaxed, single, move |c| {
-                Box::pin(async move {
-                    let held = jobs::finish_many(c, &batch, crate::time::now_ms()).await?;
-                    let moved: Vec<Event> = events
-                        .into_iter()
-                        .zip(&held)
-                        .filter(|(_, h)| **h)
-                        .map(|(e, _)| e)
-                        .collect();
-                    let written = out.write(c, &moved).await?;
-                    Ok((held, written))
-                })
-            })
-            .await;
-        let result = result.map(|(held, written)| {
-            outbox.wake(written);
-            held
-        });
-        match result {
-            Ok(held) => {
-                for (reply, ok) in replies.into_iter().zip(held) {
-                    let _ = reply.send(Ok(ok));
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// A change to the settings; absent fields stay as they are.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SettingsChange {
-    pub concurrency: Option<u32>,
-    pub max_retries: Option<u32>,
-    pub paused: Option<bool>,
-}
-
 pub struct Queue {
     db: Db,
     hooks: Arc<dyn Hooks>,
@@ -197,26 +67,20 @@ pub struct Queue {
     keep_completed: Duration,
     keep_failed: Duration,
     prune_interval: Duration,
-    concurrency: AtomicU32,
-    max_retries: AtomicU32,
-    paused: AtomicBool,
+    settings: settings::Settings,
     /// Jobs being sent right now by this process.
     active: AtomicU32,
     /// Wakes the dispatcher: a job was queued or finished, or the settings changed.
     wake: Notify,
-    /// To the enqueue batcher, which stores all waiting jobs with one statement and one fsync.
-    enqueue_tx: mpsc::Sender<EnqueueRequest>,
-    /// To the outcome batcher, which records finished attempts in groups.
-    outcome_tx: mpsc::Sender<OutcomeRequest>,
+    /// Stores accepted jobs together: one statement and one fsync per batch.
+    enqueues: Batcher<NewJob, (JobRow, bool)>,
+    /// Records finished attempts together, each only if its lease still holds.
+    outcomes: Batcher<(jobs::Finished, Event), bool>,
     counts: LiveCounts,
     events: Events,
     outbox: JobOutbox,
     metrics: Arc<Metrics>,
 }
-
-const KEY_CONCURRENCY: &str = "queue.concurrency";
-const KEY_MAX_RETRIES: &str = "queue.max_retries";
-const KEY_PAUSED: &str = "queue.paused";
 
 impl Queue {
     /// Builds the queue with settings from the database where the API changed them, else from
@@ -231,71 +95,27 @@ impl Queue {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Queue>> {
         let outbox = JobOutbox(outbox);
-        let stored = |key: &'static str| {
-            let pool = db.read.clone();
-            async move { settings::get(&pool, key).await }
-        };
-        let concurrency = match stored(KEY_CONCURRENCY).await?.and_then(|v| v.parse().ok()) {
-            Some(v) if v != config.concurrency => {
-                tracing::info!(
-                    concurrency = v,
-                    file = config.concurrency,
-                    "queue concurrency set through the API overrides gateway.toml"
-                );
-                v
-            }
-            _ => config.concurrency,
-        };
-        let max_retries = match stored(KEY_MAX_RETRIES).await?.and_then(|v| v.parse().ok()) {
-            Some(v) if v != config.max_retries => {
-                tracing::info!(
-                    max_retries = v,
-                    file = config.max_retries,
-                    "queue max_retries set through the API overrides gateway.toml"
-                );
-                v
-            }
-            _ => config.max_retries,
-        };
-        let paused = stored(KEY_PAUSED).await?.is_some_and(|v| v == "true");
-        if paused {
-            tracing::warn!(
-                "the queue is paused (set through the API); resume with POST /api/whatsapp/queue/config {{\"paused\":false}}"
-            );
-        }
+        let settings = settings::Settings::load(&db, config).await?;
         let counts = LiveCounts::new(jobs::counts(&db.read).await?);
-        let (enqueue_tx, enqueue_rx) = mpsc::channel(4096);
-        tokio::spawn(batch_enqueues(
-            db.writer.clone(),
-            enqueue_rx,
-            events.clone(),
-            outbox.clone(),
-        ));
-        let (outcome_tx, outcome_rx) = mpsc::channel(4096);
-        tokio::spawn(batch_outcomes(
-            db.writer.clone(),
-            outcome_rx,
-            outbox.clone(),
-        ));
+        let enqueues = enqueue_batcher(db.writer.clone(), events.clone(), outbox.clone());
+        let outcomes = outcome_batcher(db.writer.clone(), outbox.clone());
         Ok(Arc::new(Queue {
             events,
             outbox,
             metrics,
-            enqueue_tx,
-            outcome_tx,
+            enqueues,
+            outcomes,
             counts,
             db,
             hooks,
             sender,
+            settings,
             backoff_base: config.backoff_base.0,
             backoff_max: config.backoff_max.0,
             send_timeout: config.send_timeout.0,
             keep_completed: config.keep_completed.0,
             keep_failed: config.keep_failed.0,
             prune_interval: config.prune_interval.0,
-            concurrency: AtomicU32::new(concurrency),
-            max_retries: AtomicU32::new(max_retries),
-            paused: AtomicBool::new(paused),
             active: AtomicU32::new(0),
             wake: Notify::new(),
         }))
@@ -341,12 +161,7 @@ impl Queue {
     /// Stores a job durably (fsynced) and wakes the workers. Returns the row and whether it is
     /// new; an existing row means the `message_id` was seen before.
     pub async fn enqueue(&self, job: NewJob) -> Result<(JobRow, bool), DbError> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue_tx
-            .send((job, tx))
-            .await
-            .map_err(|_| DbError::WriterGone)?;
-        let (row, created) = rx.await.map_err(|_| DbError::WriterGone)??;
+        let (row, created) = self.enqueues.submit(job).await?;
         if created {
             self.counts.add(JobState::Waiting, 1);
             tracing::info!(
@@ -362,53 +177,12 @@ impl Queue {
     }
 
     pub fn settings(&self) -> QueueSettings {
-        QueueSettings {
-            concurrency: self.concurrency.load(Ordering::Relaxed),
-            max_retries: self.max_retries.load(Ordering::Relaxed),
-            paused: self.paused.load(Ordering::Relaxed),
-        }
+        self.settings.get()
     }
 
     /// Applies a change at once and stores it, so it survives a restart.
     pub async fn update_settings(&self, change: SettingsChange) -> Result<QueueSettings, DbError> {
-        let mut pairs = Vec::new();
-        if let Some(c) = change.concurrency {
-            pairs.push((KEY_CONCURRENCY, c.to_string()));
-        }
-        if let Some(m) = change.max_retries {
-            pairs.push((KEY_MAX_RETRIES, m.to_string()));
-        }
-        if let Some(p) = change.paused {
-            pairs.push((KEY_PAUSED, p.to_string()));
-        }
-        self.db
-            .writer
-            .exec(Durability::Durable, move |c| {
-                Box::pin(async move {
-                    let now = crate::time::now_ms();
-                    for (k, v) in &pairs {
-                        settings::set(c, k, v, now).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
-        if let Some(c) = change.concurrency {
-            self.concurrency.store(c, Ordering::Relaxed);
-        }
-        if let Some(m) = change.max_retries {
-            self.max_retries.store(m, Ordering::Relaxed);
-        }
-        if let Some(p) = change.paused {
-            self.paused.store(p, Ordering::Relaxed);
-        }
-        let now = self.settings();
-        tracing::info!(
-            concurrency = now.concurrency,
-            max_retries = now.max_retries,
-            paused = now.paused,
-            "⚙️ Queue settings changed"
-        );
+        let now = self.settings.update(&self.db, change).await?;
         self.wake.notify_one();
         Ok(now)
     }
@@ -424,12 +198,11 @@ impl Queue {
         // until the next restart: try again with backoff before giving up.
         let mut delay = Duration::from_millis(100);
         let held = loop {
-            let (tx, rx) = oneshot::channel();
-            self.outcome_tx
-                .send((finished.clone(), event.clone(), tx))
+            match self
+                .outcomes
+                .submit((finished.clone(), event.clone()))
                 .await
-                .map_err(|_| DbError::WriterGone)?;
-            match rx.await.map_err(|_| DbError::WriterGone)? {
+            {
                 Ok(held) => break held,
                 Err(DbError::WriterGone) => return Err(DbError::WriterGone),
                 Err(e) if delay > Duration::from_secs(5) => return Err(e),
@@ -457,19 +230,20 @@ impl Queue {
         self.active.load(Ordering::Relaxed)
     }
 
-    pub async fn requeue_failed(
-        &self,
-        id: String,
-    ) -> Result<Result<Option<JobRow>, String>, DbError> {
+    /// An operator's transition of one job (re-queue a failed job, cancel a waiting one), with
+    /// its event and webhook deliveries.
+    pub async fn admin(&self, id: String, action: Admin) -> Result<AdminOutcome, DbError> {
         let out = self.outbox.clone();
         let (r, written) = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
                 Box::pin(async move {
-                    let r = jobs::requeue_failed(c, &id, crate::time::now_ms()).await?;
+                    let r = jobs::admin(c, &id, action, crate::time::now_ms()).await?;
                     let events: Vec<Event> = match &r {
-                        Ok(Some(row)) => vec![Event::from_row(row, "waiting")],
+                        AdminOutcome::Done(row) => {
+                            vec![Event::from_row(row, action.to().as_str())]
+                        }
                         _ => vec![],
                     };
                     let written = out.write(c, &events).await?;
@@ -478,52 +252,31 @@ impl Queue {
             })
             .await?;
         self.outbox.wake(written);
-        if let Ok(Some(row)) = &r {
-            self.counts.shift(JobState::Failed, JobState::Waiting, 1);
-            self.events.publish(Event::from_row(row, "waiting"));
-            tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
-            self.wake.notify_one();
-        }
-        Ok(r)
-    }
-
-    pub async fn cancel_waiting(
-        &self,
-        id: String,
-    ) -> Result<Result<Option<JobRow>, String>, DbError> {
-        let out = self.outbox.clone();
-        let (r, written) = self
-            .db
-            .writer
-            .exec(Durability::Durable, move |c| {
-                Box::pin(async move {
-                    let r = jobs::cancel_waiting(c, &id, crate::time::now_ms()).await?;
-                    let events: Vec<Event> = match &r {
-                        Ok(Some(row)) => vec![Event::from_row(row, "failed")],
-                        _ => vec![],
-                    };
-                    let written = out.write(c, &events).await?;
-                    Ok((r, written))
-                })
-            })
-            .await?;
-        self.outbox.wake(written);
-        if let Ok(Some(row)) = &r {
-            self.counts.shift(JobState::Waiting, JobState::Failed, 1);
-            self.events.publish(Event::from_row(row, "failed"));
-            tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id);
+        if let AdminOutcome::Done(row) = &r {
+            self.counts.shift(action.from(), action.to(), 1);
+            self.events
+                .publish(Event::from_row(row, action.to().as_str()));
+            match action {
+                Admin::Requeue => {
+                    tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
+                    self.wake.notify_one();
+                }
+                Admin::Cancel => {
+                    tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id)
+                }
+            }
         }
         Ok(r)
     }
 
     /// Deletes jobs in the given states (the caller keeps `active` out).
     pub async fn clear(&self, states: Vec<JobState>) -> Result<u64, DbError> {
-        let names: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        let wanted = states.clone();
         let per_state = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
-                Box::pin(async move { jobs::clear(c, &names).await })
+                Box::pin(async move { jobs::clear(c, &wanted).await })
             })
             .await?;
         let mut n = 0;
@@ -555,4 +308,76 @@ impl Queue {
     pub fn events(&self) -> &Events {
         &self.events
     }
+}
+
+/// Enqueues: inserted with one multi-row statement in one durable (fsynced) transaction, with
+/// their `job.waiting` deliveries; the events are published right after the commit, before any
+/// claim can see the rows, so `job.waiting` always comes before `job.active`.
+fn enqueue_batcher(
+    writer: db::Writer,
+    events: Events,
+    outbox: JobOutbox,
+) -> Batcher<NewJob, (JobRow, bool)> {
+    Batcher::spawn(
+        jobs::MAX_INSERT_ROWS,
+        move |batch| -> BatchFuture<(JobRow, bool)> {
+            let (events, out, wake) = (events.clone(), outbox.clone(), outbox.clone());
+            let write = writer.exec_then(
+                Durability::Durable,
+                move |c| {
+                    Box::pin(async move {
+                        let rows = jobs::insert_many(c, &batch).await?;
+                        let waiting: Vec<Event> = rows
+                            .iter()
+                            .filter(|(_, created)| *created)
+                            .map(|(row, _)| Event::from_row(row, "waiting"))
+                            .collect();
+                        let written = out.write(c, &waiting).await?;
+                        Ok((rows, waiting, std::sync::Mutex::new(Some(written))))
+                    })
+                },
+                move |(_, waiting, written)| {
+                    for e in waiting {
+                        events.publish(e.clone());
+                    }
+                    if let Some(w) = written.lock().expect("written lock").take() {
+                        wake.wake(w);
+                    }
+                },
+            );
+            Box::pin(async move { write.await.map(|(rows, _, _)| rows) })
+        },
+    )
+}
+
+/// Outcomes: completions that arrive together are recorded with one statement, with their
+/// deliveries; without an fsync (they survive a crashed process, and the next durable commit
+/// makes them durable).
+fn outcome_batcher(
+    writer: db::Writer,
+    outbox: JobOutbox,
+) -> Batcher<(jobs::Finished, Event), bool> {
+    Batcher::spawn(256, move |batch| -> BatchFuture<bool> {
+        let (finished, events): (Vec<jobs::Finished>, Vec<Event>) = batch.into_iter().unzip();
+        let single = jobs::all_completed(&finished) && outbox.0.is_none();
+        let (out, wake) = (outbox.clone(), outbox.clone());
+        let write = writer.exec_with(Durability::Relaxed, single, move |c| {
+            Box::pin(async move {
+                let held = jobs::finish_many(c, &finished, crate::time::now_ms()).await?;
+                let moved: Vec<Event> = events
+                    .into_iter()
+                    .zip(&held)
+                    .filter(|(_, h)| **h)
+                    .map(|(e, _)| e)
+                    .collect();
+                let written = out.write(c, &moved).await?;
+                Ok((held, written))
+            })
+        });
+        Box::pin(async move {
+            let (held, written) = write.await?;
+            wake.wake(written);
+            Ok(held)
+        })
+    })
 }

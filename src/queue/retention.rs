@@ -14,7 +14,7 @@ use crate::db::{self, Durability, jobs};
 /// Jobs deleted per write.
 const BATCH: i64 = 500;
 
-/// Keeps pruning every `interval` until `cancel`.
+/// Keeps pruning every `interval` until `cancel`; a state kept for 0 is never pruned.
 pub(super) async fn run(
     queue: Arc<Queue>,
     keep_completed: Duration,
@@ -22,9 +22,6 @@ pub(super) async fn run(
     interval: Duration,
     cancel: CancellationToken,
 ) {
-    if keep_completed.is_zero() && keep_failed.is_zero() {
-        return;
-    }
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -43,12 +40,11 @@ pub(super) async fn run(
                 if cancel.is_cancelled() {
                     return;
                 }
-                let name = state.as_str();
                 let n = queue
                     .db
                     .writer
                     .exec_with(Durability::Relaxed, true, move |c| {
-                        Box::pin(async move { jobs::prune(c, name, before, BATCH).await })
+                        Box::pin(async move { jobs::prune(c, state, before, BATCH).await })
                     })
                     .await;
                 match n {
@@ -68,6 +64,10 @@ pub(super) async fn run(
                 }
             }
         }
+        queue
+            .metrics
+            .retention_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if pruned > 0 {
             tracing::info!(
                 pruned,

@@ -9,9 +9,9 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{JobState, Queue, retry};
+use super::{JobRow, JobState, Queue, retry};
 use crate::db::jobs::Outcome;
-use crate::db::{Durability, jobs};
+use crate::db::{DbError, Durability, jobs};
 use crate::domain::mask_number;
 use crate::events::Event;
 use crate::hooks::{Failure, Verdict};
@@ -19,6 +19,74 @@ use crate::whatsapp::{Outbound, SendError};
 
 /// Longest sleep between looks at the table when nothing wakes the dispatcher.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// What one step of the worker did ([`Queue::try_execute_one`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The queue is paused: nothing was claimed.
+    Paused,
+    /// WhatsApp is not connected: nothing was claimed.
+    Held,
+    /// No job is due.
+    Idle,
+    /// One job was sent; it is now in `state` (`waiting` again for a retry), or `None` when its
+    /// lease no longer held.
+    Ran {
+        job_id: String,
+        state: Option<JobState>,
+    },
+}
+
+impl Queue {
+    /// One step of the worker, for tests that need order: unless paused or held, claims the
+    /// next due job, sends it and records the outcome.
+    pub async fn try_execute_one(&self) -> Result<Step, DbError> {
+        if self.settings().paused {
+            return Ok(Step::Paused);
+        }
+        if !self.sender.is_ready() {
+            return Ok(Step::Held);
+        }
+        let Some(row) = self.claim(1).await?.pop() else {
+            return Ok(Step::Idle);
+        };
+        let job_id = row.id.clone();
+        let state = process(self, row).await;
+        Ok(Step::Ran { job_id, state })
+    }
+
+    /// Claims up to `n` due jobs (with their `job.active` deliveries) and counts them active.
+    async fn claim(&self, n: u32) -> Result<Vec<JobRow>, DbError> {
+        let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
+        let out = self.outbox.clone();
+        let single = out.0.is_none();
+        let (rows, written) = self
+            .db
+            .writer
+            .exec_with(Durability::Relaxed, single, move |c| {
+                Box::pin(async move {
+                    let rows = jobs::claim(c, n as i64, crate::time::now_ms(), lease).await?;
+                    let active: Vec<Event> =
+                        rows.iter().map(|r| Event::from_row(r, "active")).collect();
+                    let written = out.write(c, &active).await?;
+                    Ok((rows, written))
+                })
+            })
+            .await?;
+        self.outbox.wake(written);
+        self.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
+        self.counts
+            .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
+        let now = crate::time::now_ms();
+        for row in &rows {
+            self.events.publish(Event::from_row(row, "active"));
+            self.metrics
+                .wait_seconds
+                .observe((now - row.run_at).max(0) as f64 / 1000.0);
+        }
+        Ok(rows)
+    }
+}
 
 pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, tracker: TaskTracker) {
     tracing::info!("🚀 Queue processor started");
@@ -34,7 +102,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
             held_logged = false;
         } else if !held_logged {
             tracing::warn!(
-                state = queue.sender.status().state,
+                state = queue.sender.status().state.as_str(),
                 "⏸️ Queue held: WhatsApp is not connected"
             );
             held_logged = true;
@@ -44,27 +112,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
             wait(&queue, &cancel, IDLE_POLL).await;
             continue;
         }
-        let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
-        let out = queue.outbox.clone();
-        let single = out.0.is_none();
-        let claimed = queue
-            .db
-            .writer
-            .exec_with(Durability::Relaxed, single, move |c| {
-                Box::pin(async move {
-                    let rows = jobs::claim(c, free as i64, crate::time::now_ms(), lease).await?;
-                    let active: Vec<Event> =
-                        rows.iter().map(|r| Event::from_row(r, "active")).collect();
-                    let written = out.write(c, &active).await?;
-                    Ok((rows, written))
-                })
-            })
-            .await
-            .map(|(rows, written)| {
-                queue.outbox.wake(written);
-                rows
-            });
-        match claimed {
+        match queue.claim(free).await {
             Ok(rows) if rows.is_empty() => {
                 let until_due = match jobs::next_run_at(&queue.db.read).await {
                     Ok(Some(at)) => {
@@ -76,17 +124,7 @@ pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, track
                 wait(&queue, &cancel, until_due).await;
             }
             Ok(rows) => {
-                queue.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
-                queue
-                    .counts
-                    .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
-                let now = crate::time::now_ms();
                 for row in rows {
-                    queue.events.publish(Event::from_row(&row, "active"));
-                    queue
-                        .metrics
-                        .wait_seconds
-                        .observe((now - row.run_at).max(0) as f64 / 1000.0);
                     let q = queue.clone();
                     tracker.spawn(async move { process(&q, row).await });
                 }
@@ -109,8 +147,9 @@ async fn wait(queue: &Queue, cancel: &CancellationToken, at_most: Duration) {
     }
 }
 
-/// Sends one claimed job and records the outcome.
-async fn process(queue: &Queue, job: jobs::JobRow) {
+/// Sends one claimed job and records the outcome; the job's state after it (None when its
+/// lease no longer held or the outcome could not be recorded).
+async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
     let attempt = job.attempts as u32;
     tracing::info!(job.id = %job.id, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
     let outbound = Outbound {
@@ -177,18 +216,28 @@ async fn process(queue: &Queue, job: jobs::JobRow) {
             Some((code, message)),
         ),
     };
+    let to = match &outcome {
+        Outcome::Completed { .. } => JobState::Completed,
+        Outcome::Retry { .. } => JobState::Waiting,
+        Outcome::Failed { .. } => JobState::Failed,
+    };
     let finished = jobs::Finished {
         seq: job.seq,
         lease: job.lease.unwrap_or_default(),
         outcome,
     };
     match queue.record(finished, event).await {
-        Ok(true) => log(),
+        Ok(true) => {
+            log();
+            Some(to)
+        }
         Ok(false) => {
-            tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id)
+            tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id);
+            None
         }
         Err(e) => {
-            tracing::error!(job.id = %job.id, error = %e, "cannot record the outcome of job {}; it will be retried after the next start", job.id)
+            tracing::error!(job.id = %job.id, error = %e, "cannot record the outcome of job {}; it will be retried after the next start", job.id);
+            None
         }
     }
 }
@@ -206,7 +255,7 @@ fn decide(
         attempt,
     };
     let verdict = queue.hooks.classify_error(&failure);
-    let max_retries = queue.max_retries.load(Ordering::Relaxed);
+    let max_retries = queue.settings().max_retries;
     let id = id.to_string();
     let SendError { code, message } = err;
     match verdict {

@@ -62,13 +62,64 @@ impl SendError {
     }
 }
 
+/// A WhatsApp session's state, the same for every driver (the sandbox is always `connected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Starting,
+    /// A scan of the QR code is awaited.
+    Qr,
+    Loading,
+    Connected,
+    /// WhatsApp is open in another window.
+    Conflict,
+    /// Logged out from the phone: a new QR is served.
+    LoggedOut,
+    Restarting,
+    /// ChromeDriver or Chromium is missing.
+    Unavailable,
+    Failed,
+}
+
+impl SessionState {
+    pub const ALL: [SessionState; 9] = [
+        SessionState::Starting,
+        SessionState::Qr,
+        SessionState::Loading,
+        SessionState::Connected,
+        SessionState::Conflict,
+        SessionState::LoggedOut,
+        SessionState::Restarting,
+        SessionState::Unavailable,
+        SessionState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Starting => "starting",
+            SessionState::Qr => "qr",
+            SessionState::Loading => "loading",
+            SessionState::Connected => "connected",
+            SessionState::Conflict => "conflict",
+            SessionState::LoggedOut => "logged_out",
+            SessionState::Restarting => "restarting",
+            SessionState::Unavailable => "unavailable",
+            SessionState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The WhatsApp side as `GET /api/whatsapp/status` shows it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhatsAppStatus {
-    /// `starting`, `qr`, `loading`, `connected`, `conflict`, `logged_out`, `restarting`,
-    /// `unavailable` or `failed`.
-    pub state: &'static str,
+    pub state: SessionState,
     pub detail: String,
     pub driver: &'static str,
     /// RFC 3339 time the state began.
@@ -82,7 +133,7 @@ pub trait MessageSender: Send + Sync + 'static {
     fn status(&self) -> WhatsAppStatus;
     /// Jobs are claimed only while this is true; otherwise they wait without spending attempts.
     fn is_ready(&self) -> bool {
-        self.status().state == "connected"
+        self.status().state == SessionState::Connected
     }
     /// Resolves when readiness may have changed, so the queue can look again.
     fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

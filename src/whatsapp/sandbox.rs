@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppStatus};
+use super::{
+    MessageSender, Outbound, Receipt, SendError, SendFuture, SessionState, WhatsAppStatus,
+};
 
 pub struct Sandbox {
     delay: Duration,
@@ -116,7 +118,7 @@ impl MessageSender for Sandbox {
 
     fn status(&self) -> WhatsAppStatus {
         WhatsAppStatus {
-            state: "connected",
+            state: SessionState::Connected,
             detail: format!(
                 "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose",
                 self.outbox_path.display()

@@ -14,6 +14,7 @@ mod plugins;
 mod process;
 mod queue;
 mod sandbox;
+mod steps;
 mod storage;
 mod webdriver;
 mod webdriver_sends;

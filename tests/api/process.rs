@@ -130,6 +130,19 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log once it holds every one of `lines` (within 10 s).
+    async fn wait_log(&self, lines: &[&str]) -> String {
+        crate::helpers::eventually(
+            Duration::from_secs(10),
+            &format!("log lines {lines:?}"),
+            || async {
+                let log = self.log();
+                lines.iter().all(|l| log.contains(l)).then_some(log)
+            },
+        )
+        .await
+    }
+
     fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
@@ -387,8 +400,10 @@ async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = gw.log();
+    // Every line of both jobs is written before the checks below.
+    let log = gw
+        .wait_log(&["✅ Job", "failed permanently: not-registered"])
+        .await;
     assert!(
         log.contains("62812****7890"),
         "masked number expected in:\n{log}"
@@ -414,8 +429,7 @@ async fn log_format_json_writes_one_object_per_line_for_log_shippers() {
     let gw = Gateway::start_with_env(dir.path(), &[("GATEWAY__LOG__FORMAT", "json")]).await;
     let r = gw.send("6281234567890", "BODY-SECRET-JSON").await.unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = gw.log();
+    let log = gw.wait_log(&["completed"]).await;
     let mut messages = Vec::new();
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value =

@@ -364,7 +364,17 @@ async fn retention_zero_keeps_everything() {
     config.queue.prune_interval = Dur::millis(100);
     insert_history(&config, 1_000).await;
     let app = start_with_user(dir, config).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two passes of the pruner, each of which had everything in front of it.
+    crate::helpers::eventually(Duration::from_secs(20), "two retention passes", || async {
+        let m = app.metrics().await;
+        let runs: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("wa_gateway_retention_runs_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        (runs >= 2).then_some(())
+    })
+    .await;
     let s = app.status().await;
     assert_eq!(s["queue"]["completed"], 900, "{s}");
     assert_eq!(s["queue"]["failed"], 100, "{s}");

@@ -9,10 +9,12 @@
 
 mod browser;
 mod bubbles;
+mod cause;
 mod page;
 mod selectors;
 mod send;
 mod session;
+mod supervisor;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,46 +23,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{MessageSender, Outbound, Receipt, SendError, SendFuture, WhatsAppStatus};
+use super::{
+    MessageSender, Outbound, Receipt, SendError, SendFuture, SessionState, WhatsAppStatus,
+};
 use crate::config::WebDriverConfig;
 use browser::Family;
 
 pub use browser::{profile_processes, pss_bytes, rss_bytes, which};
+pub use cause::RestartCause;
 pub use selectors::Selectors;
-pub use session::RestartCause;
-
-/// The session's state, as `GET /api/whatsapp/status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Starting,
-    Qr,
-    Loading,
-    Connected,
-    Conflict,
-    LoggedOut,
-    Restarting,
-    Unavailable,
-    Failed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Qr => "qr",
-            State::Loading => "loading",
-            State::Connected => "connected",
-            State::Conflict => "conflict",
-            State::LoggedOut => "logged_out",
-            State::Restarting => "restarting",
-            State::Unavailable => "unavailable",
-            State::Failed => "failed",
-        }
-    }
-}
 
 struct Current {
-    state: State,
+    state: SessionState,
     detail: String,
     since_ms: i64,
     qr: Option<String>,
@@ -79,7 +53,7 @@ impl Shared {
         let (changed, _) = watch::channel(0);
         Shared {
             current: Mutex::new(Current {
-                state: State::Starting,
+                state: SessionState::Starting,
                 detail: "starting the browser".into(),
                 since_ms: crate::time::now_ms(),
                 qr: None,
@@ -103,7 +77,7 @@ impl Shared {
         *self.family.lock().expect("family lock") = family;
     }
 
-    fn set(&self, state: State, detail: impl Into<String>) {
+    fn set(&self, state: SessionState, detail: impl Into<String>) {
         let detail = detail.into();
         let mut c = self.current.lock().expect("state lock");
         if c.state == state && c.detail == detail {
@@ -119,14 +93,14 @@ impl Shared {
         }
         c.state = state;
         c.detail = detail;
-        if state == State::Connected {
+        if state == SessionState::Connected {
             c.qr = None;
         }
         drop(c);
         self.changed.send_modify(|n| *n += 1);
     }
 
-    fn state(&self) -> State {
+    fn state(&self) -> SessionState {
         self.current.lock().expect("state lock").state
     }
 
@@ -156,7 +130,7 @@ impl WebDriver {
     ) -> Arc<WebDriver> {
         let shared = Arc::new(Shared::new());
         let (commands, rx) = mpsc::channel(64);
-        tracker.spawn(session::supervise(
+        tracker.spawn(supervisor::supervise(
             shared.clone(),
             cfg,
             profile,
@@ -170,7 +144,7 @@ impl WebDriver {
 impl MessageSender for WebDriver {
     fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a> {
         Box::pin(async move {
-            if self.shared.state() != State::Connected {
+            if self.shared.state() != SessionState::Connected {
                 return Err(SendError::new("not-ready", "WhatsApp is not connected"));
             }
             let (tx, rx) = oneshot::channel();
@@ -190,7 +164,7 @@ impl MessageSender for WebDriver {
     fn status(&self) -> WhatsAppStatus {
         let c = self.shared.current.lock().expect("state lock");
         WhatsAppStatus {
-            state: c.state.as_str(),
+            state: c.state,
             detail: c.detail.clone(),
             driver: "webdriver",
             since: crate::time::rfc3339(c.since_ms),
@@ -241,7 +215,7 @@ mod tests {
             shared: shared.clone(),
             commands,
         };
-        shared.set(State::Qr, "scan");
+        shared.set(SessionState::Qr, "scan");
         // The dispatcher waits on this while held: an old change must not wake it (a busy loop).
         let waited = tokio::time::timeout(Duration::from_millis(100), wd.changed()).await;
         assert!(
@@ -249,7 +223,7 @@ mod tests {
             "changed() resolved for a change before it was called"
         );
         let next = wd.changed();
-        shared.set(State::Connected, "ready");
+        shared.set(SessionState::Connected, "ready");
         tokio::time::timeout(Duration::from_secs(1), next)
             .await
             .expect("changed() wakes on the next change");

@@ -112,9 +112,26 @@ for (const b of document.querySelectorAll('button, div[role="button"]')) {
 return false;
 "#;
 
+/// What the page shows, as one look at it reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageState {
+    /// The chat list: logged in.
+    Ready,
+    /// The QR code (or its reload button): a scan is needed.
+    Qr,
+    Loading,
+    /// "WhatsApp is open in another window".
+    Conflict,
+    /// Nothing the selectors know (yet).
+    #[serde(other)]
+    Unknown,
+}
+
+/// One look at the page.
 #[derive(Debug, Deserialize)]
 pub struct Probe {
-    pub state: String,
+    pub state: PageState,
     #[serde(default)]
     pub url: String,
     #[serde(default)]

@@ -1,6 +1,6 @@
-//! The supervisor and the session loop: one task owns the browser, serialises every action on
-//! the page (sends, health checks, clicks), and restarts the browser with the same profile when
-//! the page stops answering, the session dies or the browser grows too big.
+//! The session loop: the task that owns the browser serialises every action on the page
+//! (sends, health checks, clicks), follows the page's state, and ends the session when the page
+//! stops answering, the browser session dies or the browser grows too big.
 //!
 //! Every wait on the page is raced against a watchdog: a page that has not answered a script
 //! for `session_timeout` is torn down even in the middle of a send. That send fails
@@ -15,191 +15,19 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::browser::{Browser, LaunchError};
+use super::browser::Browser;
 use super::bubbles::Claims;
-use super::page::{self, Page, Pulse};
+use super::cause::RestartCause;
+use super::page::{self, Page, PageState, Pulse};
 use super::send::{self, SendSettings};
-use super::{Command, Shared, State};
+use super::{Command, SessionState, Shared};
 use crate::config::WebDriverConfig;
 use crate::whatsapp::SendError;
 
-/// Why a browser is restarted: a metric label, and words for the log and the state's detail.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RestartCause {
-    /// The page answered no script for `session_timeout`, while idle or in a send.
-    Unresponsive { silent: Duration, during_send: bool },
-    /// The browser or its WebDriver session is gone.
-    SessionGone(String),
-    /// The browser's processes hold more than `memory_limit`.
-    Memory { used: u64, limit: u64 },
-    /// WhatsApp Web did not load, or did not get ready within `ready_timeout`.
-    NotReady(String),
-    /// Asked for through the API.
-    Requested(String),
-}
-
-impl RestartCause {
-    /// Every label, for metrics that list them all.
-    pub const LABELS: [&'static str; 5] = [
-        "unresponsive",
-        "session_gone",
-        "memory",
-        "not_ready",
-        "requested",
-    ];
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            RestartCause::Unresponsive { .. } => "unresponsive",
-            RestartCause::SessionGone(_) => "session_gone",
-            RestartCause::Memory { .. } => "memory",
-            RestartCause::NotReady(_) => "not_ready",
-            RestartCause::Requested(_) => "requested",
-        }
-    }
-
-    /// A page that cannot answer gets no polite close.
-    fn polite_close(&self) -> Duration {
-        match self {
-            RestartCause::Unresponsive { .. } | RestartCause::SessionGone(_) => Duration::ZERO,
-            _ => Duration::from_secs(2),
-        }
-    }
-}
-
-impl std::fmt::Display for RestartCause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RestartCause::Unresponsive {
-                silent,
-                during_send,
-            } => write!(
-                f,
-                "the page has not answered for {:.1}s (session_timeout){}",
-                silent.as_secs_f64(),
-                if *during_send {
-                    ", in the middle of a send"
-                } else {
-                    ""
-                }
-            ),
-            RestartCause::SessionGone(why) => write!(f, "the browser session is gone ({why})"),
-            RestartCause::Memory { used, limit } => write!(
-                f,
-                "the browser uses {} MiB, over memory_limit ({} MiB)",
-                used >> 20,
-                limit >> 20
-            ),
-            RestartCause::NotReady(why) | RestartCause::Requested(why) => f.write_str(why),
-        }
-    }
-}
-
 /// How a session ended.
-enum End {
+pub(super) enum End {
     Shutdown,
     Restart(RestartCause),
-}
-
-/// Waits between failed starts: 1s, 2s, 4s ... up to a minute.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
-pub(super) async fn supervise(
-    shared: std::sync::Arc<Shared>,
-    cfg: WebDriverConfig,
-    profile: std::path::PathBuf,
-    mut rx: mpsc::Receiver<Command>,
-    shutdown: CancellationToken,
-) {
-    let mut failures = 0u32;
-    // Which bubble is which job's, kept across browser restarts for the retries' look-first.
-    let mut claims = Claims::default();
-    loop {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let t0 = Instant::now();
-        match Browser::launch(&cfg, &profile).await {
-            Err(LaunchError::Unavailable(why)) => {
-                tracing::error!("🚫 WhatsApp unavailable: {why}");
-                shared.set(State::Unavailable, why);
-            }
-            Err(LaunchError::Failed(why)) => {
-                tracing::error!("🚫 The browser did not start: {why}");
-                shared.set(State::Failed, why);
-            }
-            Ok(b) => {
-                tracing::info!(ms = t0.elapsed().as_millis() as u64, "🌍 Browser started");
-                shared.set_family(Some(b.family()));
-                let pulse = Pulse::new();
-                let mut s = Session {
-                    shared: &shared,
-                    cfg: &cfg,
-                    pulse: &pulse,
-                    rx: &mut rx,
-                    shutdown: &shutdown,
-                    claims: &mut claims,
-                    was_connected: false,
-                };
-                let end = s.run(&b).await;
-                let was_connected = s.was_connected;
-                match end {
-                    End::Shutdown => {
-                        b.close(Duration::from_secs(5)).await;
-                        shared.set_family(None);
-                        tracing::info!("🌍 Browser closed");
-                        break;
-                    }
-                    End::Restart(cause) => {
-                        shared.count_restart(cause.label());
-                        tracing::warn!(cause = cause.label(), "♻️ Restarting the browser: {cause}");
-                        shared.set(State::Restarting, cause.to_string());
-                        b.close(cause.polite_close()).await;
-                        shared.set_family(None);
-                        if was_connected {
-                            failures = 0;
-                            continue;
-                        }
-                    }
-                }
-            }
-        }
-        let wait = backoff(failures);
-        failures += 1;
-        if !idle(&mut rx, &shutdown, wait).await {
-            break;
-        }
-    }
-    // Anything still queued is answered, not dropped silently.
-    rx.close();
-    while let Ok(cmd) = rx.try_recv() {
-        if let Command::Send(_, reply) = cmd {
-            let _ = reply.send(Err(SendError::new(
-                "session-closed",
-                "the gateway is stopping",
-            )));
-        }
-    }
-}
-
-/// Waits `d`, answering sends with `not-ready`. False on shutdown.
-async fn idle(rx: &mut mpsc::Receiver<Command>, shutdown: &CancellationToken, d: Duration) -> bool {
-    let until = Instant::now() + d;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep_until(until) => return true,
-            cmd = rx.recv() => match cmd {
-                None => return false,
-                Some(Command::Send(_, reply)) => {
-                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
-                }
-                Some(Command::Restart(_)) => return true,
-            }
-        }
-    }
 }
 
 /// How often the page is looked at while it is not connected (reading the QR code, noticing a
@@ -209,15 +37,15 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 
 /// One browser session, driven until it must end.
-struct Session<'a> {
-    shared: &'a Shared,
-    cfg: &'a WebDriverConfig,
-    pulse: &'a Pulse,
-    rx: &'a mut mpsc::Receiver<Command>,
-    shutdown: &'a CancellationToken,
-    claims: &'a mut Claims,
+pub(super) struct Session<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) cfg: &'a WebDriverConfig,
+    pub(super) pulse: &'a Pulse,
+    pub(super) rx: &'a mut mpsc::Receiver<Command>,
+    pub(super) shutdown: &'a CancellationToken,
+    pub(super) claims: &'a mut Claims,
     /// Connected at least once in this session: a QR page after that means a logout.
-    was_connected: bool,
+    pub(super) was_connected: bool,
 }
 
 /// Runs `fut` (something that waits on the page) unless the page falls silent for `limit`
@@ -239,14 +67,14 @@ async fn guarded<F: Future>(pulse: &Pulse, limit: Duration, fut: F) -> Result<F:
 }
 
 impl Session<'_> {
-    async fn run(&mut self, b: &Browser) -> End {
+    pub(super) async fn run(&mut self, b: &Browser) -> End {
         let cfg = self.cfg;
         let started = Instant::now();
         let mut last_qr: Option<String> = None;
         let mut fallbacks_logged = BTreeSet::new();
 
         self.shared
-            .set(State::Loading, format!("opening {}", cfg.web_url));
+            .set(SessionState::Loading, format!("opening {}", cfg.web_url));
         // The first load proves nothing until it returns: the watchdog cuts it like any other
         // wait on the page, after `session_timeout` (ready_timeout bounds the rest).
         let limit = cfg.session_timeout.0.min(cfg.ready_timeout.0);
@@ -272,7 +100,7 @@ impl Session<'_> {
         self.pulse.beat();
         let mut next_probe = Instant::now();
         loop {
-            let connected = self.shared.state() == State::Connected;
+            let connected = self.shared.state() == SessionState::Connected;
             let page = Page {
                 browser: b,
                 sel: &cfg.selectors,
@@ -351,8 +179,8 @@ impl Session<'_> {
     ) -> Option<End> {
         let cfg = self.cfg;
         let shared = self.shared;
-        match p.state.as_str() {
-            "ready" => {
+        match p.state {
+            PageState::Ready => {
                 if !connected {
                     tracing::info!(
                         ms = started.elapsed().as_millis() as u64,
@@ -361,14 +189,14 @@ impl Session<'_> {
                 }
                 self.was_connected = true;
                 *last_qr = None;
-                shared.set(State::Connected, "WhatsApp Web is ready");
+                shared.set(SessionState::Connected, "WhatsApp Web is ready");
             }
-            "qr" => {
+            PageState::Qr => {
                 let logged_out = self.was_connected || p.url.contains("post_logout=1");
                 let state = if logged_out {
-                    State::LoggedOut
+                    SessionState::LoggedOut
                 } else {
-                    State::Qr
+                    SessionState::Qr
                 };
                 let detail = if logged_out {
                     "logged out from the phone: scan the new QR code (GET /api/whatsapp/qr)"
@@ -391,20 +219,23 @@ impl Session<'_> {
                 }
                 shared.set(state, detail);
             }
-            "loading" if !connected => {
-                shared.set(State::Loading, "WhatsApp Web is loading");
+            PageState::Loading if !connected => {
+                shared.set(SessionState::Loading, "WhatsApp Web is loading");
             }
-            "conflict" => {
+            PageState::Conflict => {
                 if cfg.takeover_on_conflict {
                     tracing::warn!(
                         "⚔️ WhatsApp is open in another window; taking over (takeover_on_conflict = true)"
                     );
-                    shared.set(State::Conflict, "open in another window; taking over");
+                    shared.set(
+                        SessionState::Conflict,
+                        "open in another window; taking over",
+                    );
                     let _ = guarded(page.pulse, cfg.session_timeout.0, page.click_takeover()).await;
                     *next_probe = Instant::now() + WATCH_INTERVAL;
                 } else {
                     shared.set(
-                        State::Conflict,
+                        SessionState::Conflict,
                         "WhatsApp is open in another window; press \"Use here\" there, or set takeover_on_conflict = true",
                     );
                 }
@@ -412,7 +243,7 @@ impl Session<'_> {
             _ => {}
         }
         let state = shared.state();
-        if matches!(state, State::Loading | State::Starting)
+        if matches!(state, SessionState::Loading | SessionState::Starting)
             && started.elapsed() > cfg.ready_timeout.0
         {
             return Some(End::Restart(RestartCause::NotReady(format!(
@@ -420,7 +251,7 @@ impl Session<'_> {
                 humantime::format_duration(cfg.ready_timeout.0)
             ))));
         }
-        if state == State::Connected && cfg.memory_limit.0 > 0 {
+        if state == SessionState::Connected && cfg.memory_limit.0 > 0 {
             let used = page.browser.memory_bytes();
             let limit = cfg.memory_limit.0 as u64;
             if used > limit {
@@ -428,39 +259,5 @@ impl Session<'_> {
             }
         }
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_cause_has_a_listed_label_and_says_why() {
-        let causes = [
-            RestartCause::Unresponsive {
-                silent: Duration::from_millis(4200),
-                during_send: true,
-            },
-            RestartCause::SessionGone("chrome not reachable".into()),
-            RestartCause::Memory {
-                used: 2 << 30,
-                limit: 1 << 30,
-            },
-            RestartCause::NotReady("no ready page".into()),
-            RestartCause::Requested("restart requested through the API".into()),
-        ];
-        for c in &causes {
-            assert!(RestartCause::LABELS.contains(&c.label()), "{c:?}");
-            assert!(!c.to_string().is_empty());
-        }
-        assert_eq!(
-            causes[0].to_string(),
-            "the page has not answered for 4.2s (session_timeout), in the middle of a send"
-        );
-        assert_eq!(
-            causes[2].to_string(),
-            "the browser uses 2048 MiB, over memory_limit (1024 MiB)"
-        );
     }
 }

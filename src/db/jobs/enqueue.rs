@@ -1,0 +1,111 @@
+//! Storing accepted jobs: a batch in one statement whose SQL never changes (the rows travel as
+//! one JSON array), `ON CONFLICT` on `message_id` for idempotency.
+
+use std::collections::HashMap;
+
+use sqlx::SqliteConnection;
+
+use super::{COLS, JobRow, JobState};
+
+/// What the API accepted, ready to store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewJob {
+    pub id: String,
+    pub message_id: String,
+    pub number: String,
+    pub chat_id: String,
+    pub message: String,
+    pub template: Option<String>,
+    pub priority: i64,
+    pub now: i64,
+}
+
+impl NewJob {
+    /// The row as `insert_many` stored it.
+    fn stored(&self, seq: i64) -> JobRow {
+        JobRow {
+            seq,
+            id: self.id.clone(),
+            message_id: self.message_id.clone(),
+            number: self.number.clone(),
+            chat_id: self.chat_id.clone(),
+            message: self.message.clone(),
+            template: self.template.clone(),
+            priority: self.priority,
+            status: JobState::Waiting,
+            attempts: 0,
+            error_code: None,
+            error_message: None,
+            run_at: self.now,
+            lease: None,
+            rescues: 0,
+            created_at: self.now,
+            updated_at: self.now,
+            finished_at: None,
+            receipt: None,
+        }
+    }
+}
+
+/// Most jobs in one statement.
+pub const MAX_INSERT_ROWS: usize = 256;
+
+/// Inserts many jobs in one statement. For each input, in order: the stored row and whether
+/// this input created it (a `message_id` seen before, or earlier in the same batch, did not).
+pub async fn insert_many(
+    conn: &mut SqliteConnection,
+    batch: &[NewJob],
+) -> sqlx::Result<Vec<(JobRow, bool)>> {
+    let mut out = Vec::with_capacity(batch.len());
+    for chunk in batch.chunks(MAX_INSERT_ROWS) {
+        let rows = serde_json::to_string(chunk).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        // Only the new rows' seq comes back: the rest of each row is what was just written.
+        let mut created: HashMap<String, i64> = sqlx::query_as::<_, (i64, String)>(
+            "INSERT INTO jobs (id, message_id, number, chat_id, message, template, priority, \
+             status, attempts, run_at, created_at, updated_at) \
+             SELECT j->>'id', j->>'message_id', j->>'number', j->>'chat_id', j->>'message', \
+                    j->>'template', j->>'priority', 'waiting', 0, j->>'now', j->>'now', j->>'now' \
+             FROM (SELECT value AS j FROM json_each(?1)) WHERE true \
+             ON CONFLICT(message_id) DO NOTHING RETURNING seq, message_id",
+        )
+        .bind(&rows)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(seq, m)| (m, seq))
+        .collect();
+        let mut existing: HashMap<String, JobRow> = HashMap::new();
+        if created.len() < chunk.len() {
+            let ids: Vec<&str> = chunk
+                .iter()
+                .filter(|j| !created.contains_key(&j.message_id))
+                .map(|j| j.message_id.as_str())
+                .collect();
+            let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            existing.extend(
+                sqlx::query_as::<_, JobRow>(&format!(
+                    "SELECT {COLS} FROM jobs WHERE message_id IN (SELECT value FROM json_each(?1))"
+                ))
+                .bind(ids)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|r| (r.message_id.clone(), r)),
+            );
+        }
+        for j in chunk {
+            if let Some(seq) = created.remove(&j.message_id) {
+                let row = j.stored(seq);
+                existing.insert(j.message_id.clone(), row.clone());
+                out.push((row, true));
+            } else {
+                let row = existing
+                    .get(&j.message_id)
+                    .cloned()
+                    .ok_or(sqlx::Error::RowNotFound)?;
+                out.push((row, false));
+            }
+        }
+    }
+    Ok(out)
+}

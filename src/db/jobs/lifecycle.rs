@@ -1,0 +1,304 @@
+//! A job's working life: claimed (`waiting` → `active`, with a lease), then an outcome
+//! (`completed`, back to `waiting` for a retry, or `failed`), each recorded only if the lease
+//! the claim handed out still holds, so a job recovered by a restart can never be overwritten by
+//! a stale worker. And the recovery itself, at start-up.
+
+use sqlx::SqliteConnection;
+
+use super::{COLS, JobRow};
+
+/// Atomically moves up to `limit` due jobs to `active` (high priority first, then oldest),
+/// counting the attempt, and returns them in claim order.
+pub async fn claim(
+    conn: &mut SqliteConnection,
+    limit: i64,
+    now: i64,
+    lease: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?1, updated_at = ?2 \
+         WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_claim \
+                       WHERE status = 'waiting' AND run_at <= ?2 ORDER BY priority, seq LIMIT ?3) \
+         RETURNING {COLS}"
+    ))
+    .bind(lease)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.sort_by_key(|r| (r.priority, r.seq));
+    Ok(rows)
+}
+
+/// How a claimed job ended this attempt.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Sent; the driver's receipt as JSON.
+    Completed {
+        receipt: Option<String>,
+    },
+    Retry {
+        run_at: i64,
+        code: String,
+        message: String,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// One claimed job's outcome, to record if its lease still holds.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub seq: i64,
+    pub lease: i64,
+    pub outcome: Outcome,
+}
+
+/// True when `finish_many` on this batch runs a single statement.
+pub fn all_completed(batch: &[Finished]) -> bool {
+    batch
+        .iter()
+        .all(|f| matches!(f.outcome, Outcome::Completed { .. }))
+}
+
+#[derive(serde::Serialize)]
+struct Done<'a> {
+    seq: i64,
+    lease: i64,
+    receipt: Option<&'a str>,
+}
+
+/// Records outcomes: all completions in one statement, others one by one. For each input, in
+/// order, whether its lease still held.
+pub async fn finish_many(
+    conn: &mut SqliteConnection,
+    batch: &[Finished],
+    now: i64,
+) -> sqlx::Result<Vec<bool>> {
+    let done: Vec<Done> = batch
+        .iter()
+        .filter_map(|f| match &f.outcome {
+            Outcome::Completed { receipt } => Some(Done {
+                seq: f.seq,
+                lease: f.lease,
+                receipt: receipt.as_deref(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut completed = std::collections::HashSet::new();
+    if !done.is_empty() {
+        // Each completion is (seq, lease, receipt) in one JSON array: the lease check is per
+        // row by construction, with nothing to keep in step.
+        let rows = serde_json::to_string(&done).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        completed.extend(
+            sqlx::query_scalar::<_, i64>(
+                "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?1, \
+                 finished_at = ?1, receipt = done.receipt \
+                 FROM (SELECT value->>'seq' AS seq, value->>'lease' AS lease, \
+                              value->>'receipt' AS receipt FROM json_each(?2)) AS done \
+                 WHERE jobs.seq = done.seq AND jobs.status = 'active' AND jobs.lease = done.lease \
+                 RETURNING jobs.seq",
+            )
+            .bind(now)
+            .bind(rows)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for f in batch {
+        let held = match &f.outcome {
+            Outcome::Completed { .. } => completed.contains(&f.seq),
+            Outcome::Retry {
+                run_at,
+                code,
+                message,
+            } => leave_active(conn, f, now, "'waiting'", Some(*run_at), code, message).await?,
+            Outcome::Failed { code, message } => {
+                leave_active(conn, f, now, "'failed'", None, code, message).await?
+            }
+        };
+        out.push(held);
+    }
+    Ok(out)
+}
+
+/// `active` → `to` with the error, if the lease still holds: back to `waiting` until `run_at`,
+/// or `failed` (then finished now).
+async fn leave_active(
+    conn: &mut SqliteConnection,
+    f: &Finished,
+    now: i64,
+    to: &'static str,
+    run_at: Option<i64>,
+    code: &str,
+    message: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(&format!(
+        "UPDATE jobs SET status = {to}, lease = NULL, updated_at = ?3, \
+         run_at = COALESCE(?4, run_at), finished_at = CASE WHEN ?4 IS NULL THEN ?3 END, \
+         error_code = ?5, error_message = ?6 \
+         WHERE seq = ?1 AND status = 'active' AND lease = ?2"
+    ))
+    .bind(f.seq)
+    .bind(f.lease)
+    .bind(now)
+    .bind(run_at)
+    .bind(code)
+    .bind(message)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A job that was `active` more than this many times when the process died fails as a crash loop.
+pub const MAX_RESCUES: i64 = 3;
+
+/// At start-up, every `active` job belonged to a process that died: put it back to `waiting`,
+/// keeping its attempts. Returns (recovered, failed as crash loops).
+pub async fn recover_active(conn: &mut SqliteConnection, now: i64) -> sqlx::Result<(u64, u64)> {
+    let recovered = sqlx::query(
+        "UPDATE jobs SET status = 'waiting', lease = NULL, rescues = rescues + 1, run_at = ?1, \
+         updated_at = ?1 WHERE status = 'active'",
+    )
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let looped = sqlx::query(
+        "UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, error_code = 'crash-loop', \
+         error_message = 'the gateway stopped while sending this job ' || rescues || ' times' \
+         WHERE status = 'waiting' AND rescues > ?2",
+    )
+    .bind(now)
+    .bind(MAX_RESCUES)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok((recovered, looped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{JobState, NewJob, get, insert_many, test_db};
+    use super::*;
+
+    fn job(n: u32) -> NewJob {
+        NewJob {
+            id: format!("job_{n}"),
+            message_id: format!("msg_{n}"),
+            number: "6281234567890".into(),
+            chat_id: "6281234567890@c.us".into(),
+            message: format!("text {n}"),
+            template: None,
+            priority: 1,
+            now: 1000,
+        }
+    }
+
+    fn completed(seq: i64, lease: i64) -> Finished {
+        Finished {
+            seq,
+            lease,
+            outcome: Outcome::Completed {
+                receipt: Some(format!("{{\"detail\":\"lease {lease}\"}}")),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outcome_is_recorded_only_under_the_lease_that_claimed_the_job() {
+        let mut c = test_db::open().await;
+        insert_many(&mut c, &[job(1), job(2)]).await.unwrap();
+        let claimed = claim(&mut c, 2, 2000, 7).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        let (a, b) = (claimed[0].seq, claimed[1].seq);
+        // The process dies; a restart recovers both, and a new claim takes them with lease 8.
+        assert_eq!(recover_active(&mut c, 3000).await.unwrap(), (2, 0));
+        assert_eq!(claim(&mut c, 2, 4000, 8).await.unwrap().len(), 2);
+        // The stale worker's outcomes (lease 7) change nothing; the current ones do, each by
+        // its own lease, even in one batch.
+        let held = finish_many(&mut c, &[completed(a, 7), completed(b, 8)], 5000)
+            .await
+            .unwrap();
+        assert_eq!(held, vec![false, true]);
+        let (ra, rb) = (
+            get(&mut c, "job_1").await.unwrap().unwrap(),
+            get(&mut c, "job_2").await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            (ra.status, rb.status),
+            (JobState::Active, JobState::Completed)
+        );
+        assert_eq!(rb.receipt.as_deref(), Some("{\"detail\":\"lease 8\"}"));
+        assert_eq!(rb.finished_at, Some(5000));
+        let retry = Finished {
+            seq: a,
+            lease: 7,
+            outcome: Outcome::Retry {
+                run_at: 9000,
+                code: "timeout".into(),
+                message: "late".into(),
+            },
+        };
+        assert_eq!(
+            finish_many(&mut c, &[retry], 6000).await.unwrap(),
+            vec![false]
+        );
+        let failed = Finished {
+            seq: a,
+            lease: 8,
+            outcome: Outcome::Failed {
+                code: "blocked".into(),
+                message: "no".into(),
+            },
+        };
+        assert_eq!(
+            finish_many(&mut c, &[failed], 6000).await.unwrap(),
+            vec![true]
+        );
+        let ra = get(&mut c, "job_1").await.unwrap().unwrap();
+        assert_eq!(ra.status, JobState::Failed);
+        assert_eq!(ra.error_code.as_deref(), Some("blocked"));
+        assert_eq!(ra.finished_at, Some(6000));
+    }
+
+    #[tokio::test]
+    async fn a_retry_goes_back_to_waiting_until_its_time_and_a_crash_loop_fails() {
+        let mut c = test_db::open().await;
+        insert_many(&mut c, &[job(1)]).await.unwrap();
+        let seq = claim(&mut c, 1, 2000, 1).await.unwrap()[0].seq;
+        let retry = Finished {
+            seq,
+            lease: 1,
+            outcome: Outcome::Retry {
+                run_at: 9000,
+                code: "timeout".into(),
+                message: "no tick".into(),
+            },
+        };
+        assert_eq!(
+            finish_many(&mut c, &[retry], 3000).await.unwrap(),
+            vec![true]
+        );
+        let r = get(&mut c, "job_1").await.unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.run_at, r.finished_at),
+            (JobState::Waiting, 9000, None)
+        );
+        assert!(
+            claim(&mut c, 1, 8999, 2).await.unwrap().is_empty(),
+            "not due yet"
+        );
+        for lease in 2..=5 {
+            assert_eq!(claim(&mut c, 1, 9000, lease).await.unwrap().len(), 1);
+            recover_active(&mut c, 9000).await.unwrap();
+        }
+        let r = get(&mut c, "job_1").await.unwrap().unwrap();
+        assert_eq!(r.status, JobState::Failed);
+        assert_eq!(r.error_code.as_deref(), Some("crash-loop"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The `jobs` table: a job's row and state, and the reads behind the queue API. By use:
+//! `enqueue` (storing accepted jobs), `lifecycle` (claim and outcomes, each a compare-and-set
+//! on the claim's lease, so a job recovered by a restart is never overwritten by a stale
+//! worker), `admin` (requeue, cancel, clear, prune).
+
+mod admin;
+mod enqueue;
+mod lifecycle;
+
+use sqlx::SqlitePool;
+
+pub use admin::{Admin, AdminOutcome, admin, clear, prune};
+pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
+pub use lifecycle::{
+    Finished, MAX_RESCUES, Outcome, all_completed, claim, finish_many, recover_active,
+};
+
+/// Where a job is in its life; stored as its lowercase name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Waiting,
+    Active,
+    Completed,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [
+        JobState::Waiting,
+        JobState::Active,
+        JobState::Completed,
+        JobState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Active => "active",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A row of `jobs`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub seq: i64,
+    pub id: String,
+    pub message_id: String,
+    pub number: String,
+    pub chat_id: String,
+    pub message: String,
+    pub template: Option<String>,
+    pub priority: i64,
+    pub status: JobState,
+    pub attempts: i64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub run_at: i64,
+    pub lease: Option<i64>,
+    pub rescues: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    /// The driver's receipt (JSON), once completed.
+    pub receipt: Option<String>,
+}
+
+pub(crate) const COLS: &str = "seq, id, message_id, number, chat_id, message, template, priority, status, \
+    attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
+    receipt";
+
+pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE id = ?1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Newest first; `before` is the `seq` cursor of the previous page.
+pub async fn list(
+    pool: &SqlitePool,
+    status: Option<JobState>,
+    limit: i64,
+    before: Option<i64>,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR seq < ?2) \
+         ORDER BY seq DESC LIMIT ?3"
+    ))
+    .bind(status)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Failed jobs and jobs waiting for a retry, newest first.
+pub async fn retry_queue(pool: &SqlitePool, limit: i64) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM jobs WHERE status = 'failed' OR (status = 'waiting' AND attempts > 0) \
+         ORDER BY seq DESC LIMIT ?1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
+pub struct Counts {
+    pub waiting: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub failed: i64,
+}
+
+pub async fn counts(pool: &SqlitePool) -> sqlx::Result<Counts> {
+    let rows: Vec<(JobState, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            .fetch_all(pool)
+            .await?;
+    let mut c = Counts::default();
+    for (status, n) in rows {
+        match status {
+            JobState::Waiting => c.waiting = n,
+            JobState::Active => c.active = n,
+            JobState::Completed => c.completed = n,
+            JobState::Failed => c.failed = n,
+        }
+    }
+    Ok(c)
+}
+
+/// When the next waiting job becomes due, if any.
+pub async fn next_run_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE status = 'waiting'")
+        .fetch_one(pool)
+        .await
+}
+
+/// When the oldest kept job was created (ms), if there is one.
+pub async fn oldest_created_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT created_at FROM jobs ORDER BY seq LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}
+
+#[cfg(test)]
+pub(crate) mod test_db {
+    //! A fresh in-memory database with the real migrations, for the unit tests of this module.
+    use sqlx::{Connection, SqliteConnection};
+
+    pub async fn open() -> SqliteConnection {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::migrate!("./migrations")
+            .run_direct(&mut c)
+            .await
+            .unwrap();
+        c
+    }
+}

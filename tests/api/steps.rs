@@ -1,0 +1,123 @@
+//! The queue driven one worker step at a time (`Queue::try_execute_one`), with no dispatcher
+//! running: the rules that decide what goes out, and in which order, without waiting on time.
+
+use std::sync::Arc;
+
+use wa_gateway::config::{Config, Dur};
+use wa_gateway::db::Db;
+use wa_gateway::queue::{JobState, NewJob, Queue, SettingsChange, Step};
+
+use crate::helpers::test_config;
+
+/// A queue on a fresh database with the sandbox driver (no delay) and no dispatcher.
+async fn queue_alone(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc<Queue>, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    std::fs::create_dir_all(config.data_dir()).unwrap();
+    let (db, _writer) = Db::open(&config.database_path()).await.unwrap();
+    let sender = Arc::new(
+        wa_gateway::whatsapp::sandbox::Sandbox::new(
+            std::time::Duration::ZERO,
+            &config.data_dir().join("outbox.jsonl"),
+        )
+        .unwrap(),
+    );
+    let queue = Queue::new(
+        db.clone(),
+        &config.queue,
+        Arc::new(wa_gateway::hooks::Builtin),
+        sender,
+        wa_gateway::events::Events::new(),
+        None,
+        Arc::new(wa_gateway::metrics::Metrics::default()),
+    )
+    .await
+    .unwrap();
+    (dir, queue, db)
+}
+
+fn job(n: u32, number: &str, priority: i64) -> NewJob {
+    NewJob {
+        id: format!("job_{n}"),
+        message_id: format!("msg_{n}"),
+        number: number.into(),
+        chat_id: format!("{number}@c.us"),
+        message: format!("text {n}"),
+        template: None,
+        priority,
+        now: wa_gateway::time::now_ms(),
+    }
+}
+
+fn ran(id: &str, state: JobState) -> Step {
+    Step::Ran {
+        job_id: id.into(),
+        state: Some(state),
+    }
+}
+
+#[tokio::test]
+async fn a_paused_queue_claims_nothing_and_sends_in_order_once_resumed() {
+    let (_dir, queue, db) = queue_alone(|_| {}).await;
+    let paused = SettingsChange {
+        paused: Some(true),
+        ..Default::default()
+    };
+    queue.update_settings(paused).await.unwrap();
+    queue.enqueue(job(1, "6281234567890", 2)).await.unwrap();
+    queue.enqueue(job(2, "6281234567891", 0)).await.unwrap();
+    queue.enqueue(job(3, "6281234567892", 1)).await.unwrap();
+    assert_eq!(queue.try_execute_one().await.unwrap(), Step::Paused);
+    let row = wa_gateway::db::jobs::get(&db.read, "job_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status, row.attempts), (JobState::Waiting, 0));
+
+    let resumed = SettingsChange {
+        paused: Some(false),
+        ..Default::default()
+    };
+    queue.update_settings(resumed).await.unwrap();
+    // High priority (rank 0) first, then normal, then low; one step each.
+    assert_eq!(
+        queue.try_execute_one().await.unwrap(),
+        ran("job_2", JobState::Completed)
+    );
+    assert_eq!(
+        queue.try_execute_one().await.unwrap(),
+        ran("job_3", JobState::Completed)
+    );
+    assert_eq!(
+        queue.try_execute_one().await.unwrap(),
+        ran("job_1", JobState::Completed)
+    );
+    assert_eq!(queue.try_execute_one().await.unwrap(), Step::Idle);
+    let c = queue.counts();
+    assert_eq!((c.waiting, c.active, c.completed), (0, 0, 3));
+}
+
+#[tokio::test]
+async fn a_retryable_failure_waits_for_its_backoff_and_a_permanent_one_fails_at_once() {
+    let (_dir, queue, _db) = queue_alone(|c| {
+        c.queue.backoff_base = Dur::secs(3600);
+        c.queue.backoff_max = Dur::secs(3600);
+    })
+    .await;
+    // Sandbox numbers: ...0001 times out twice (retryable), ...0000 is not registered.
+    queue.enqueue(job(1, "6281200000001", 1)).await.unwrap();
+    queue.enqueue(job(2, "6281200000000", 1)).await.unwrap();
+    assert_eq!(
+        queue.try_execute_one().await.unwrap(),
+        ran("job_1", JobState::Waiting)
+    );
+    assert_eq!(
+        queue.try_execute_one().await.unwrap(),
+        ran("job_2", JobState::Failed)
+    );
+    // The retry is an hour away: nothing is due now.
+    assert_eq!(queue.try_execute_one().await.unwrap(), Step::Idle);
+    let c = queue.counts();
+    assert_eq!((c.waiting, c.failed), (1, 1));
+}
