@@ -4,7 +4,31 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+/// The body of every error response.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// A stable code, e.g. `invalid_number`, `unauthorized`, `plugin_failed`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ErrorEnvelope {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> ErrorEnvelope {
+        ErrorEnvelope {
+            error: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -102,7 +126,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %format!("{e:#}"), "request failed with an internal error");
         }
         let status = self.status();
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let body = ErrorEnvelope::new(self.code(), self.to_string());
         let mut resp = (status, axum::Json(body)).into_response();
         match &self {
             ApiError::RateLimited { retry_after_secs } => {

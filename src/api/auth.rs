@@ -3,23 +3,38 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::response::NoContent;
 use serde::Deserialize;
 
 use super::extract::AppJson;
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::auth::{self, RefreshError, TokenPair, password};
 use crate::db::users;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", post(login))
-        .route("/refresh", post(refresh))
-        .route("/logout", post(logout))
+pub fn routes() -> ApiRouter {
+    ApiRouter::public()
+        .route(
+            Method::Post,
+            "/login",
+            "Log in: an access token (JWT) and a refresh token.",
+            login,
+        )
+        .route(
+            Method::Post,
+            "/refresh",
+            "Trade a refresh token for a new pair (rotation; reuse revokes the family).",
+            refresh,
+        )
+        .route(
+            Method::Post,
+            "/logout",
+            "Revoke a refresh token and the ones rotated from it.",
+            logout,
+        )
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -96,37 +111,7 @@ async fn refresh(
 async fn logout(
     State(state): State<AppState>,
     AppJson(req): AppJson<RefreshRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<NoContent, ApiError> {
     auth::logout(&state.db.writer, &req.refresh_token).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new(
-            "post",
-            "/api/auth/login",
-            "Log in: an access token (JWT) and a refresh token.",
-        )
-        .public()
-        .body::<LoginRequest>(g)
-        .ok::<crate::auth::TokenPair>(g, 200, "the token pair"),
-        Op::new(
-            "post",
-            "/api/auth/refresh",
-            "Trade a refresh token for a new pair (rotation; reuse revokes the family).",
-        )
-        .public()
-        .body::<RefreshRequest>(g)
-        .ok::<crate::auth::TokenPair>(g, 200, "the new token pair"),
-        Op::new(
-            "post",
-            "/api/auth/logout",
-            "Revoke a refresh token and the ones rotated from it.",
-        )
-        .public()
-        .body::<RefreshRequest>(g)
-        .empty(204, "logged out"),
-    ]
+    Ok(NoContent)
 }

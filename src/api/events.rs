@@ -5,19 +5,23 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::get;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::{Event, Events};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/events", get(events))
+pub fn routes() -> ApiRouter {
+    ApiRouter::authenticated().route(
+        Method::Get,
+        "/events",
+        "Live events (Server-Sent Events): whatsapp.state first, then job.waiting, job.active, job.completed, job.failed, whatsapp.state and whatsapp.qr; data is the event as JSON.",
+        events,
+    )
 }
 
 fn to_sse(e: &Event) -> SseEvent {
@@ -63,12 +67,4 @@ async fn events(
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-pub(super) fn docs(_g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new("get", "/api/events", "Live events (Server-Sent Events): whatsapp.state first, then job.waiting, job.active, job.completed, job.failed, whatsapp.state and whatsapp.qr; data is the event as JSON.")
-            .raw(200, "text/event-stream", "the event stream"),
-    ]
 }

@@ -1,22 +1,34 @@
 //! `GET /health`: for load balancers and supervisors; no auth.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use schemars::generate::SchemaGenerator;
 
+use super::doc::DocOutput;
+use super::openapi::Op;
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
+use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+pub fn routes() -> ApiRouter {
+    ApiRouter::public()
+        .route(
+            Method::Get,
+            "/health",
+            "For load balancers: 200 when the API and the database answer, else 503.",
+            health,
+        )
+        .route(
+            Method::Get,
+            "/metrics",
+            "Prometheus metrics (text format); no personal data.",
+            metrics,
+        )
 }
 
 /// Prometheus text format. No personal data: no numbers, texts or tokens in any label.
-async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+async fn metrics(State(state): State<AppState>) -> MetricsText {
     use crate::metrics::{Gauges, PluginFigures};
     let c = state.queue.counts();
     let sender = state.queue.sender();
@@ -37,66 +49,78 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         })
         .unwrap_or_default();
     let gauges = Gauges {
-        jobs: vec![
-            ("waiting", c.waiting),
-            ("active", c.active),
-            ("completed", c.completed),
-            ("failed", c.failed),
-        ],
+        jobs: crate::queue::JobState::ALL
+            .into_iter()
+            .map(|s| (s.as_str(), c.get(s)))
+            .collect(),
         plugins,
         restarts: sender.restarts_by_cause(),
         whatsapp_state: sender.status().state,
     };
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(&gauges),
-    )
+    MetricsText(state.metrics.render(&gauges))
 }
 
-async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if state.db.ping().await {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION")})),
-        )
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"error": {"code": "database_unavailable", "message": "the database does not answer"}}),
-            ),
-        )
+/// `GET /health` when all is well.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Healthy {
+    /// `ok`.
+    status: &'static str,
+    /// `ok`.
+    database: &'static str,
+    version: &'static str,
+}
+
+/// 200 with [`Healthy`], or 503 `database_unavailable` in the error envelope.
+pub struct Health(Result<Healthy, ApiError>);
+
+impl IntoResponse for Health {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Ok(h) => Json(h).into_response(),
+            Err(e) => e.into_response(),
+        }
     }
 }
 
-/// `GET /health`.
-#[derive(schemars::JsonSchema)]
-#[allow(dead_code)]
-struct HealthDoc {
-    status: String,
-    database: String,
-    version: String,
+impl DocOutput for Health {
+    fn document(op: &mut Op, g: &mut SchemaGenerator) {
+        op.json::<Healthy>(g, 200, "the API and the database answer");
+    }
 }
 
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new(
-            "get",
-            "/health",
-            "For load balancers: 200 when the API and the database answer, else 503.",
+async fn health(State(state): State<AppState>) -> Health {
+    Health(if state.db.ping().await {
+        Ok(Healthy {
+            status: "ok",
+            database: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+        })
+    } else {
+        Err(ApiError::Unavailable(
+            "database_unavailable",
+            "the database does not answer".into(),
+        ))
+    })
+}
+
+/// Prometheus' text format.
+pub struct MetricsText(String);
+
+impl IntoResponse for MetricsText {
+    fn into_response(self) -> Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            self.0,
         )
-        .public()
-        .ok::<HealthDoc>(g, 200, "healthy"),
-        Op::new(
-            "get",
-            "/metrics",
-            "Prometheus metrics (text format); no personal data.",
-        )
-        .public()
-        .raw(200, "text/plain", "the metrics"),
-    ]
+            .into_response()
+    }
+}
+
+impl DocOutput for MetricsText {
+    fn document(op: &mut Op, _g: &mut SchemaGenerator) {
+        op.raw(200, "text/plain", "the metrics");
+    }
 }

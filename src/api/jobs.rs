@@ -3,14 +3,17 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use schemars::generate::SchemaGenerator;
 use serde::{Deserialize, Serialize};
 
+use super::doc::DocOutput;
 use super::extract::{AppJson, AppQuery, body_limit};
+use super::openapi::Op;
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::db::jobs;
 use crate::db::jobs::{Admin, AdminOutcome};
@@ -21,15 +24,67 @@ use crate::queue::{JobRow, JobState, NewJob};
 use crate::time::rfc3339;
 use crate::whatsapp::Receipt;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> ApiRouter {
+    ApiRouter::authenticated()
+        .route_with(
+            Method::Post,
             "/send-message",
-            body_limit(post(send_message), SEND_BODY_LIMIT),
+            "Validate, format and queue a message; answers at once.",
+            send_message,
+            |r| body_limit(r, SEND_BODY_LIMIT),
         )
-        .route("/jobs", get(list_jobs))
-        .route("/jobs/{job_id}", get(get_job).delete(cancel_job))
-        .route("/jobs/{job_id}/retry", post(retry_job))
+        .describe(|op, _| {
+            for (name, target) in [
+                ("GetJob", ("get", JOB)),
+                ("CancelJob", ("delete", JOB)),
+                ("RetryJob", ("post", JOB_RETRY)),
+            ] {
+                op.link(202, name, target, "job_id", "$response.body#/jobId");
+            }
+        })
+        .route(Method::Get, "/jobs", "List jobs, newest first.", list_jobs)
+        .route(Method::Get, "/jobs/{job_id}", "One job.", get_job)
+        .route(
+            Method::Delete,
+            "/jobs/{job_id}",
+            "Cancel a waiting job (it ends failed, code cancelled).",
+            cancel_job,
+        )
+        .route(
+            Method::Post,
+            "/jobs/{job_id}/retry",
+            "Re-queue a failed job; its attempts start from 0.",
+            retry_job,
+        )
+}
+
+/// What `send-message` answers: 202 when the job was queued now, 200 when the same
+/// `messageId` was queued before (nothing more is sent).
+pub struct Queued {
+    body: SendMessageResponse,
+    created: bool,
+}
+
+impl IntoResponse for Queued {
+    fn into_response(self) -> Response {
+        let status = if self.created {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        (status, Json(self.body)).into_response()
+    }
+}
+
+impl DocOutput for Queued {
+    fn document(op: &mut Op, g: &mut SchemaGenerator) {
+        op.json::<SendMessageResponse>(g, 202, "queued (stored durably)");
+        op.json::<SendMessageResponse>(
+            g,
+            200,
+            "the same messageId was queued before; nothing more is sent",
+        );
+    }
 }
 
 /// WhatsApp's limit on one text message.
@@ -143,7 +198,7 @@ fn hook_error(e: HookError, code: &'static str) -> ApiError {
 async fn send_message(
     State(state): State<AppState>,
     AppJson(req): AppJson<SendMessageRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Queued, ApiError> {
     let hooks = state.queue.hooks();
     let requested = req
         .priority
@@ -267,12 +322,7 @@ async fn send_message(
         status: row.status,
         priority: Priority::from_rank(row.priority).as_str(),
     };
-    let status = if created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(body)).into_response())
+    Ok(Queued { body, created })
 }
 
 /// Template variables: strings, numbers and booleans, as text.
@@ -444,58 +494,3 @@ async fn transition(
 
 const JOB: &str = "/api/whatsapp/jobs/{job_id}";
 const JOB_RETRY: &str = "/api/whatsapp/jobs/{job_id}/retry";
-
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new(
-            "post",
-            "/api/whatsapp/send-message",
-            "Validate, format and queue a message; answers at once.",
-        )
-        .body::<SendMessageRequest>(g)
-        .ok::<SendMessageResponse>(g, 202, "queued (stored durably)")
-        .link(
-            202,
-            "GetJob",
-            ("get", JOB),
-            "job_id",
-            "$response.body#/jobId",
-        )
-        .link(
-            202,
-            "CancelJob",
-            ("delete", JOB),
-            "job_id",
-            "$response.body#/jobId",
-        )
-        .link(
-            202,
-            "RetryJob",
-            ("post", JOB_RETRY),
-            "job_id",
-            "$response.body#/jobId",
-        )
-        .ok::<SendMessageResponse>(
-            g,
-            200,
-            "the same messageId was queued before; nothing more is sent",
-        ),
-        Op::new("get", "/api/whatsapp/jobs", "List jobs, newest first.")
-            .query::<ListQuery>()
-            .ok::<JobList>(g, 200, "a page of jobs"),
-        Op::new("get", JOB, "One job.").ok::<JobView>(g, 200, "the job"),
-        Op::new(
-            "delete",
-            JOB,
-            "Cancel a waiting job (it ends failed, code cancelled).",
-        )
-        .ok::<JobView>(g, 200, "the cancelled job"),
-        Op::new(
-            "post",
-            JOB_RETRY,
-            "Re-queue a failed job; its attempts start from 0.",
-        )
-        .ok::<JobView>(g, 200, "the re-queued job"),
-    ]
-}

@@ -1,7 +1,10 @@
-//! The HTTP API: one router per area, merged here with the body limit and request tracing.
+//! The HTTP API: each area's routes with their operations (`routes.rs`), assembled here into
+//! one router and the OpenAPI document, with the body limit, time limit, error envelope and
+//! request tracing around them.
 
 mod auth;
 mod dashboard;
+pub mod doc;
 mod events;
 pub mod extract;
 mod health;
@@ -9,6 +12,7 @@ mod jobs;
 pub mod openapi;
 mod plugins;
 mod queue;
+pub mod routes;
 mod webhooks;
 mod whatsapp;
 
@@ -24,28 +28,29 @@ use crate::app::AppState;
 use crate::error::ApiError;
 
 pub fn router(state: AppState) -> Router {
-    let whatsapp = Router::new()
-        .merge(jobs::router())
-        .merge(queue::router())
-        .merge(whatsapp::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    let plugins =
-        plugins::router().route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    let events =
-        events::router().route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    Router::new()
-        .nest("/api/auth", auth::router())
-        .nest("/api", events)
+    let auth = |r: Router<AppState>| {
+        r.route_layer(middleware::from_fn_with_state(state.clone(), require_auth))
+    };
+    let whatsapp = jobs::routes()
+        .merge(queue::routes())
+        .merge(whatsapp::routes())
+        .route_layer(auth);
+    let api = routes::ApiRouter::public()
+        .nest("/api/auth", auth::routes())
+        .nest("/api", events::routes().route_layer(auth))
         .nest("/api/whatsapp", whatsapp)
-        .nest("/api/plugins", plugins)
-        .nest(
-            "/api/webhooks",
-            webhooks::router()
-                .route_layer(middleware::from_fn_with_state(state.clone(), require_auth)),
-        )
-        .merge(health::router())
-        .merge(dashboard::router())
-        .merge(openapi::router())
+        .nest("/api/plugins", plugins::routes().route_layer(auth))
+        .nest("/api/webhooks", webhooks::routes().route_layer(auth))
+        .merge(health::routes())
+        .merge(dashboard::routes())
+        .merge(openapi::routes());
+    let mut g = openapi::generator();
+    let (router, ops) = api.finish(&mut g);
+    let templates: Vec<&str> = state.templates.keys().map(String::as_str).collect();
+    let document: openapi::DocumentCell = Default::default();
+    let _ = document.set(openapi::build(ops, g, &templates));
+    router
+        .layer(axum::Extension(document))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -1,30 +1,49 @@
-//! The API reference: an OpenAPI 3.1 document built from the code. Every API module lists its
-//! routes next to its router ([`Op`]), with request and response shapes generated from the
-//! Rust types by schemars; a test checks that every `.route(...)` in `src/api/` is documented.
+//! The API reference: an OpenAPI 3.1 document built from the code. Each route registers its
+//! operation with it (`routes.rs`), derived from the handler's extractors and answer
+//! (`doc.rs`), with request and response shapes generated from the Rust types by schemars.
 //! Served at `/api/openapi.json`, with a docs page at `/api/docs` (embedded, offline).
 
-use axum::Router;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::Extension;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
+use super::doc::DocOutput;
+use super::routes::{ApiRouter, Method};
 
 const DOCS_PAGE: &str = include_str!("docs.html");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/openapi.json", get(document))
-        .route("/api/docs", get(docs_page))
+/// The document, built once the whole API is assembled.
+pub type DocumentCell = Arc<OnceLock<Value>>;
+
+pub fn routes() -> ApiRouter {
+    ApiRouter::public()
+        .route(Method::Get, "/api/openapi.json", "This document.", document)
+        .route(
+            Method::Get,
+            "/api/docs",
+            "The API reference page.",
+            docs_page,
+        )
+}
+
+/// The generator every schema of the document comes from.
+pub fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "#/components/schemas/".into();
+        })
+        .into_generator()
 }
 
 /// One operation: what a route takes and answers.
 pub struct Op {
     pub method: &'static str,
-    pub path: &'static str,
+    pub path: String,
     pub summary: &'static str,
     /// Needs `Authorization: Bearer <access token>`.
     pub auth: bool,
@@ -43,10 +62,10 @@ pub struct Op {
 }
 
 impl Op {
-    pub fn new(method: &'static str, path: &'static str, summary: &'static str) -> Op {
+    pub fn new(method: &'static str, path: impl Into<String>, summary: &'static str) -> Op {
         Op {
             method,
-            path,
+            path: path.into(),
             summary,
             auth: true,
             query: Vec::new(),
@@ -57,13 +76,10 @@ impl Op {
             links: Vec::new(),
         }
     }
-    pub fn public(mut self) -> Op {
-        self.auth = false;
-        self
-    }
+
     /// The query parameters of `T` (the handler's `AppQuery<T>`), with their types, enums,
     /// bounds and descriptions.
-    pub fn query<T: JsonSchema>(mut self) -> Op {
+    pub fn add_query<T: JsonSchema>(&mut self) {
         let root = SchemaSettings::openapi3()
             .into_generator()
             .into_root_schema_for::<T>();
@@ -79,9 +95,6 @@ impl Op {
                 .as_object_mut()
                 .and_then(|o| o.remove("description"))
                 .unwrap_or(Value::Null);
-            if let Some(o) = schema.as_object_mut() {
-                o.remove("nullable");
-            }
             // An empty value (`?limit=`) means the parameter was left out, on every route.
             self.query.push(json!({
                 "name": name,
@@ -92,49 +105,48 @@ impl Op {
                 "schema": schema,
             }));
         }
-        self
     }
-    pub fn body<T: JsonSchema>(mut self, g: &mut SchemaGenerator) -> Op {
-        self.body = Some(g.subschema_for::<T>());
-        self
-    }
-    /// A body that may be left out (the handler has a default).
-    pub fn optional_body<T: JsonSchema>(mut self, g: &mut SchemaGenerator) -> Op {
-        self.body = Some(g.subschema_for::<T>());
-        self.body_optional = true;
-        self
-    }
-    pub fn ok<T: JsonSchema>(
-        mut self,
+
+    /// A JSON answer with status `status`; a later call for the same status replaces it.
+    pub fn json<T: JsonSchema>(
+        &mut self,
         g: &mut SchemaGenerator,
         status: u16,
         description: &'static str,
-    ) -> Op {
+    ) {
+        self.responses.retain(|r| r.0 != status);
         self.responses
             .push((status, description, Some(g.subschema_for::<T>())));
-        self
     }
-    pub fn empty(mut self, status: u16, description: &'static str) -> Op {
+
+    pub fn empty(&mut self, status: u16, description: &'static str) {
+        self.responses.retain(|r| r.0 != status);
         self.responses.push((status, description, None));
-        self
     }
+
+    pub fn raw(&mut self, status: u16, content_type: &'static str, description: &'static str) {
+        self.raw = Some((status, content_type, description));
+    }
+
     /// The response `status` leads to `method path`, with `param` taken from `expression`
     /// (e.g. `$response.body#/jobId`).
     pub fn link(
-        mut self,
+        &mut self,
         status: u16,
         name: &'static str,
         (method, path): (&'static str, &'static str),
         param: &'static str,
         expression: &'static str,
-    ) -> Op {
+    ) {
         self.links
             .push((status, name, operation_id(method, path), param, expression));
-        self
     }
-    pub fn raw(mut self, status: u16, content_type: &'static str, description: &'static str) -> Op {
-        self.raw = Some((status, content_type, description));
-        self
+
+    /// Renames a response (the handler's type gives the shape, the route gives the words).
+    pub fn describe_response(&mut self, status: u16, description: &'static str) {
+        for r in self.responses.iter_mut().filter(|r| r.0 == status) {
+            r.1 = description;
+        }
     }
 }
 
@@ -203,59 +215,14 @@ pub fn absent_not_null(schema: &mut Schema) {
     }
 }
 
-/// The error envelope every error response has.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-struct ErrorBody {
-    /// A stable code, e.g. `invalid_number`, `unauthorized`, `plugin_failed`.
-    code: String,
-    /// What went wrong, for people.
-    message: String,
-}
-
-/// Every operation of the API, from the modules that own the routes.
-pub fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
-    let mut ops = Vec::new();
-    ops.extend(super::auth::docs(g));
-    ops.extend(super::jobs::docs(g));
-    ops.extend(super::queue::docs(g));
-    ops.extend(super::whatsapp::docs(g));
-    ops.extend(super::plugins::docs(g));
-    ops.extend(super::webhooks::docs(g));
-    ops.extend(super::events::docs(g));
-    ops.extend(super::health::docs(g));
-    ops.extend(super::dashboard::docs(g));
-    ops.push(
-        Op::new("get", "/api/openapi.json", "This document.")
-            .public()
-            .raw(200, "application/json", "the OpenAPI 3.1 document"),
-    );
-    ops.push(
-        Op::new("get", "/api/docs", "The API reference page.")
-            .public()
-            .raw(200, "text/html", "an HTML page"),
-    );
-    ops
-}
-
 fn operation_id(method: &str, path: &str) -> String {
     format!("{method} {path}")
 }
 
-/// The whole document; `templates` are the names `send-message` takes in `template`.
-pub fn build(templates: &[&str]) -> Value {
-    let settings = SchemaSettings::draft2020_12().with(|s| {
-        s.definitions_path = "#/components/schemas/".into();
-    });
-    let mut g = settings.into_generator();
-    let error = g.subschema_for::<ErrorEnvelope>();
-    let ops = operations(&mut g);
+/// The whole document from the operations the routes registered; `templates` are the names
+/// `send-message` takes in `template`.
+pub fn build(ops: Vec<Op>, mut g: SchemaGenerator, templates: &[&str]) -> Value {
+    let error = g.subschema_for::<crate::error::ErrorEnvelope>();
     let mut paths: Map<String, Value> = Map::new();
     for op in ops {
         let mut responses = Map::new();
@@ -285,7 +252,7 @@ pub fn build(templates: &[&str]) -> Value {
         );
         let mut operation = json!({
             "summary": op.summary,
-            "operationId": operation_id(op.method, op.path),
+            "operationId": operation_id(op.method, &op.path),
             "responses": responses,
         });
         if op.auth {
@@ -306,9 +273,7 @@ pub fn build(templates: &[&str]) -> Value {
                 "content": { "application/json": { "schema": body } }
             });
         }
-        let entry = paths
-            .entry(op.path.to_string())
-            .or_insert_with(|| json!({}));
+        let entry = paths.entry(op.path.clone()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
     let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
@@ -335,22 +300,55 @@ pub fn build(templates: &[&str]) -> Value {
     })
 }
 
-async fn document(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> impl IntoResponse {
-    let templates: Vec<&str> = state.templates.keys().map(String::as_str).collect();
-    axum::Json(build(&templates))
+/// The document, served as built.
+pub struct OpenApiJson(Value);
+
+impl IntoResponse for OpenApiJson {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
 }
 
-async fn docs_page() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
-            ),
-        ],
-        DOCS_PAGE,
-    )
+impl DocOutput for OpenApiJson {
+    fn document(op: &mut Op, _g: &mut SchemaGenerator) {
+        op.raw(200, "application/json", "the OpenAPI 3.1 document");
+    }
+}
+
+async fn document(Extension(doc): Extension<DocumentCell>) -> OpenApiJson {
+    OpenApiJson(doc.get().cloned().unwrap_or(Value::Null))
+}
+
+/// An embedded page, with a strict Content-Security-Policy.
+pub struct Page {
+    pub html: &'static str,
+    pub csp: &'static str,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, self.csp),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            self.html,
+        )
+            .into_response()
+    }
+}
+
+impl DocOutput for Page {
+    fn document(op: &mut Op, _g: &mut SchemaGenerator) {
+        op.raw(200, "text/html", "an HTML page");
+    }
+}
+
+async fn docs_page() -> Page {
+    Page {
+        html: DOCS_PAGE,
+        csp: "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+    }
 }

@@ -1,17 +1,27 @@
 //! `/api/plugins`: what is loaded, how it does, and reload without restart.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(list_plugins))
-        .route("/reload", post(reload_plugins))
+pub fn routes() -> ApiRouter {
+    ApiRouter::authenticated()
+        .route(
+            Method::Get,
+            "/",
+            "Loaded plugins with their calls, failures and mean call time.",
+            list_plugins,
+        )
+        .route(
+            Method::Post,
+            "/reload",
+            "Load and check every plugin again, then swap them in at once.",
+            reload_plugins,
+        )
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -75,22 +85,4 @@ async fn reload_plugins(State(state): State<AppState>) -> Result<Json<PluginList
     Ok(Json(PluginList {
         plugins: views(&state),
     }))
-}
-
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new(
-            "get",
-            "/api/plugins",
-            "Loaded plugins with their calls, failures and mean call time.",
-        )
-        .ok::<PluginList>(g, 200, "the plugins"),
-        Op::new(
-            "post",
-            "/api/plugins/reload",
-            "Load and check every plugin again, then swap them in at once.",
-        )
-        .ok::<PluginList>(g, 200, "the plugins now loaded"),
-    ]
 }

@@ -1,12 +1,12 @@
 //! Queue management and the live status: `retry-queue`, `queue/clear`, `queue/config`, `status`.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::AppJson;
+use super::extract::{AppJson, OptionalJson};
 use super::jobs::JobView;
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::config::QueueConfig;
 use crate::db::jobs::{self, Counts};
@@ -14,12 +14,38 @@ use crate::error::ApiError;
 use crate::queue::{JobState, QueueSettings, SettingsChange};
 use crate::whatsapp::WhatsAppStatus;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/retry-queue", get(retry_queue))
-        .route("/queue/clear", post(clear_queue))
-        .route("/queue/config", post(configure_queue).get(queue_config))
-        .route("/status", get(status))
+pub fn routes() -> ApiRouter {
+    ApiRouter::authenticated()
+        .route(
+            Method::Get,
+            "/retry-queue",
+            "Counts, plus failed jobs and jobs waiting for a retry.",
+            retry_queue,
+        )
+        .route(
+            Method::Post,
+            "/queue/clear",
+            "Delete finished jobs (default completed and failed; never active).",
+            clear_queue,
+        )
+        .route(
+            Method::Post,
+            "/queue/config",
+            "Change concurrency, retries or pause at run time; kept across restarts.",
+            configure_queue,
+        )
+        .route(
+            Method::Get,
+            "/queue/config",
+            "The queue settings in force.",
+            queue_config,
+        )
+        .route(
+            Method::Get,
+            "/status",
+            "Live WhatsApp state, queue figures and storage.",
+            status,
+        )
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -58,20 +84,8 @@ struct Cleared {
 /// The body is optional: no body (or `{}`) clears completed and failed jobs.
 async fn clear_queue(
     State(state): State<AppState>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    OptionalJson(req): OptionalJson<ClearRequest>,
 ) -> Result<Json<Cleared>, ApiError> {
-    let body = body.map_err(|_| ApiError::PayloadTooLarge(state.max_body_bytes))?;
-    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ClearRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
-            _ => ApiError::bad_request(
-                "invalid_json",
-                format!("request body is not valid JSON: {e}"),
-            ),
-        })?
-    };
     let statuses = req
         .status
         .unwrap_or_else(|| vec!["completed".into(), "failed".into()]);
@@ -223,42 +237,4 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
             success_rate,
         },
     }))
-}
-
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new(
-            "get",
-            "/api/whatsapp/retry-queue",
-            "Counts, plus failed jobs and jobs waiting for a retry.",
-        )
-        .ok::<RetryQueue>(g, 200, "counts and jobs"),
-        Op::new(
-            "post",
-            "/api/whatsapp/queue/clear",
-            "Delete finished jobs (default completed and failed; never active).",
-        )
-        .optional_body::<ClearRequest>(g)
-        .ok::<Cleared>(g, 200, "how many were deleted"),
-        Op::new(
-            "get",
-            "/api/whatsapp/queue/config",
-            "The queue settings in force.",
-        )
-        .ok::<QueueSettings>(g, 200, "the settings"),
-        Op::new(
-            "post",
-            "/api/whatsapp/queue/config",
-            "Change concurrency, retries or pause at run time (kept across restarts).",
-        )
-        .body::<ConfigRequest>(g)
-        .ok::<QueueSettings>(g, 200, "the settings now"),
-        Op::new(
-            "get",
-            "/api/whatsapp/status",
-            "Live status: WhatsApp, queue and storage.",
-        )
-        .ok::<Status>(g, 200, "the status"),
-    ]
 }

@@ -1,18 +1,23 @@
 //! `GET /api/webhooks/deliveries`: recent webhook deliveries and how they went.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::extract::AppQuery;
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::time::rfc3339;
 use crate::webhooks::Delivery;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/deliveries", get(deliveries))
+pub fn routes() -> ApiRouter {
+    ApiRouter::authenticated().route(
+        Method::Get,
+        "/deliveries",
+        "Recent webhook deliveries, newest first.",
+        deliveries,
+    )
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -93,17 +98,4 @@ async fn deliveries(
     Ok(Json(DeliveryList {
         deliveries: rows.into_iter().map(DeliveryView::from).collect(),
     }))
-}
-
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new(
-            "get",
-            "/api/webhooks/deliveries",
-            "Recent webhook deliveries, newest first.",
-        )
-        .query::<Filter>()
-        .ok::<DeliveryList>(g, 200, "the deliveries"),
-    ]
 }

@@ -1,24 +1,75 @@
 //! The WhatsApp session: the login QR code to scan, and a restart button.
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
-use serde_json::json;
+use schemars::generate::SchemaGenerator;
 
+use super::doc::{Answer, DocOutput};
+use super::openapi::Op;
+use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/qr", get(qr))
-        .route("/restart", post(restart))
+pub fn routes() -> ApiRouter {
+    ApiRouter::authenticated()
+        .route(
+            Method::Get,
+            "/qr",
+            "The QR code to scan while WhatsApp Web waits for a login (image/png with Accept: image/png).",
+            qr,
+        )
+        .route(
+            Method::Post,
+            "/restart",
+            "Restart the browser session (same profile: no new scan).",
+            restart,
+        )
+}
+
+/// The QR code as JSON.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct QrCode {
+    /// The string to encode (WhatsApp Web's `data-ref`).
+    qr: String,
+    /// A PNG data URL of the code.
+    image: String,
+}
+
+/// [`QrCode`], or the PNG itself.
+pub enum QrAnswer {
+    Json(QrCode),
+    Png(Vec<u8>),
+}
+
+impl IntoResponse for QrAnswer {
+    fn into_response(self) -> Response {
+        match self {
+            QrAnswer::Json(q) => Json(q).into_response(),
+            QrAnswer::Png(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        }
+    }
+}
+
+impl DocOutput for QrAnswer {
+    fn document(op: &mut Op, g: &mut SchemaGenerator) {
+        op.json::<QrCode>(
+            g,
+            200,
+            "the code, as a string and a PNG data URL (or image/png)",
+        );
+    }
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Restarting {
+    restarting: bool,
 }
 
 /// `{qr, image}` (the string and a PNG data URL), or the PNG itself for `Accept: image/png`.
-async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<QrAnswer, ApiError> {
     let sender = state.queue.sender();
     let Some(qr) = sender.qr() else {
         let s = sender.status();
@@ -35,53 +86,27 @@ async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("image/png"));
     if wants_png {
-        return Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response());
+        return Ok(QrAnswer::Png(png));
     }
     let image = format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png)
     );
-    Ok(Json(json!({ "qr": qr, "image": image })).into_response())
+    Ok(QrAnswer::Json(QrCode { qr, image }))
 }
 
 /// Restarts the browser session (same profile: no new QR unless logged out).
-async fn restart(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn restart(State(state): State<AppState>) -> Result<Answer<202, Restarting>, ApiError> {
     if state
         .queue
         .sender()
         .restart("restart asked through the API")
     {
-        Ok((StatusCode::ACCEPTED, Json(json!({ "restarting": true }))).into_response())
+        Ok(Answer(Restarting { restarting: true }))
     } else {
         Err(ApiError::Conflict(
             "not_restartable",
             "this driver has no browser session to restart".into(),
         ))
     }
-}
-
-/// `GET /api/whatsapp/qr` as JSON.
-#[derive(schemars::JsonSchema)]
-#[allow(dead_code)]
-struct QrDoc {
-    /// The string to encode (WhatsApp Web's `data-ref`).
-    qr: String,
-    /// A PNG data URL of the code.
-    image: String,
-}
-
-#[derive(schemars::JsonSchema)]
-#[allow(dead_code)]
-struct RestartDoc {
-    restarting: bool,
-}
-
-pub(super) fn docs(g: &mut schemars::generate::SchemaGenerator) -> Vec<super::openapi::Op> {
-    use super::openapi::Op;
-    vec![
-        Op::new("get", "/api/whatsapp/qr", "The QR code to scan while WhatsApp Web waits for a login (image/png with Accept: image/png).")
-            .ok::<QrDoc>(g, 200, "the code, as a string and a PNG data URL"),
-        Op::new("post", "/api/whatsapp/restart", "Restart the browser session (same profile: no new scan).")
-            .ok::<RestartDoc>(g, 202, "restarting"),
-    ]
 }

@@ -138,6 +138,18 @@ pub struct Counts {
     pub failed: i64,
 }
 
+impl Counts {
+    /// The count of one state.
+    pub fn get(&self, state: JobState) -> i64 {
+        match state {
+            JobState::Waiting => self.waiting,
+            JobState::Active => self.active,
+            JobState::Completed => self.completed,
+            JobState::Failed => self.failed,
+        }
+    }
+}
+
 pub async fn counts(pool: &SqlitePool) -> sqlx::Result<Counts> {
     let rows: Vec<(JobState, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
