@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench webdriver` (500 sends); a debug build sends 10, as a smoke test.
 
 #[path = "../tests/api/fake_whatsapp.rs"]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
 mod fake_whatsapp;
 
 use std::time::{Duration, Instant};

@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -42,9 +41,11 @@ impl DataDirLock {
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own; it is released when the file is closed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        // Released when the file is closed (the process ends, or the lock is dropped).
+        if let Err(e) = file.try_lock() {
+            if let std::fs::TryLockError::Error(e) = e {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             bail!(
                 "a wa-gateway is using {} (it holds {}{}); stop it first",

@@ -79,6 +79,16 @@ impl Priority {
         }
     }
 
+    /// `high`, `normal` or `low`, in any case.
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s.to_ascii_lowercase().as_str() {
+            "high" => Some(Priority::High),
+            "normal" => Some(Priority::Normal),
+            "low" => Some(Priority::Low),
+            _ => None,
+        }
+    }
+
     pub fn from_rank(rank: i64) -> Self {
         match rank {
             0 => Priority::High,

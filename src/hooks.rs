@@ -82,12 +82,8 @@ impl Hooks for Builtin {
                 }
             }
         }
-        if !(8..=15).contains(&digits.len()) {
-            return Err(HookError::Rejected(format!(
-                "a phone number has 8 to 15 digits, this one has {}",
-                digits.len()
-            )));
-        }
+        // The length rule (8 to 15 digits) is `PhoneNumber::parse`'s, applied to every
+        // formatter's answer.
         Ok(digits)
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use wa_gateway::config::Config;
+use wa_gateway::config::{Config, PluginHook};
 
 #[derive(Parser)]
 #[command(
@@ -81,8 +81,8 @@ enum PluginCommand {
     /// template text (render) or the message text (assign-priority).
     Call {
         file: PathBuf,
-        #[arg(long, value_parser = ["format-number", "classify-error", "render", "assign-priority"])]
-        hook: String,
+        #[arg(long, value_enum)]
+        hook: PluginHook,
         #[arg(long)]
         input: String,
         /// A setting the plugin reads with host.config: --config country_code=44 (repeatable).
@@ -139,22 +139,21 @@ fn plugin_command(cmd: PluginCommand) -> anyhow::Result<()> {
             template,
             requested,
         } => {
-            let input = match hook.as_str() {
-                "format-number" => CallInput::FormatNumber(input),
-                "classify-error" => CallInput::ClassifyError(wa_gateway::hooks::Failure {
+            let input = match hook {
+                PluginHook::FormatNumber => CallInput::FormatNumber(input),
+                PluginHook::ClassifyError => CallInput::ClassifyError(wa_gateway::hooks::Failure {
                     code: input,
                     message: "from wa-gateway plugin call".into(),
                     attempt,
                 }),
-                "render" => CallInput::Render(input, vars),
-                _ => {
+                PluginHook::Render => CallInput::Render(input, vars),
+                PluginHook::AssignPriority => {
                     let requested = match requested.as_deref() {
                         None => None,
-                        Some("high") => Some(wa_gateway::domain::Priority::High),
-                        Some("normal") => Some(wa_gateway::domain::Priority::Normal),
-                        Some("low") => Some(wa_gateway::domain::Priority::Low),
-                        Some(other) => {
-                            anyhow::bail!("--requested {other:?}: use high, normal or low")
+                        Some(p) => {
+                            Some(wa_gateway::domain::Priority::parse(p).ok_or_else(|| {
+                                anyhow::anyhow!("--requested {p:?}: use high, normal or low")
+                            })?)
                         }
                     };
                     CallInput::AssignPriority(wa_gateway::hooks::Outgoing {

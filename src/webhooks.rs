@@ -205,11 +205,6 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Waits before try `attempts + 1`: 1s, 2s, 4s ... 5 min.
-fn backoff(attempts: i64) -> Duration {
-    Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(Duration::from_secs(300))
-}
-
 async fn oldest_pending(pool: &SqlitePool, url: &str) -> sqlx::Result<Option<Delivery>> {
     sqlx::query_as(
         "SELECT id, url, event, job_id, status, attempts, next_attempt_at, last_error, created_at, delivered_at, body
@@ -279,7 +274,13 @@ async fn send(
             Some(_) if attempts >= hook.max_attempts as i64 => ("failed", 0),
             Some(_) => (
                 "pending",
-                crate::time::now_ms() + backoff(attempts - 1).as_millis() as i64,
+                crate::time::now_ms()
+                    + crate::time::backoff(
+                        attempts as u32,
+                        Duration::from_secs(1),
+                        Duration::from_secs(300),
+                    )
+                    .as_millis() as i64,
             ),
         };
         match (&error, status) {

@@ -13,6 +13,7 @@ pub mod openapi;
 mod plugins;
 mod queue;
 pub mod routes;
+mod send;
 mod webhooks;
 mod whatsapp;
 

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ByteSize, Dur, Invalid};
 
-/// Where a plugin plugs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+/// Where a plugin plugs in (also `wa-gateway plugin call --hook`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginHook {
     FormatNumber,

@@ -195,9 +195,10 @@ impl Queue {
             jobs::Outcome::Failed { .. } => JobState::Failed,
         };
         // A transient database error (a full disk, a busy file) must not leave the job `active`
-        // until the next restart: try again with backoff before giving up.
-        let mut delay = Duration::from_millis(100);
+        // until the next restart: try again with backoff (0.1s … 3.2s) before giving up.
+        let mut tries = 0;
         let held = loop {
+            tries += 1;
             match self
                 .outcomes
                 .submit((finished.clone(), event.clone()))
@@ -205,11 +206,15 @@ impl Queue {
             {
                 Ok(held) => break held,
                 Err(DbError::WriterGone) => return Err(DbError::WriterGone),
-                Err(e) if delay > Duration::from_secs(5) => return Err(e),
+                Err(e) if tries >= 6 => return Err(e),
                 Err(e) => {
+                    let delay = crate::time::backoff(
+                        tries,
+                        Duration::from_millis(100),
+                        Duration::from_secs(4),
+                    );
                     tracing::warn!(error = %e, "cannot record a job outcome; trying again in {}", humantime::format_duration(delay));
                     tokio::time::sleep(delay).await;
-                    delay *= 2;
                 }
             }
         };

@@ -260,8 +260,9 @@ fn decide(
     let SendError { code, message } = err;
     match verdict {
         Verdict::Retry(after) if retry::may_retry(attempt, max_retries) => {
-            let delay = after
-                .unwrap_or_else(|| retry::backoff(attempt, queue.backoff_base, queue.backoff_max));
+            let delay = after.unwrap_or_else(|| {
+                crate::time::backoff(attempt, queue.backoff_base, queue.backoff_max)
+            });
             let run_at = crate::time::now_ms() + delay.as_millis() as i64;
             let log_code = code.clone();
             (

@@ -40,35 +40,18 @@ pub fn png(data: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The code as lines of Unicode half blocks (two modules per character row), dark on light.
+/// The code as lines of Unicode half blocks (two modules per character row), drawn light on
+/// dark so that it reads on a dark terminal.
 pub fn unicode(data: &str) -> Option<String> {
-    let code = code(data)?;
-    let width = code.width();
-    let colors = code.to_colors();
-    let dark = |x: isize, y: isize| {
-        x >= 0
-            && y >= 0
-            && (x as usize) < width
-            && (y as usize) < width
-            && colors[y as usize * width + x as usize] == Color::Dark
-    };
-    let q = 2isize;
-    let mut out = String::new();
-    let mut y = -q;
-    while y < width as isize + q {
-        for x in -q..width as isize + q {
-            // Light modules are drawn as blocks, so the code reads on a dark terminal.
-            out.push(match (dark(x, y), dark(x, y + 1)) {
-                (false, false) => '█',
-                (false, true) => '▀',
-                (true, false) => '▄',
-                (true, true) => ' ',
-            });
-        }
-        out.push('\n');
-        y += 2;
-    }
-    Some(out)
+    use qrcode::render::unicode::Dense1x2;
+    Some(
+        code(data)?
+            .render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ impl Browser {
             "--disable-sync".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } == 0 {
             args.push("--no-sandbox".into());
         }
@@ -156,10 +157,11 @@ impl Browser {
 /// Even when a test fails: ChromeDriver's process group, and the browser on our profile.
 impl Drop for Browser {
     fn drop(&mut self) {
+        // SAFETY: the process group of the ChromeDriver this test started.
         unsafe { libc::killpg(self.driver.id() as i32, libc::SIGKILL) };
         let _ = self.driver.wait();
         for pid in wa_gateway::whatsapp::webdriver::profile_processes(self._profile.path()) {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            crate::helpers::kill9(pid);
         }
     }
 }

@@ -253,3 +253,11 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// SIGKILL to a process (a browser's, in the tests that kill one).
+pub fn kill9(pid: u32) {
+    // SAFETY: kill(2) with a pid read from /proc; ESRCH if it is already gone.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}

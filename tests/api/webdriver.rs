@@ -238,7 +238,7 @@ async fn a_killed_browser_restarts_without_a_new_qr_and_delivers_the_next_messag
     assert!(!pids.is_empty(), "no browser process found");
     let t0 = Instant::now();
     for pid in &pids {
-        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        crate::helpers::kill9(*pid);
     }
     wait_state(
         &app,

@@ -260,7 +260,7 @@ async fn chromium_killed_between_enter_and_the_tick_sends_once() {
     let old = browser_processes(&app);
     let t0 = Instant::now();
     for pid in &old {
-        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        crate::helpers::kill9(*pid);
     }
     fake.release_ticks(number);
     let job = wait_job(&app, &id, Duration::from_secs(40)).await;

@@ -17,11 +17,6 @@ use super::{Command, SessionState, Shared};
 use crate::config::WebDriverConfig;
 use crate::whatsapp::SendError;
 
-/// Waits between failed starts: 1s, 2s, 4s ... up to a minute.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 pub(super) async fn supervise(
     shared: Arc<Shared>,
     cfg: WebDriverConfig,
@@ -82,7 +77,12 @@ pub(super) async fn supervise(
                 }
             }
         }
-        let wait = backoff(failures);
+        // Between failed starts: 1s, 2s, 4s ... up to a minute.
+        let wait = crate::time::backoff(
+            failures + 1,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
         failures += 1;
         if !idle(&mut rx, &shutdown, wait).await {
             break;
