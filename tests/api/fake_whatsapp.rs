@@ -232,6 +232,10 @@ impl FakeWa {
     pub fn conflict(&self) -> bool {
         self.lock().conflict
     }
+    /// The other window lets go: the page is usable again.
+    pub fn resolve_conflict(&self) {
+        self.lock().conflict = false;
+    }
     /// The page's main thread spins forever, once.
     pub fn freeze(&self) {
         self.lock().freeze = true;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wa_gateway::config::{Config, DriverKind, Dur};
 
 use crate::fake_whatsapp::FakeWa;
-use crate::helpers::{TestApp, spawn_app_with, start};
+use crate::helpers::{TestApp, eventually, spawn_app_with, start};
 
 pub(crate) static ONE_BROWSER_AT_A_TIME: LazyLock<tokio::sync::Mutex<()>> =
     LazyLock::new(|| tokio::sync::Mutex::new(()));
@@ -323,19 +323,57 @@ async fn logout_from_the_phone_holds_the_queue_until_a_new_scan() {
 }
 
 #[tokio::test]
-async fn a_conflict_is_taken_over() {
+async fn a_conflict_shows_in_the_api_then_is_taken_over() {
     let Some((_one, fake)) = browser_session().await else {
         return;
     };
     let app = connected_app(&fake, |_| {}).await;
     fake.open_elsewhere();
-    let t0 = Instant::now();
-    while fake.conflict() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "no takeover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (s, _) = wait_state(&app, &["conflict"], Duration::from_secs(10)).await;
+    assert!(
+        s["whatsapp"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("taking over"),
+        "{s}"
+    );
+    eventually(Duration::from_secs(10), "the takeover", || async {
+        (!fake.conflict()).then_some(())
+    })
+    .await;
     wait_state(&app, &["connected"], Duration::from_secs(10)).await;
     deliver(&app, "6281200000006", "after the takeover").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_takeover_a_conflict_holds_the_queue_and_waits_for_the_user() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, |c| c.whatsapp.webdriver.takeover_on_conflict = false).await;
+    fake.open_elsewhere();
+    let (s, _) = wait_state(&app, &["conflict"], Duration::from_secs(10)).await;
+    // The driver decided not to click (this detail is only set on that branch), so the other
+    // window keeps the session.
+    assert!(
+        s["whatsapp"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("takeover_on_conflict = true"),
+        "{s}"
+    );
+    assert!(fake.conflict(), "the driver took the session over");
+    assert_eq!(s["queue"]["state"], "held", "{s}");
+    let id = app.send_ok("6281200000016", "waits for the user").await;
+    // The user presses "Use here" in the gateway's window (on the stand-in: the conflict ends).
+    fake.resolve_conflict();
+    wait_state(&app, &["connected"], Duration::from_secs(10)).await;
+    let job = wait_job(&app, &id, Duration::from_secs(20)).await;
+    assert_eq!(
+        (job["status"].as_str(), job["attempts"].as_i64()),
+        (Some("completed"), Some(1))
+    );
     app.stop().await;
 }
 
@@ -405,7 +443,10 @@ async fn a_browser_over_its_memory_limit_is_restarted_and_the_cause_counted() {
     .await;
     wait_state(&app, &["qr"], Duration::from_secs(30)).await;
     fake.scan();
-    let t0 = Instant::now();
+    // The restart says why.
+    let (s, _) = wait_state(&app, &["restarting"], Duration::from_secs(30)).await;
+    let detail = s["whatsapp"]["detail"].as_str().unwrap();
+    assert!(detail.contains("over memory_limit (1 MiB)"), "{detail}");
     let memory_restarts = |metrics: &str| -> u64 {
         metrics
             .lines()
@@ -413,21 +454,61 @@ async fn a_browser_over_its_memory_limit_is_restarted_and_the_cause_counted() {
             .map(|n| n.trim().parse().unwrap())
             .unwrap_or(0)
     };
-    loop {
-        let metrics = app.metrics().await;
-        // Two: the second one means the restarted browser got connected again.
-        if memory_restarts(&metrics) >= 2 {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(45), "{metrics}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // A second memory restart means the restarted browser got connected again, without a scan.
+    eventually(
+        Duration::from_secs(45),
+        "a second memory restart",
+        || async { (memory_restarts(&app.metrics().await) >= 2).then_some(()) },
+    )
+    .await;
     assert_eq!(fake.scans(), 1, "a restart needed a new scan");
-    let s = app.status().await;
-    assert!(
-        ["restarting", "starting", "loading", "connected"]
-            .contains(&s["whatsapp"]["state"].as_str().unwrap()),
-        "{s}"
-    );
     app.stop().await;
+}
+
+/// With `webdriver_url`, the gateway uses a WebDriver server that is already running instead of
+/// starting ChromeDriver, and leaves that server running when it stops.
+#[tokio::test]
+async fn a_webdriver_server_already_running_is_used_and_left_running() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver");
+    eventually(
+        Duration::from_secs(10),
+        "chromedriver listening",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.webdriver_url = Some(format!("http://127.0.0.1:{port}"));
+    })
+    .await;
+    deliver(&app, "6281200000017", "through a running WebDriver server").await;
+    let profile = profile(&app);
+    app.stop().await;
+    assert!(
+        wa_gateway::whatsapp::webdriver::profile_processes(&profile).is_empty(),
+        "the browser outlived the gateway"
+    );
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the WebDriver server was stopped"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
