@@ -8,67 +8,18 @@
 #[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
 mod fake_whatsapp;
 
+#[path = "../tests/api/client.rs"]
+#[expect(dead_code, reason = "the bench uses a part of the tests' client")]
+mod client;
+
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
 use wa_gateway::whatsapp::webdriver::{profile_processes, pss_bytes, rss_bytes, which};
 
 const SENDS: usize = if cfg!(debug_assertions) { 10 } else { 500 };
 const LATENCY_SAMPLE: usize = if cfg!(debug_assertions) { 5 } else { 50 };
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    token: String,
-}
-
-impl Api {
-    async fn get(&self, path: &str) -> Value {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-    async fn send(&self, number: &str, text: &str) -> String {
-        let r: Value = self
-            .client
-            .post(format!("{}/api/whatsapp/send-message", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({ "number": number, "message": text }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["jobId"].as_str().expect("accepted").to_string()
-    }
-    async fn wait_state(&self, state: &str, within: Duration) -> Duration {
-        let t0 = Instant::now();
-        while self.get("/api/whatsapp/status").await["whatsapp"]["state"] != state {
-            assert!(t0.elapsed() < within, "not {state}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        t0.elapsed()
-    }
-    async fn wait_completed(&self, id: &str) {
-        loop {
-            let job = self.get(&format!("/api/whatsapp/jobs/{id}")).await;
-            match job["status"].as_str() {
-                Some("completed") => return,
-                Some("failed") => panic!("job failed: {job}"),
-                _ => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        }
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -106,25 +57,13 @@ web_url = "{}"
     let shutdown = CancellationToken::new();
     let t0 = Instant::now();
     let server = tokio::spawn(wa_gateway::run(config, listener, shutdown.clone()));
-    let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({ "email": "bench@example.com", "password": "bench password 123" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api = Api {
-        base,
-        client,
-        token: login["accessToken"].as_str().unwrap().to_string(),
-    };
-    api.wait_state("qr", Duration::from_secs(60)).await;
+    let api = client::Api::login_at(base, "bench@example.com", "bench password 123").await;
+    api.wait_state(&["qr"], Duration::from_secs(60)).await;
     let to_qr = t0.elapsed();
     fake.scan();
-    let to_connected = api.wait_state("connected", Duration::from_secs(30)).await;
+    let (_, to_connected) = api
+        .wait_state(&["connected"], Duration::from_secs(30))
+        .await;
     let text = |i: usize| format!("Benchmark message {i} ✓ with an emoji 🚀\nand a second line");
     let number = |i: usize| format!("62812{:08}", i % 50);
 
@@ -132,18 +71,24 @@ web_url = "{}"
     let mut latencies = Vec::new();
     for i in 0..LATENCY_SAMPLE {
         let t = Instant::now();
-        let id = api.send(&number(i), &text(i)).await;
-        api.wait_completed(&id).await;
+        let id = api.send_ok(&number(i), &text(i)).await;
+        assert_eq!(
+            api.wait_finished_within(&id, Duration::from_secs(60)).await["status"],
+            "completed"
+        );
         latencies.push(t.elapsed());
     }
     // The rest through the queue at once (concurrency 3; the browser takes them in turn).
     let started = Instant::now();
     let mut ids = Vec::new();
     for i in LATENCY_SAMPLE..SENDS {
-        ids.push(api.send(&number(i), &text(i)).await);
+        ids.push(api.send_ok(&number(i), &text(i)).await);
     }
     for id in &ids {
-        api.wait_completed(id).await;
+        assert_eq!(
+            api.wait_finished_within(id, Duration::from_secs(600)).await["status"],
+            "completed"
+        );
     }
     let queued = started.elapsed();
     assert_eq!(fake.sent().len(), SENDS);

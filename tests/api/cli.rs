@@ -35,6 +35,15 @@ fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, Stri
     (out.status.success(), text)
 }
 
+/// `wa-gateway user add --email EMAIL --password-stdin`, with `password` on stdin.
+fn user_add(dir: &std::path::Path, email: &str, password: &str) -> (bool, String) {
+    run(
+        dir,
+        &["user", "add", "--email", email, "--password-stdin"],
+        Some(&format!("{password}\n")),
+    )
+}
+
 #[test]
 fn users_can_be_added_listed_changed_and_removed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,41 +57,11 @@ fn users_can_be_added_listed_changed_and_removed_from_the_command_line() {
     assert!(ok, "{out}");
     assert!(dir.path().join("data/gateway.db").exists());
 
-    let (ok, out) = run(
-        dir.path(),
-        &[
-            "user",
-            "add",
-            "--email",
-            "a@example.com",
-            "--password-stdin",
-        ],
-        Some("first password\n"),
-    );
+    let (ok, out) = user_add(dir.path(), "a@example.com", "first password");
     assert!(ok, "{out}");
-    let (ok, out) = run(
-        dir.path(),
-        &[
-            "user",
-            "add",
-            "--email",
-            "a@example.com",
-            "--password-stdin",
-        ],
-        Some("first password\n"),
-    );
+    let (ok, out) = user_add(dir.path(), "a@example.com", "first password");
     assert!(!ok && out.contains("exists"), "{out}");
-    let (ok, out) = run(
-        dir.path(),
-        &[
-            "user",
-            "add",
-            "--email",
-            "b@example.com",
-            "--password-stdin",
-        ],
-        Some("short\n"),
-    );
+    let (ok, out) = user_add(dir.path(), "b@example.com", "short");
     assert!(!ok && out.contains("at least 8"), "{out}");
 
     let (ok, out) = run(dir.path(), &["user", "list"], None);

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
+
+pub use crate::client::Api;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
 
@@ -16,12 +18,19 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret-!";
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub config: Config,
-    pub token: String,
+    /// The HTTP client, logged in as the test user (`app.get(..)` and the rest, through Deref).
+    pub api: Api,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// The test config: no sandbox delay, short backoff (20ms → 160ms), a fixed JWT secret.
@@ -69,27 +78,17 @@ pub async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(wa_gateway::run(config.clone(), listener, shutdown.clone()));
-    let mut app = TestApp {
+    TestApp {
         addr,
-        client: reqwest::Client::new(),
         dir,
         config,
-        token: String::new(),
+        api: Api::login_at(format!("http://{addr}"), EMAIL, PASSWORD).await,
         shutdown,
         handle: Some(handle),
-    };
-    let login = app.login(EMAIL, PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::OK, "test login");
-    let body: Value = login.json().await.unwrap();
-    app.token = body["accessToken"].as_str().unwrap().to_string();
-    app
+    }
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
     /// Stops the app gracefully and hands back its data directory and config for a restart.
     pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
         self.shutdown.cancel();
@@ -111,105 +110,8 @@ impl TestApp {
         read_outbox(&self.outbox_path())
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.client
-            .post(self.url("/api/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn post_auth(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// GET with the token, expecting 200 and JSON.
-    pub async fn get_json(&self, path: &str) -> Value {
-        let r = self.get(path).await;
-        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
-        r.json().await.unwrap()
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn delete(&self, path: &str) -> Response {
-        self.client
-            .delete(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn send(&self, body: &Value) -> Response {
-        self.post("/api/whatsapp/send-message", body).await
-    }
-
-    /// Sends and expects 202; returns the job id.
-    pub async fn send_ok(&self, number: &str, text: &str) -> String {
-        let r = self.send(&json!({"number": number, "message": text})).await;
-        assert_eq!(r.status(), StatusCode::ACCEPTED);
-        let body: Value = r.json().await.unwrap();
-        body["jobId"].as_str().unwrap().to_string()
-    }
-
-    pub async fn job(&self, id: &str) -> Value {
-        let r = self.get(&format!("/api/whatsapp/jobs/{id}")).await;
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
-    }
-
-    /// Polls the job until it is completed or failed.
-    pub async fn wait_finished(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let job = self.job(id).await;
-            if job["status"] == "completed" || job["status"] == "failed" {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
     pub async fn set_queue(&self, body: Value) -> Value {
         let r = self.post("/api/whatsapp/queue/config", &body).await;
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
-    }
-
-    /// `GET /metrics` as text.
-    pub async fn metrics(&self) -> String {
-        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        r.text().await.unwrap()
-    }
-
-    pub async fn status(&self) -> Value {
-        let r = self.get("/api/whatsapp/status").await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }

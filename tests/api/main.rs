@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod client;
 mod dashboard;
 mod edge;
 mod events;

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::helpers::read_outbox;
+use crate::helpers::{Api, read_outbox};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
 const ADMIN: &str = "ops@example.com";
@@ -18,10 +18,15 @@ const ADMIN_PW: &str = "a long admin password";
 
 struct Gateway {
     child: Child,
-    base: String,
     log: Arc<Mutex<String>>,
-    token: String,
-    client: reqwest::Client,
+    api: Api,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 fn write_config(dir: &Path, delay: &str) {
@@ -83,47 +88,8 @@ impl Gateway {
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("no listen line; log:\n{}", log.lock().unwrap()));
-        let base = format!("http://{addr}");
-        let client = reqwest::Client::new();
-        let r = client
-            .post(format!("{base}/api/auth/login"))
-            .json(&json!({"email": ADMIN, "password": ADMIN_PW}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let token = r.json::<Value>().await.unwrap()["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        Gateway {
-            child,
-            base,
-            log,
-            token,
-            client,
-        }
-    }
-
-    async fn send(&self, number: &str, text: &str) -> reqwest::Result<reqwest::Response> {
-        self.client
-            .post(format!("{}/api/whatsapp/send-message", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"number": number, "message": text}))
-            .send()
-            .await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let api = Api::login_at(format!("http://{addr}"), ADMIN, ADMIN_PW).await;
+        Gateway { child, log, api }
     }
 
     fn log(&self) -> String {
@@ -188,7 +154,10 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
     let mut accepted = Vec::new();
     let mut killed = false;
     for i in 0..2000 {
-        match gw.send("6281234567890", &format!("crash-test {i}")).await {
+        match gw
+            .try_send_text("6281234567890", &format!("crash-test {i}"))
+            .await
+        {
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
                 accepted.push(
                     r.json::<Value>().await.unwrap()["jobId"]
@@ -218,7 +187,7 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
     let gw = Gateway::start(dir.path()).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = gw.get("/api/whatsapp/status").await;
+        let s = gw.get_json("/api/whatsapp/status").await;
         if s["queue"]["waiting"] == 0 && s["queue"]["active"] == 0 {
             break;
         }
@@ -233,7 +202,7 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
         .map(|l| l["jobId"].as_str().unwrap().to_string())
         .collect();
     for id in &accepted {
-        let job = gw.get(&format!("/api/whatsapp/jobs/{id}")).await;
+        let job = gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await;
         assert_eq!(job["status"], "completed", "{job}");
         assert!(delivered.contains(id), "accepted job {id} never delivered");
     }
@@ -269,7 +238,7 @@ async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
     let mut jobs = Vec::new();
     for i in 0..5 {
         let r = gw
-            .send("6281234567890", &format!("hooked {i}"))
+            .try_send_text("6281234567890", &format!("hooked {i}"))
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED);
@@ -283,7 +252,7 @@ async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
     // All five completed and recorded; the receiver refused at least the first try.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let pending = gw.get("/api/webhooks/deliveries?status=pending").await;
+        let pending = gw.get_json("/api/webhooks/deliveries?status=pending").await;
         if pending["deliveries"].as_array().unwrap().len() == 5
             && !receiver.got.lock().unwrap().is_empty()
         {
@@ -324,7 +293,7 @@ async fn a_jobs_completion_event_is_stored_with_the_completion_even_at_a_kill_9(
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
     let mut gw = Gateway::start(dir.path()).await;
     let r = gw
-        .send("6281234567890", "completed, then killed")
+        .try_send_text("6281234567890", "completed, then killed")
         .await
         .unwrap();
     let id = r.json::<Value>().await.unwrap()["jobId"]
@@ -333,7 +302,7 @@ async fn a_jobs_completion_event_is_stored_with_the_completion_even_at_a_kill_9(
         .to_string();
     // Killed the moment the API shows the job completed: nothing else gets to run.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
+    while gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
         assert!(Instant::now() < deadline);
     }
     gw.child.kill().unwrap(); // SIGKILL
@@ -342,10 +311,10 @@ async fn a_jobs_completion_event_is_stored_with_the_completion_even_at_a_kill_9(
 
     let gw = Gateway::start(dir.path()).await;
     assert_eq!(
-        gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"],
+        gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"],
         "completed"
     );
-    let deliveries = gw.get("/api/webhooks/deliveries?limit=1000").await;
+    let deliveries = gw.get_json("/api/webhooks/deliveries?limit=1000").await;
     let for_job: Vec<&Value> = deliveries["deliveries"]
         .as_array()
         .unwrap()
@@ -360,13 +329,16 @@ async fn sigterm_lets_an_active_send_finish_before_exit() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "800ms");
     let mut gw = Gateway::start(dir.path()).await;
-    let r = gw.send("6281234567890", "finish me").await.unwrap();
+    let r = gw
+        .try_send_text("6281234567890", "finish me")
+        .await
+        .unwrap();
     let id = r.json::<Value>().await.unwrap()["jobId"]
         .as_str()
         .unwrap()
         .to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.get("/api/whatsapp/status").await["queue"]["active"] != 1 {
+    while gw.get_json("/api/whatsapp/status").await["queue"]["active"] != 1 {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -379,7 +351,7 @@ async fn sigterm_lets_an_active_send_finish_before_exit() {
     drop(gw);
     let gw = Gateway::start(dir.path()).await;
     assert_eq!(
-        gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"],
+        gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"],
         "completed"
     );
 }
@@ -389,14 +361,20 @@ async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "0ms");
     let gw = Gateway::start(dir.path()).await;
-    let r = gw.send("6281234567890", "BODY-SECRET-1234").await.unwrap();
+    let r = gw
+        .try_send_text("6281234567890", "BODY-SECRET-1234")
+        .await
+        .unwrap();
     let id = r.json::<Value>().await.unwrap()["jobId"]
         .as_str()
         .unwrap()
         .to_string();
-    let _ = gw.send("6281200000000", "BODY-SECRET-5678").await.unwrap();
+    let _ = gw
+        .try_send_text("6281200000000", "BODY-SECRET-5678")
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.get(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
+    while gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -427,7 +405,10 @@ async fn log_format_json_writes_one_object_per_line_for_log_shippers() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "0ms");
     let gw = Gateway::start_with_env(dir.path(), &[("GATEWAY__LOG__FORMAT", "json")]).await;
-    let r = gw.send("6281234567890", "BODY-SECRET-JSON").await.unwrap();
+    let r = gw
+        .try_send_text("6281234567890", "BODY-SECRET-JSON")
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let log = gw.wait_log(&["completed"]).await;
     let mut messages = Vec::new();

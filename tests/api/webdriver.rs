@@ -79,30 +79,11 @@ pub(crate) async fn wait_state(
     want: &[&str],
     within: Duration,
 ) -> (Value, Duration) {
-    let t0 = Instant::now();
-    loop {
-        let s = state(app).await;
-        if want.iter().any(|w| s["whatsapp"]["state"] == *w) {
-            return (s, t0.elapsed());
-        }
-        assert!(
-            t0.elapsed() < within,
-            "state not {want:?} after {within:?}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_state(want, within).await
 }
 
 pub(crate) async fn wait_job(app: &TestApp, id: &str, within: Duration) -> Value {
-    let t0 = Instant::now();
-    loop {
-        let job = app.job(id).await;
-        if job["status"] == "completed" || job["status"] == "failed" {
-            return job;
-        }
-        assert!(t0.elapsed() < within, "job {id} not finished: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_finished_within(id, within).await
 }
 
 pub(crate) fn profile(app: &TestApp) -> std::path::PathBuf {

@@ -1,0 +1,158 @@
+//! The one HTTP client of the tests and the benches: a gateway's base URL, a bearer token, and
+//! a helper per route they use. `TestApp` (in-process gateways), the process tests' `Gateway`
+//! (the real binary) and the WebDriver bench all talk through it.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+}
+
+impl Api {
+    /// Logs in at `base` (e.g. `http://127.0.0.1:8080`) and keeps the access token.
+    pub async fn login_at(base: String, email: &str, password: &str) -> Api {
+        let mut api = Api {
+            base,
+            client: reqwest::Client::new(),
+            token: String::new(),
+        };
+        let r = api.login(email, password).await;
+        assert_eq!(r.status(), StatusCode::OK, "login");
+        let body: Value = r.json().await.unwrap();
+        api.token = body["accessToken"].as_str().unwrap().to_string();
+        api
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_auth(
+            "/api/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// POST without a token.
+    pub async fn post_auth(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET with the token, expecting 200 and JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(&self, body: &Value) -> Response {
+        self.post("/api/whatsapp/send-message", body).await
+    }
+
+    /// A text message, without panicking when the gateway is gone (for the crash tests).
+    pub async fn try_send_text(&self, number: &str, text: &str) -> reqwest::Result<Response> {
+        self.client
+            .post(self.url("/api/whatsapp/send-message"))
+            .bearer_auth(&self.token)
+            .json(&json!({"number": number, "message": text}))
+            .send()
+            .await
+    }
+
+    /// Sends and expects 202; returns the job id.
+    pub async fn send_ok(&self, number: &str, text: &str) -> String {
+        let r = self.send(&json!({"number": number, "message": text})).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let body: Value = r.json().await.unwrap();
+        body["jobId"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.get_json(&format!("/api/whatsapp/jobs/{id}")).await
+    }
+
+    /// Polls the job until it is completed or failed.
+    pub async fn wait_finished_within(&self, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let job = self.job(id).await;
+            if job["status"] == "completed" || job["status"] == "failed" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Polls the job until it is completed or failed (20 s at most).
+    pub async fn wait_finished(&self, id: &str) -> Value {
+        self.wait_finished_within(id, Duration::from_secs(20)).await
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get_json("/api/whatsapp/status").await
+    }
+
+    /// Waits until `whatsapp.state` is one of `want`; returns the status and how long it took.
+    pub async fn wait_state(&self, want: &[&str], within: Duration) -> (Value, Duration) {
+        let t0 = Instant::now();
+        loop {
+            let s = self.status().await;
+            if want.iter().any(|w| s["whatsapp"]["state"] == *w) {
+                return (s, t0.elapsed());
+            }
+            assert!(
+                t0.elapsed() < within,
+                "state not {want:?} after {within:?}: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    }
+}
