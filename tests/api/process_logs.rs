@@ -1,0 +1,156 @@
+//! What the real binary says and refuses at start: logs that mask numbers and never show
+//! bodies, tokens or passwords; JSON logs; bad configs named; the hint when no user exists.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::process::{ADMIN_PW, BIN, Gateway, write_config};
+
+#[tokio::test]
+async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let gw = Gateway::start(dir.path()).await;
+    let r = gw
+        .try_send_text("6281234567890", "BODY-SECRET-1234")
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _ = gw
+        .try_send_text("6281200000000", "BODY-SECRET-5678")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every line of both jobs is written before the checks below.
+    let log = gw
+        .wait_log(&["✅ Job", "failed permanently: not-registered"])
+        .await;
+    assert!(
+        log.contains("62812****7890"),
+        "masked number expected in:\n{log}"
+    );
+    assert!(log.contains("📥 Message queued"), "{log}");
+    assert!(log.contains("✅ Job"), "{log}");
+    assert!(log.contains("failed permanently: not-registered"), "{log}");
+    for secret in [
+        "6281234567890",
+        "BODY-SECRET",
+        ADMIN_PW,
+        gw.token.as_str(),
+        "rt_",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line_for_log_shippers() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let gw = Gateway::start_with_env(dir.path(), &[("GATEWAY__LOG__FORMAT", "json")]).await;
+    let r = gw
+        .try_send_text("6281234567890", "BODY-SECRET-JSON")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let log = gw.wait_log(&["completed"]).await;
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        messages.push(v["message"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(messages.iter().any(|m| m.contains("Listening on")), "{log}");
+    assert!(log.contains("62812****7890"), "{log}");
+    assert!(
+        !log.contains("6281234567890") && !log.contains("BODY-SECRET"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_config_stops_start_up_naming_the_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    for (text, key) in [
+        ("[queue]\nbackoff_base = \"fast\"\n", "queue.backoff_base"),
+        ("[queue]\nconcurency = 3\n", "concurency"),
+        ("[server]\nbind = \"nowhere\"\n", "server.bind"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key) && err.contains("gateway.toml"),
+            "{key}: {err}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "/nonexistent/gateway.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
+}
+
+#[tokio::test]
+async fn with_no_user_the_log_says_how_to_create_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "0ms");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("gateway.toml"))
+        .env_remove("GATEWAY_ADMIN_EMAIL")
+        .env_remove("GATEWAY_ADMIN_PASSWORD")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    let found = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("wa-gateway user add") {
+                    break true;
+                }
+                if line.contains("Listening on") {
+                    break false;
+                }
+            }
+            _ => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "{seen}");
+    // The secret was generated with owner-only permissions.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("data/jwt-secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
