@@ -7,6 +7,8 @@
 #  3. RSS: idle after start, peak (VmHWM) after the enqueue load.
 # Usage: bench/bench.sh [duration=10s] [connections=64]
 #        PLUGINS=bundled bench/bench.sh ...   the same with the four bundled WASM plugins loaded
+#        BIN=path/to/wa-gateway bench/bench.sh ...   measure that binary (no build), e.g. to
+#        compare two versions in one run
 # Needs: wrk, curl, python3 (apt-get install -y wrk curl). Builds the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +16,10 @@ DURATION=${1:-10s}
 CONNS=${2:-64}
 DRAIN_JOBS=${DRAIN_JOBS:-10000}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --quiet
-BIN=target/release/wa-gateway
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/wa-gateway
+fi
 WORK=$(mktemp -d)
 trap 'kill $GW_PID 2>/dev/null || true; wait $GW_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
