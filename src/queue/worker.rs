@@ -181,7 +181,10 @@ async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
             let id = job.id.clone();
             (
                 Outcome::Completed {
-                    receipt: serde_json::to_string(&receipt).ok(),
+                    // A driver that saw nothing worth keeping (the sandbox) stores nothing.
+                    receipt: (!receipt.detail.is_empty())
+                        .then(|| serde_json::to_string(&receipt).ok())
+                        .flatten(),
                 },
                 Box::new(move || tracing::info!(job.id = %id, "✅ Job {id} completed")),
             )

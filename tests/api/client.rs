@@ -113,15 +113,11 @@ impl Api {
 
     /// Polls the job until it is completed or failed.
     pub async fn wait_finished_within(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
+        eventually(within, &format!("job {id} finished"), || async {
             let job = self.job(id).await;
-            if job["status"] == "completed" || job["status"] == "failed" {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            (job["status"] == "completed" || job["status"] == "failed").then_some(job)
+        })
+        .await
     }
 
     /// Polls the job until it is completed or failed (20 s at most).
@@ -136,17 +132,14 @@ impl Api {
     /// Waits until `whatsapp.state` is one of `want`; returns the status and how long it took.
     pub async fn wait_state(&self, want: &[&str], within: Duration) -> (Value, Duration) {
         let t0 = Instant::now();
-        loop {
+        let s = eventually(within, &format!("WhatsApp state in {want:?}"), || async {
             let s = self.status().await;
-            if want.iter().any(|w| s["whatsapp"]["state"] == *w) {
-                return (s, t0.elapsed());
-            }
-            assert!(
-                t0.elapsed() < within,
-                "state not {want:?} after {within:?}: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            want.iter()
+                .any(|w| s["whatsapp"]["state"] == *w)
+                .then_some(s)
+        })
+        .await;
+        (s, t0.elapsed())
     }
 
     /// `GET /metrics` as text.
@@ -154,5 +147,22 @@ impl Api {
         let r = self.client.get(self.url("/metrics")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         r.text().await.unwrap()
+    }
+}
+
+/// Polls `check` every 20 ms until it gives `Some`, and returns that; panics after `within`,
+/// naming what was awaited. The tests' one way to wait: on a fact, never a fixed sleep.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Response, StatusCode};
 
-pub use crate::client::Api;
+pub use crate::client::{Api, eventually};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
@@ -137,23 +137,6 @@ pub async fn error_code(r: Response, status: StatusCode) -> String {
         .as_str()
         .expect("error.code")
         .to_string()
-}
-
-/// Polls `check` every 50 ms until it gives `Some`, and returns that; panics after `within`,
-/// naming `what` was awaited. Tests wait on facts this way, never on a fixed sleep.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// SIGKILL to a process (a browser's, in the tests that kill one).

@@ -292,14 +292,7 @@ async fn a_jobs_completion_event_is_stored_with_the_completion_even_at_a_kill_9(
     ));
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
     let mut gw = Gateway::start(dir.path()).await;
-    let r = gw
-        .try_send_text("6281234567890", "completed, then killed")
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["jobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = gw.send_ok("6281234567890", "completed, then killed").await;
     // Killed the moment the API shows the job completed: nothing else gets to run.
     let deadline = Instant::now() + Duration::from_secs(20);
     while gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
@@ -329,14 +322,7 @@ async fn sigterm_lets_an_active_send_finish_before_exit() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "800ms");
     let mut gw = Gateway::start(dir.path()).await;
-    let r = gw
-        .try_send_text("6281234567890", "finish me")
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["jobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = gw.send_ok("6281234567890", "finish me").await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while gw.get_json("/api/whatsapp/status").await["queue"]["active"] != 1 {
         assert!(Instant::now() < deadline);

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -15,23 +14,9 @@ async fn the_log_masks_numbers_and_never_shows_bodies_tokens_or_passwords() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "0ms");
     let gw = Gateway::start(dir.path()).await;
-    let r = gw
-        .try_send_text("6281234567890", "BODY-SECRET-1234")
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["jobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let _ = gw
-        .try_send_text("6281200000000", "BODY-SECRET-5678")
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.get_json(&format!("/api/whatsapp/jobs/{id}")).await["status"] != "completed" {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let id = gw.send_ok("6281234567890", "BODY-SECRET-1234").await;
+    gw.send_ok("6281200000000", "BODY-SECRET-5678").await;
+    assert_eq!(gw.wait_finished(&id).await["status"], "completed");
     // Every line of both jobs is written before the checks below.
     let log = gw
         .wait_log(&["✅ Job", "failed permanently: not-registered"])
