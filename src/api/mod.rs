@@ -58,8 +58,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
-        .layer(middleware::from_fn(envelope_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(
             TraceLayer::new_for_http()
@@ -110,28 +109,27 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Every request but the event stream ends within `server.request_timeout`.
-async fn time_limit(
+/// Every request but the event stream ends within `server.request_timeout`, and every error
+/// leaves in the JSON envelope (one middleware for both: each layer costs every request).
+async fn edge(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    if req.uri().path() == "/api/events" {
-        return next.run(req).await;
-    }
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::RequestTimeout(state.request_timeout).into_response(),
-    }
+    let res = if req.uri().path() == "/api/events" {
+        next.run(req).await
+    } else {
+        match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+            Ok(res) => res,
+            Err(_) => return ApiError::RequestTimeout(state.request_timeout).into_response(),
+        }
+    };
+    envelope_errors(res).await
 }
 
 /// The error envelope on every error, also those answered in plain text by a layer or an
 /// extractor (a path that is not UTF-8, a body over a limit): `{"error":{"code","message"}}`.
-async fn envelope_errors(
-    req: axum::extract::Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    let res = next.run(req).await;
+async fn envelope_errors(res: axum::response::Response) -> axum::response::Response {
     let status = res.status();
     let is_json = res
         .headers()

@@ -1,5 +1,6 @@
-//! Storing accepted jobs: a batch in one statement whose SQL never changes (the rows travel as
-//! one JSON array), `ON CONFLICT` on `message_id` for idempotency.
+//! Storing accepted jobs: a batch in one multi-row `INSERT` with bound values (the hottest
+//! write of the gateway: every 202 waits for it), `ON CONFLICT` on `message_id` for
+//! idempotency.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use sqlx::SqliteConnection;
 use super::{COLS, JobRow, JobState};
 
 /// What the API accepted, ready to store.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
     pub message_id: String,
@@ -47,7 +48,7 @@ impl NewJob {
     }
 }
 
-/// Most jobs in one statement.
+/// Most jobs in one statement (10 values each, far below SQLite's limit of bound values).
 pub const MAX_INSERT_ROWS: usize = 256;
 
 /// Inserts many jobs in one statement. For each input, in order: the stored row and whether
@@ -58,22 +59,35 @@ pub async fn insert_many(
 ) -> sqlx::Result<Vec<(JobRow, bool)>> {
     let mut out = Vec::with_capacity(batch.len());
     for chunk in batch.chunks(MAX_INSERT_ROWS) {
-        let rows = serde_json::to_string(chunk).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        // Only the new rows' seq comes back: the rest of each row is what was just written.
-        let mut created: HashMap<String, i64> = sqlx::query_as::<_, (i64, String)>(
+        // One row of values per job, bound in the column order of the statement. (Parsing the
+        // rows from one JSON array in SQLite cost 15% of the accepted sends per second.)
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
             "INSERT INTO jobs (id, message_id, number, chat_id, message, template, priority, \
-             status, attempts, run_at, created_at, updated_at) \
-             SELECT j->>'id', j->>'message_id', j->>'number', j->>'chat_id', j->>'message', \
-                    j->>'template', j->>'priority', 'waiting', 0, j->>'now', j->>'now', j->>'now' \
-             FROM (SELECT value AS j FROM json_each(?1)) WHERE true \
-             ON CONFLICT(message_id) DO NOTHING RETURNING seq, message_id",
-        )
-        .bind(&rows)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(seq, m)| (m, seq))
-        .collect();
+             status, attempts, run_at, created_at, updated_at) VALUES {rows} \
+             ON CONFLICT(message_id) DO NOTHING RETURNING seq, message_id"
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+        for j in chunk {
+            q = q
+                .bind(&j.id)
+                .bind(&j.message_id)
+                .bind(&j.number)
+                .bind(&j.chat_id)
+                .bind(&j.message)
+                .bind(&j.template)
+                .bind(j.priority)
+                .bind(j.now)
+                .bind(j.now)
+                .bind(j.now);
+        }
+        // Only the new rows' seq comes back: the rest of each row is what was just written.
+        let mut created: HashMap<String, i64> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(seq, m)| (m, seq))
+            .collect();
         let mut existing: HashMap<String, JobRow> = HashMap::new();
         if created.len() < chunk.len() {
             let ids: Vec<&str> = chunk
