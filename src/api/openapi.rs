@@ -141,13 +141,6 @@ impl Op {
         self.links
             .push((status, name, operation_id(method, path), param, expression));
     }
-
-    /// Renames a response (the handler's type gives the shape, the route gives the words).
-    pub fn describe_response(&mut self, status: u16, description: &'static str) {
-        for r in self.responses.iter_mut().filter(|r| r.0 == status) {
-            r.1 = description;
-        }
-    }
 }
 
 /// A query parameter's schema as a client needs it: an optional value is left out rather than
