@@ -189,11 +189,7 @@ impl Queue {
 
     /// Records how an attempt ended; false when the job's lease no longer held.
     async fn record(&self, finished: jobs::Finished, event: Event) -> Result<bool, DbError> {
-        let to = match finished.outcome {
-            jobs::Outcome::Completed { .. } => JobState::Completed,
-            jobs::Outcome::Retry { .. } => JobState::Waiting,
-            jobs::Outcome::Failed { .. } => JobState::Failed,
-        };
+        let to = finished.outcome.state();
         // A transient database error (a full disk, a busy file) must not leave the job `active`
         // until the next restart: try again with backoff (0.1s … 3.2s) before giving up.
         let mut tries = 0;

@@ -219,11 +219,7 @@ async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
             Some((code, message)),
         ),
     };
-    let to = match &outcome {
-        Outcome::Completed { .. } => JobState::Completed,
-        Outcome::Retry { .. } => JobState::Waiting,
-        Outcome::Failed { .. } => JobState::Failed,
-    };
+    let to = outcome.state();
     let finished = jobs::Finished {
         seq: job.seq,
         lease: job.lease.unwrap_or_default(),

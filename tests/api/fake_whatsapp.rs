@@ -280,6 +280,15 @@ impl FakeWa {
             .map(|m| m.text.clone())
             .collect()
     }
+    /// Waits until the "server" has received a text for this chat (the page pressed Enter).
+    pub async fn wait_received(&self, phone: &str) {
+        crate::client::eventually(
+            Duration::from_secs(20),
+            "the text reached the server",
+            || async { (!self.sent_to(phone).is_empty()).then_some(()) },
+        )
+        .await;
+    }
     /// The page's message ids of the texts received for a chat, in order.
     pub fn sent_to_ids(&self, phone: &str) -> Vec<String> {
         self.lock()

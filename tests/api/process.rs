@@ -221,9 +221,9 @@ async fn kill_9_in_a_busy_queue_loses_no_accepted_job() {
     );
 }
 
-#[tokio::test]
-async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
-    use crate::webhooks::{Receiver, SECRET, unique, wait_for};
+/// A gateway with a `job.completed` webhook whose receiver is down, so deliveries stay pending.
+async fn gateway_with_webhook_down() -> (crate::webhooks::Receiver, tempfile::TempDir, Gateway) {
+    use crate::webhooks::{Receiver, SECRET};
     let receiver = Receiver::default();
     *receiver.down.lock().unwrap() = true;
     let url = receiver.start().await;
@@ -234,7 +234,14 @@ async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
         "[[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nevents = [\"job.completed\"]\n"
     ));
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let mut gw = Gateway::start(dir.path()).await;
+    let gw = Gateway::start(dir.path()).await;
+    (receiver, dir, gw)
+}
+
+#[tokio::test]
+async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
+    use crate::webhooks::{unique, wait_for};
+    let (receiver, dir, mut gw) = gateway_with_webhook_down().await;
     let mut jobs = Vec::new();
     for i in 0..5 {
         let r = gw
@@ -280,18 +287,7 @@ async fn webhook_deliveries_pending_at_a_kill_9_are_delivered_after_restart() {
 
 #[tokio::test]
 async fn a_jobs_completion_event_is_stored_with_the_completion_even_at_a_kill_9() {
-    use crate::webhooks::{Receiver, SECRET};
-    let receiver = Receiver::default();
-    *receiver.down.lock().unwrap() = true;
-    let url = receiver.start().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), "0ms");
-    let mut config = std::fs::read_to_string(dir.path().join("gateway.toml")).unwrap();
-    config.push_str(&format!(
-        "[[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nevents = [\"job.completed\"]\n"
-    ));
-    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let mut gw = Gateway::start(dir.path()).await;
+    let (_receiver, dir, mut gw) = gateway_with_webhook_down().await;
     let id = gw.send_ok("6281234567890", "completed, then killed").await;
     // Killed the moment the API shows the job completed: nothing else gets to run.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -251,12 +251,7 @@ async fn chromium_killed_between_enter_and_the_tick_sends_once() {
     let number = "6281200000041";
     fake.hold_ticks(number);
     let id = app.send_ok(number, "killed mid-send").await;
-    eventually(
-        Duration::from_secs(20),
-        "the text reached the server",
-        || async { (!fake.sent_to(number).is_empty()).then_some(()) },
-    )
-    .await;
+    fake.wait_received(number).await;
     let old = browser_processes(&app);
     let t0 = Instant::now();
     for pid in &old {
@@ -288,12 +283,7 @@ async fn a_gateway_stopped_in_the_middle_of_a_send_leaves_no_browser_and_sends_o
     let number = "6281200000042";
     fake.hold_ticks(number);
     let id = app.send_ok(number, "stopped mid-send").await;
-    eventually(
-        Duration::from_secs(20),
-        "the text reached the server",
-        || async { (!fake.sent_to(number).is_empty()).then_some(()) },
-    )
-    .await;
+    fake.wait_received(number).await;
     let profile = profile(&app);
     let (dir, config) = app.stop().await;
     assert_eq!(

@@ -48,6 +48,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The state the job is in once this outcome is recorded.
+    pub fn state(&self) -> super::JobState {
+        match self {
+            Outcome::Completed { .. } => super::JobState::Completed,
+            Outcome::Retry { .. } => super::JobState::Waiting,
+            Outcome::Failed { .. } => super::JobState::Failed,
+        }
+    }
+}
+
 /// One claimed job's outcome, to record if its lease still holds.
 #[derive(Debug, Clone)]
 pub struct Finished {
