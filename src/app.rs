@@ -15,6 +15,8 @@ pub struct App {
     pub keys: Keys,
     pub throttle: Throttle,
     pub queue: Arc<Queue>,
+    /// The WhatsApp accounts, each with its driver and queue lane.
+    pub sessions: Arc<crate::sessions::Sessions>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The plugin host, when gateway.toml names plugins.
     pub plugins: Option<Arc<PluginHooks>>,

@@ -159,7 +159,7 @@ pub async fn backup(
     let data_dir = config.data_dir();
     let secret = data_dir.join(SECRET_FILE);
     let has_secret = secret.is_file();
-    let profile = config.browser_profile();
+    let profile = config.browser_profile(crate::sessions::DEFAULT);
     let with_profile = with_browser_profile && profile.is_dir();
     if with_browser_profile && !with_profile {
         bail!(
@@ -331,7 +331,7 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
     if manifest.jwt_secret && secret_in.is_file() {
         set_aside(&data_dir.join(SECRET_FILE))?;
     }
-    let profile = config.browser_profile();
+    let profile = config.browser_profile(crate::sessions::DEFAULT);
     if manifest.browser_profile && profile_in.is_dir() {
         set_aside(&profile)?;
     }

@@ -114,6 +114,23 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<crate::sessions::SessionError> for ApiError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        use crate::sessions::SessionError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(_) => ApiError::NotFound("session_not_found", message),
+            E::Exists(_) => ApiError::Conflict("session_exists", message),
+            E::Capacity { .. } => ApiError::Conflict("capacity_reached", message),
+            E::Invalid(_) => ApiError::Validation(message),
+            E::Stopped(_) => ApiError::Conflict("session_stopped", message),
+            E::Driver { .. } => ApiError::Conflict("driver_refused", message),
+            E::Db(d) => d.into(),
+            E::Io(m) => ApiError::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.into())

@@ -1,6 +1,6 @@
 //! Live events: job state changes, WhatsApp state changes and new QR codes, published once and
-//! read by `GET /api/events` (Server-Sent Events). Every job event carries its `jobId` and
-//! `messageId`, so clients can match them.
+//! read by `GET /api/events` (Server-Sent Events). Every job event carries its `jobId`,
+//! `messageId` and `session`, so clients can match them; every WhatsApp event names its session.
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -18,6 +18,7 @@ pub enum Event {
     Job {
         job_id: String,
         message_id: String,
+        session: String,
         status: &'static str,
         attempts: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,13 +27,18 @@ pub enum Event {
     },
     #[serde(rename = "whatsapp", rename_all = "camelCase")]
     WhatsApp {
+        session: String,
         state: SessionState,
         detail: String,
         at: String,
     },
     /// A new QR code to scan.
     #[serde(rename = "qr", rename_all = "camelCase")]
-    Qr { qr: String, at: String },
+    Qr {
+        session: String,
+        qr: String,
+        at: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,18 +57,14 @@ impl Event {
         }
     }
 
-    pub fn job(
-        row_id: &str,
-        message_id: &str,
-        status: &'static str,
-        attempts: i64,
-        error: Option<(&str, &str)>,
-    ) -> Event {
+    /// The job entered `status`, with this error.
+    pub fn job(row: &JobRow, status: &'static str, error: Option<(&str, &str)>) -> Event {
         Event::Job {
-            job_id: row_id.to_string(),
-            message_id: message_id.to_string(),
+            job_id: row.id.clone(),
+            message_id: row.message_id.clone(),
+            session: row.session.clone(),
             status,
-            attempts,
+            attempts: row.attempts,
             error: error.map(|(code, message)| EventError {
                 code: code.to_string(),
                 message: message.to_string(),
@@ -76,7 +78,7 @@ impl Event {
             (Some(c), Some(m)) => Some((c.as_str(), m.as_str())),
             _ => None,
         };
-        Event::job(&row.id, &row.message_id, status, row.attempts, error)
+        Event::job(row, status, error)
     }
 }
 
@@ -111,23 +113,25 @@ impl Events {
         self.tx.subscribe()
     }
 
-    /// The driver's current state as an event (sent first to every new listener).
-    pub fn whatsapp_now(sender: &dyn MessageSender) -> Event {
-        let s = sender.status();
+    /// A session's current state as an event (sent first to every new listener).
+    pub fn whatsapp_now(session: &str, s: crate::whatsapp::WhatsAppStatus) -> Event {
         Event::WhatsApp {
+            session: session.to_string(),
             state: s.state,
             detail: s.detail,
             at: now(),
         }
     }
 
-    /// Publishes the driver's state and QR changes until `stop`.
+    /// Publishes a session driver's state and QR changes until `stop`.
     pub fn watch_driver(
         &self,
+        session: &str,
         sender: std::sync::Arc<dyn MessageSender>,
         stop: tokio_util::sync::CancellationToken,
     ) {
         let events = self.clone();
+        let session = session.to_string();
         tokio::spawn(async move {
             let (mut state, mut detail, mut qr) = (None, String::new(), None);
             loop {
@@ -137,6 +141,7 @@ impl Events {
                     state = Some(s.state);
                     detail = s.detail.clone();
                     events.publish(Event::WhatsApp {
+                        session: session.clone(),
                         state: s.state,
                         detail: s.detail,
                         at: now(),
@@ -146,6 +151,7 @@ impl Events {
                 if q != qr {
                     if let Some(code) = &q {
                         events.publish(Event::Qr {
+                            session: session.clone(),
                             qr: code.clone(),
                             at: now(),
                         });

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod serve;
+pub mod sessions;
 pub mod shutdown;
 pub mod system;
 pub mod telemetry;
@@ -36,13 +37,11 @@ use tokio_util::task::TaskTracker;
 use crate::app::{App, AppState};
 use crate::auth::Keys;
 use crate::auth::throttle::Throttle;
-use crate::config::{Config, DriverKind};
+use crate::config::Config;
 use crate::db::Db;
 use crate::hooks::{Builtin, Hooks};
 use crate::queue::Queue;
-use crate::whatsapp::MessageSender;
-use crate::whatsapp::sandbox::Sandbox;
-use crate::whatsapp::webdriver::WebDriver;
+use crate::sessions::Sessions;
 
 /// Environment variables that create the first admin when there is no user yet.
 pub const ADMIN_EMAIL_ENV: &str = "GATEWAY_ADMIN_EMAIL";
@@ -83,34 +82,28 @@ pub async fn run(
         None => Arc::new(Builtin),
     };
     let tracker = TaskTracker::new();
-    let sender: Arc<dyn MessageSender> = match config.whatsapp.driver {
-        DriverKind::Sandbox => {
-            let outbox = config.resolve(&config.whatsapp.sandbox.outbox);
-            tracing::info!(outbox = %outbox.display(), "🧪 WhatsApp driver: sandbox (test numbers end in 0000-0004)");
-            Arc::new(Sandbox::new(config.whatsapp.sandbox.delay.0, &outbox)?)
-        }
-        DriverKind::Webdriver => {
-            let wd = &config.whatsapp.webdriver;
-            let profile = config.browser_profile();
-            tracing::info!(url = %wd.web_url, profile = %profile.display(), "🌍 WhatsApp driver: webdriver");
-            WebDriver::start(wd.clone(), profile, shutdown.child_token(), &tracker)
-        }
-    };
     let events = events::Events::new();
-    events.watch_driver(sender.clone(), shutdown.child_token());
     let metrics = Arc::new(metrics::Metrics::default());
     let outbox = webhooks::Outbox::new(&config.webhooks);
     let queue = Queue::new(
         db.clone(),
         &config.queue,
         hooks,
-        sender.clone(),
-        events,
+        events.clone(),
         outbox.clone(),
         metrics.clone(),
     )
     .await?;
-    queue.recover().await?;
+    let config = Arc::new(config);
+    let sessions = Sessions::load(
+        config.clone(),
+        db.clone(),
+        queue.clone(),
+        events,
+        shutdown.child_token(),
+        tracker.clone(),
+    )
+    .await?;
     webhooks::start(
         outbox,
         &db,
@@ -124,6 +117,7 @@ pub async fn run(
         keys,
         throttle: Throttle::new(config.auth.login_max_failures, config.auth.login_window.0),
         queue: queue.clone(),
+        sessions: sessions.clone(),
         metrics,
         plugins: plugin_hooks.clone(),
         templates: config.templates.clone(),
@@ -175,9 +169,10 @@ pub async fn run(
             "sends still active after {}; they will be retried after the next start",
             humantime::format_duration(config.queue.shutdown_grace.0)
         );
-        // Nothing the driver started may outlive the gateway.
-        sender.kill();
+        // Nothing the drivers started may outlive the gateway.
+        sessions.kill();
     }
+    drop(sessions);
     drop(queue);
     drop(db);
     // The writer ends once every handle is gone; don't wait on sends that outlived the grace period.

@@ -38,21 +38,32 @@ impl Histogram {
 
     fn write(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.write_series(out, name, "");
+    }
+
+    /// The series without the header; `labels` like `session="a",` (with its comma).
+    fn write_series(&self, out: &mut String, name: &str, labels: &str) {
         for (b, c) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(
                 out,
-                "{name}_bucket{{le=\"{b}\"}} {}",
+                "{name}_bucket{{{labels}le=\"{b}\"}} {}",
                 c.load(Ordering::Relaxed)
             );
         }
         let n = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {n}");
+        let plain = labels.trim_end_matches(',');
+        let braces = if plain.is_empty() {
+            String::new()
+        } else {
+            format!("{{{plain}}}")
+        };
         let _ = writeln!(
             out,
-            "{name}_sum {}",
+            "{name}_sum{braces} {}",
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(out, "{name}_count {n}");
+        let _ = writeln!(out, "{name}_count{braces} {n}");
     }
 }
 
@@ -63,11 +74,17 @@ const ATTEMPTS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0];
 /// (method, status) → requests, for one route.
 type PerRoute = BTreeMap<(&'static str, u16), u64>;
 
+/// One session's sends.
+struct SessionSends {
+    /// (outcome, error code) → sends.
+    by_outcome: BTreeMap<(String, String), u64>,
+    seconds: Histogram,
+}
+
 /// Everything the gateway counts.
 pub struct Metrics {
-    /// (outcome, error code) → sends.
-    sends: Mutex<BTreeMap<(String, String), u64>>,
-    pub send_seconds: Histogram,
+    /// Sends by session.
+    sends: Mutex<BTreeMap<String, SessionSends>>,
     pub wait_seconds: Histogram,
     pub attempts: Histogram,
     /// Passes of the retention pruner (each one every `prune_interval`).
@@ -80,7 +97,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             sends: Mutex::default(),
-            send_seconds: Histogram::new(LATENCY),
             wait_seconds: Histogram::new(WAIT),
             attempts: Histogram::new(ATTEMPTS),
             retention_runs: Default::default(),
@@ -97,15 +113,25 @@ fn label(v: &str) -> String {
 }
 
 impl Metrics {
-    /// One send ended: `outcome` is `completed`, `retry` or `failed`; `code` empty on success.
-    pub fn send(&self, outcome: &str, code: &str, took: Duration) {
-        *self
-            .sends
-            .lock()
-            .expect("metrics lock")
-            .entry((outcome.to_string(), code.to_string()))
-            .or_default() += 1;
-        self.send_seconds.observe(took.as_secs_f64());
+    /// One send of a session ended: `outcome` is `completed`, `retry` or `failed`; `code`
+    /// empty on success.
+    pub fn send(&self, session: &str, outcome: &str, code: &str, took: Duration) {
+        let mut sends = self.sends.lock().expect("metrics lock");
+        if !sends.contains_key(session) {
+            sends.insert(
+                session.to_string(),
+                SessionSends {
+                    by_outcome: BTreeMap::new(),
+                    seconds: Histogram::new(LATENCY),
+                },
+            );
+        }
+        if let Some(s) = sends.get_mut(session) {
+            *s.by_outcome
+                .entry((outcome.to_string(), code.to_string()))
+                .or_default() += 1;
+            s.seconds.observe(took.as_secs_f64());
+        }
     }
 
     /// Counted on every request: no allocation once a route has been seen.
@@ -142,21 +168,30 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
-            "# HELP wa_gateway_sends_total Sends by outcome and error code.\n# TYPE wa_gateway_sends_total counter"
+            "# HELP wa_gateway_sends_total Sends by session, outcome and error code.\n# TYPE wa_gateway_sends_total counter"
         );
-        for ((outcome, code), n) in self.sends.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                o,
-                "wa_gateway_sends_total{{outcome=\"{}\",code=\"{}\"}} {n}",
-                label(outcome),
-                label(code)
-            );
+        let sends = self.sends.lock().expect("metrics lock");
+        for (session, s) in sends.iter() {
+            for ((outcome, code), n) in &s.by_outcome {
+                let _ = writeln!(
+                    o,
+                    "wa_gateway_sends_total{{session=\"{}\",outcome=\"{}\",code=\"{}\"}} {n}",
+                    label(session),
+                    label(outcome),
+                    label(code)
+                );
+            }
         }
-        self.send_seconds.write(
-            &mut o,
-            "wa_gateway_send_duration_seconds",
-            "Time of one send through the WhatsApp driver.",
+        let name = "wa_gateway_send_duration_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Time of one send through a session's WhatsApp driver.\n# TYPE {name} histogram"
         );
+        for (session, s) in sends.iter() {
+            s.seconds
+                .write_series(&mut o, name, &format!("session=\"{}\",", label(session)));
+        }
+        drop(sends);
         self.wait_seconds.write(
             &mut o,
             "wa_gateway_queue_wait_seconds",
@@ -202,24 +237,28 @@ impl Metrics {
         );
         let _ = writeln!(
             o,
-            "# HELP wa_gateway_browser_restarts_total Browser restarts by cause.\n# TYPE wa_gateway_browser_restarts_total counter"
+            "# HELP wa_gateway_browser_restarts_total Browser restarts by session and cause.\n# TYPE wa_gateway_browser_restarts_total counter"
         );
-        for (cause, n) in &gauges.restarts {
+        for (session, cause, n) in &gauges.restarts {
             let _ = writeln!(
                 o,
-                "wa_gateway_browser_restarts_total{{cause=\"{cause}\"}} {n}"
+                "wa_gateway_browser_restarts_total{{session=\"{}\",cause=\"{cause}\"}} {n}",
+                label(session)
             );
         }
         let _ = writeln!(
             o,
-            "# HELP wa_gateway_whatsapp_state 1 for the WhatsApp session's current state.\n# TYPE wa_gateway_whatsapp_state gauge"
+            "# HELP wa_gateway_whatsapp_state 1 for each session's current state.\n# TYPE wa_gateway_whatsapp_state gauge"
         );
-        for state in crate::whatsapp::SessionState::ALL {
-            let _ = writeln!(
-                o,
-                "wa_gateway_whatsapp_state{{state=\"{state}\"}} {}",
-                u8::from(gauges.whatsapp_state == state)
-            );
+        for (session, now) in &gauges.states {
+            for state in crate::whatsapp::SessionState::ALL {
+                let _ = writeln!(
+                    o,
+                    "wa_gateway_whatsapp_state{{session=\"{}\",state=\"{state}\"}} {}",
+                    label(session),
+                    u8::from(*now == state)
+                );
+            }
         }
         let _ = writeln!(
             o,
@@ -245,8 +284,10 @@ type PluginValue = fn(&PluginFigures) -> f64;
 pub struct Gauges {
     pub jobs: Vec<(&'static str, i64)>,
     pub plugins: Vec<PluginFigures>,
-    pub restarts: Vec<(&'static str, u64)>,
-    pub whatsapp_state: crate::whatsapp::SessionState,
+    /// (session, cause, restarts).
+    pub restarts: Vec<(String, &'static str, u64)>,
+    /// Each session's state.
+    pub states: Vec<(String, crate::whatsapp::SessionState)>,
 }
 
 pub struct PluginFigures {

@@ -1,4 +1,5 @@
-//! `GET /api/events`: live events as Server-Sent Events. The WhatsApp state comes first, then
+//! `GET /api/events`: live events as Server-Sent Events. Each session's WhatsApp state comes
+//! first, then
 //! every job state change, WhatsApp state change and new QR code. A client that falls behind
 //! gets a `lagged` event saying how many it missed (the job API has the truth).
 
@@ -13,13 +14,13 @@ use tokio::sync::broadcast::error::RecvError;
 use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::events::{Event, Events};
+use crate::events::Event;
 
 pub fn routes() -> ApiRouter {
     ApiRouter::authenticated().route(
         Method::Get,
         "/events",
-        "Live events (Server-Sent Events): whatsapp.state first, then job.waiting, job.active, job.completed, job.failed, whatsapp.state and whatsapp.qr; data is the event as JSON.",
+        "Live events (Server-Sent Events): whatsapp.state of every session first, then job.waiting, job.active, job.completed, job.failed, whatsapp.state and whatsapp.qr; data is the event as JSON.",
         events,
     )
 }
@@ -46,21 +47,21 @@ async fn events(
                     .into(),
             )
         })?;
-    let first = Events::whatsapp_now(state.queue.sender());
+    let first: std::collections::VecDeque<Event> = state.sessions.states_now().into();
     let rx = state.queue.events().subscribe();
     let stream = futures_util::stream::unfold(
-        (Some(first), rx, permit),
-        |(first, mut rx, permit)| async move {
-            if let Some(e) = first {
-                return Some((Ok(to_sse(&e)), (None, rx, permit)));
+        (first, rx, permit),
+        |(mut first, mut rx, permit)| async move {
+            if let Some(e) = first.pop_front() {
+                return Some((Ok(to_sse(&e)), (first, rx, permit)));
             }
             match rx.recv().await {
-                Ok(e) => Some((Ok(to_sse(&e)), (None, rx, permit))),
+                Ok(e) => Some((Ok(to_sse(&e)), (first, rx, permit))),
                 Err(RecvError::Lagged(n)) => {
                     let ev = SseEvent::default()
                         .event("lagged")
                         .data(format!("{{\"type\":\"lagged\",\"missed\":{n}}}"));
-                    Some((Ok(ev), (None, rx, permit)))
+                    Some((Ok(ev), (first, rx, permit)))
                 }
                 Err(RecvError::Closed) => None,
             }

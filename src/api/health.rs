@@ -31,7 +31,7 @@ pub fn routes() -> ApiRouter {
 async fn metrics(State(state): State<AppState>) -> MetricsText {
     use crate::metrics::{Gauges, PluginFigures};
     let c = state.queue.counts();
-    let sender = state.queue.sender();
+    let sessions = state.sessions.list();
     let plugins = state
         .plugins
         .as_ref()
@@ -54,8 +54,19 @@ async fn metrics(State(state): State<AppState>) -> MetricsText {
             .map(|s| (s.as_str(), c.get(s)))
             .collect(),
         plugins,
-        restarts: sender.restarts_by_cause(),
-        whatsapp_state: sender.status().state,
+        restarts: sessions
+            .iter()
+            .flat_map(|s| {
+                let by_cause = s.sender().map(|d| d.restarts_by_cause()).unwrap_or_default();
+                by_cause
+                    .into_iter()
+                    .map(|(cause, n)| (s.name().to_string(), cause, n))
+            })
+            .collect(),
+        states: sessions
+            .iter()
+            .map(|s| (s.name().to_string(), s.status().state))
+            .collect(),
     };
     MetricsText(state.metrics.render(&gauges))
 }

@@ -63,6 +63,8 @@ struct ErrorView {
 pub struct JobView {
     job_id: String,
     message_id: String,
+    /// The session that sends it.
+    session: String,
     chat_id: String,
     message: String,
     template: Option<String>,
@@ -88,6 +90,7 @@ impl From<JobRow> for JobView {
             }),
             job_id: r.id,
             message_id: r.message_id,
+            session: r.session,
             chat_id: r.chat_id,
             message: r.message,
             template: r.template,
@@ -121,6 +124,9 @@ async fn get_job(
 struct ListQuery {
     /// Only jobs in this state.
     status: Option<JobState>,
+    /// Only jobs of this session.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$"))]
+    session: Option<String>,
     /// Jobs per page, 1 to 500 (default 50).
     #[schemars(range(min = 1, max = 500))]
     limit: Option<i64>,
@@ -163,7 +169,14 @@ async fn list_jobs(
             ));
         }
     };
-    let rows = jobs::list(&state.db.read, status, limit + 1, before).await?;
+    let rows = jobs::list(
+        &state.db.read,
+        status,
+        q.session.as_deref(),
+        limit + 1,
+        before,
+    )
+    .await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<JobRow> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = more

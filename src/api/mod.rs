@@ -14,6 +14,7 @@ mod plugins;
 mod queue;
 pub mod routes;
 mod send;
+mod sessions;
 mod webhooks;
 mod whatsapp;
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/auth", auth::routes())
         .nest("/api", events::routes().route_layer(auth))
         .nest("/api/whatsapp", whatsapp)
+        .nest("/api/sessions", sessions::routes().route_layer(auth))
         .nest("/api/plugins", plugins::routes().route_layer(auth))
         .nest("/api/webhooks", webhooks::routes().route_layer(auth))
         .merge(health::routes())

@@ -1,5 +1,7 @@
 //! Queue management and the live status: `retry-queue`, `queue/clear`, `queue/config`, `status`.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -49,18 +51,29 @@ pub fn routes() -> ApiRouter {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 struct RetryQueue {
+    /// All sessions together.
     counts: Counts,
+    /// The same counts per session (every session that has jobs).
+    by_session: BTreeMap<String, Counts>,
     jobs: Vec<JobView>,
 }
 
 async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, ApiError> {
-    let (counts, rows) = tokio::try_join!(
-        jobs::counts(&state.db.read),
+    let (by_session, rows) = tokio::try_join!(
+        jobs::counts_by_session(&state.db.read),
         jobs::retry_queue(&state.db.read, 200)
     )?;
+    let mut counts = Counts::default();
+    for c in by_session.values() {
+        for s in JobState::ALL {
+            counts.add(s, c.get(s));
+        }
+    }
     Ok(Json(RetryQueue {
         counts,
+        by_session,
         jobs: rows.into_iter().map(JobView::from).collect(),
     }))
 }
@@ -173,10 +186,23 @@ struct QueueStatus {
     success_rate: Option<f64>,
 }
 
+/// One session's line of the status.
 #[derive(Serialize, schemars::JsonSchema)]
-struct Status {
+#[serde(rename_all = "camelCase")]
+struct SessionStatus {
+    name: String,
     whatsapp: WhatsAppStatus,
     queue: QueueStatus,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct Status {
+    /// The `default` session's WhatsApp state (`stopped` when there is none).
+    whatsapp: WhatsAppStatus,
+    /// All sessions together.
+    queue: QueueStatus,
+    /// Each session: its WhatsApp state and queue.
+    sessions: Vec<SessionStatus>,
     storage: StorageStatus,
 }
 
@@ -189,25 +215,21 @@ struct StorageStatus {
     oldest_job_at: Option<String>,
 }
 
-async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let counts = state.queue.counts();
-    let settings = state.queue.settings();
-    let sender = state.queue.sender();
-    let whatsapp = sender.status();
-    let active = state.queue.active();
+/// The queue's state and figures for `counts`, given what holds it.
+fn queue_status(
+    settings: QueueSettings,
+    concurrency: u32,
+    active: u32,
+    counts: Counts,
+    held: Option<String>,
+) -> QueueStatus {
     let (queue_state, held_reason) = if settings.paused {
         (
             "paused",
             Some("paused through POST /api/whatsapp/queue/config".to_string()),
         )
-    } else if !sender.is_ready() {
-        (
-            "held",
-            Some(format!(
-                "WhatsApp is {}: {}",
-                whatsapp.state, whatsapp.detail
-            )),
-        )
+    } else if let Some(why) = held {
+        ("held", Some(why))
     } else if active > 0 || counts.waiting > 0 {
         ("processing", None)
     } else {
@@ -216,6 +238,75 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     let finished = counts.completed + counts.failed;
     let success_rate =
         (finished > 0).then(|| (counts.completed as f64 * 1000.0 / finished as f64).round() / 10.0);
+    QueueStatus {
+        state: queue_state,
+        held_reason,
+        active,
+        concurrency,
+        max_retries: settings.max_retries,
+        waiting: counts.waiting,
+        failed: counts.failed,
+        completed: counts.completed,
+        success_rate,
+    }
+}
+
+/// Why a session's jobs are not moving, if they are not.
+fn held(s: &crate::sessions::Session, w: &WhatsAppStatus) -> Option<String> {
+    if s.lane().paused() {
+        Some(format!("session {} is paused", s.name()))
+    } else if !s.lane().is_ready() {
+        Some(format!("WhatsApp ({}) is {}: {}", s.name(), w.state, w.detail))
+    } else {
+        None
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let settings = state.queue.settings();
+    let list = state.sessions.list();
+    let mut sessions = Vec::with_capacity(list.len());
+    for s in &list {
+        let whatsapp = s.status();
+        let why = held(s, &whatsapp);
+        sessions.push(SessionStatus {
+            name: s.name().to_string(),
+            queue: queue_status(
+                settings,
+                s.lane().concurrency(settings.concurrency),
+                s.lane().active(),
+                state.queue.counts_of(s.name()),
+                why,
+            ),
+            whatsapp,
+        });
+    }
+    let default = sessions.iter().find(|s| s.name == crate::sessions::DEFAULT);
+    let whatsapp = default.map_or_else(
+        || WhatsAppStatus {
+            state: crate::whatsapp::SessionState::Stopped,
+            detail: "there is no default session".into(),
+            driver: state.sessions.default_driver().as_str(),
+            since: crate::time::rfc3339(crate::time::now_ms()),
+        },
+        |d| d.whatsapp.clone(),
+    );
+    // The whole queue is held only when no session can send.
+    let all_held = !sessions.is_empty() && sessions.iter().all(|s| s.queue.held_reason.is_some());
+    let why = all_held.then(|| {
+        sessions
+            .iter()
+            .filter_map(|s| s.queue.held_reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    let queue = queue_status(
+        settings,
+        settings.concurrency,
+        state.queue.active(),
+        state.queue.counts(),
+        why,
+    );
     let (database_bytes, wal_bytes) = state.db.file_sizes();
     let oldest = crate::db::jobs::oldest_created_at(&state.db.read).await?;
     Ok(Json(Status {
@@ -225,16 +316,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
             oldest_job_at: oldest.map(crate::time::rfc3339),
         },
         whatsapp,
-        queue: QueueStatus {
-            state: queue_state,
-            held_reason,
-            active,
-            concurrency: settings.concurrency,
-            max_retries: settings.max_retries,
-            waiting: counts.waiting,
-            failed: counts.failed,
-            completed: counts.completed,
-            success_rate,
-        },
+        queue,
+        sessions,
     }))
 }

@@ -20,6 +20,7 @@ type OpFn = Arc<dyn Fn(&mut SchemaGenerator) -> Op + Send + Sync>;
 pub enum Method {
     Get,
     Post,
+    Patch,
     Delete,
 }
 
@@ -28,6 +29,7 @@ impl Method {
         match self {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
+            Method::Patch => MethodFilter::PATCH,
             Method::Delete => MethodFilter::DELETE,
         }
     }
@@ -35,6 +37,7 @@ impl Method {
         match self {
             Method::Get => "get",
             Method::Post => "post",
+            Method::Patch => "patch",
             Method::Delete => "delete",
         }
     }

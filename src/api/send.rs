@@ -94,6 +94,11 @@ pub(super) struct SendMessageRequest {
     #[schemars(length(min = 1, max = MAX_MESSAGE_ID_LEN), regex(pattern = MESSAGE_ID_PATTERN))]
     #[serde(default, deserialize_with = "super::extract::non_null")]
     message_id: Option<String>,
+    /// The WhatsApp account that sends it (default `default`); 404 `session_not_found` for an
+    /// unknown one. A stopped or disconnected session still queues: the job waits for it.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$"))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
+    session: Option<String>,
 }
 
 const MESSAGE_ID_PATTERN: &str =
@@ -142,6 +147,7 @@ fn text_problem(text: &str) -> Option<String> {
 struct SendMessageResponse {
     job_id: String,
     message_id: String,
+    session: String,
     chat_id: String,
     status: JobState,
     priority: &'static str,
@@ -161,6 +167,11 @@ pub(super) async fn send_message(
     AppJson(req): AppJson<SendMessageRequest>,
 ) -> Result<Queued, ApiError> {
     let hooks = state.queue.hooks();
+    let session = state
+        .sessions
+        .get(req.session.as_deref().unwrap_or(crate::sessions::DEFAULT))?
+        .name()
+        .to_string();
     let requested = req
         .priority
         .as_deref()
@@ -254,6 +265,7 @@ pub(super) async fn send_message(
         .map_err(|e| hook_error(e, "invalid_priority"))?;
     let job = NewJob {
         id: format!("job_{}", uuid::Uuid::now_v7().simple()),
+        session,
         message_id,
         number: number.as_str().to_string(),
         chat_id: number.chat_id(),
@@ -276,6 +288,7 @@ pub(super) async fn send_message(
     let body = SendMessageResponse {
         job_id: row.id,
         message_id: row.message_id,
+        session: row.session,
         chat_id: row.chat_id,
         status: row.status,
         priority: Priority::from_rank(row.priority).as_str(),

@@ -1,4 +1,5 @@
-//! The WhatsApp session: the login QR code to scan, and a restart button.
+//! The `default` session's login QR code and restart button, as before sessions; every
+//! session has the same under `/api/sessions/{name}`.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,6 +13,7 @@ use super::openapi::Op;
 use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::sessions::{DEFAULT, Session};
 
 pub fn routes() -> ApiRouter {
     ApiRouter::authenticated()
@@ -68,14 +70,23 @@ pub struct Restarting {
     restarting: bool,
 }
 
-/// `{qr, image}` (the string and a PNG data URL), or the PNG itself for `Accept: image/png`.
+/// `{qr, image}` (the string and a PNG data URL), or the PNG itself for `Accept: image/png`;
+/// of the `default` session.
 async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<QrAnswer, ApiError> {
-    let sender = state.queue.sender();
-    let Some(qr) = sender.qr() else {
-        let s = sender.status();
+    let s = state.sessions.get(DEFAULT)?;
+    qr_answer(&s, &headers)
+}
+
+/// A session's QR code, as JSON or PNG; 404 `no_qr` when no scan is awaited.
+pub(super) fn qr_answer(s: &Session, headers: &HeaderMap) -> Result<QrAnswer, ApiError> {
+    let Some(qr) = s.sender().and_then(|d| d.qr()) else {
         return Err(ApiError::NotFound(
             "no_qr",
-            format!("no QR code is waiting for a scan (WhatsApp is {})", s.state),
+            format!(
+                "no QR code is waiting for a scan (session {} is {})",
+                s.name(),
+                s.status().state
+            ),
         ));
     };
     let png = crate::whatsapp::qr::png(&qr).ok_or_else(|| {
@@ -95,18 +106,16 @@ async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<QrAnswe
     Ok(QrAnswer::Json(QrCode { qr, image }))
 }
 
-/// Restarts the browser session (same profile: no new QR unless logged out).
+/// Restarts the `default` session's browser (same profile: no new QR unless logged out).
 async fn restart(State(state): State<AppState>) -> Result<Answer<202, Restarting>, ApiError> {
-    if state
-        .queue
-        .sender()
-        .restart("restart asked through the API")
-    {
-        Ok(Answer(Restarting { restarting: true }))
-    } else {
-        Err(ApiError::Conflict(
+    let s = state.sessions.get(DEFAULT)?;
+    match s.sender() {
+        Some(d) if d.restart("restart asked through the API") => {
+            Ok(Answer(Restarting { restarting: true }))
+        }
+        _ => Err(ApiError::Conflict(
             "not_restartable",
             "this driver has no browser session to restart".into(),
-        ))
+        )),
     }
 }

@@ -11,6 +11,7 @@ mod env;
 mod plugins;
 mod queue;
 mod server;
+mod sessions;
 mod units;
 mod webhooks;
 mod whatsapp;
@@ -25,6 +26,7 @@ pub use env::ENV_PREFIX;
 pub use plugins::{PluginConfig, PluginHook, PluginLimits};
 pub use queue::QueueConfig;
 pub use server::{LogConfig, LogFormat, ServerConfig, StorageConfig};
+pub use sessions::{SessionConfig, valid_session_name};
 pub use units::{ByteSize, Dur};
 pub use webhooks::WebhookConfig;
 pub use whatsapp::{DriverKind, SandboxConfig, Selectors, WebDriverConfig, WhatsAppConfig};
@@ -53,6 +55,9 @@ pub struct Config {
     /// Receivers of signed event deliveries.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// WhatsApp accounts besides `default`, created on start if missing.
+    #[serde(default)]
+    pub sessions: Vec<SessionConfig>,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -158,6 +163,7 @@ impl Config {
         self.queue.validate()?;
         self.whatsapp.validate()?;
         plugins::validate(&self.plugins)?;
+        sessions::validate(&self.sessions)?;
         for w in &self.webhooks {
             w.validate()?;
         }
@@ -190,11 +196,18 @@ impl Config {
     }
 
     /// Where the browser keeps the login: `profile_dir`, or `<data_dir>/browser-profile`.
-    pub fn browser_profile(&self) -> PathBuf {
+    /// Where a session's browser keeps its login: `<data_dir>/sessions/<name>/browser-profile`;
+    /// for `default`, `[whatsapp.webdriver] profile_dir` when set.
+    pub fn browser_profile(&self, session: &str) -> PathBuf {
         match &self.whatsapp.webdriver.profile_dir {
-            Some(p) => self.resolve(p),
-            None => self.data_dir().join("browser-profile"),
+            Some(p) if session == "default" => self.resolve(p),
+            _ => self.session_dir(session).join("browser-profile"),
         }
+    }
+
+    /// A session's own folder under `data_dir`.
+    pub fn session_dir(&self, session: &str) -> PathBuf {
+        self.data_dir().join("sessions").join(session)
     }
 }
 

@@ -68,6 +68,20 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A size: digits and a unit (KiB, MiB, GiB), e.g. \"512MiB\".",
+            "pattern": "^[1-9][0-9]{0,5}(KiB|MiB|GiB)$",
+            "example": "512MiB"
+        })
+    }
+}
+
 impl Serialize for ByteSize {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = self.0;

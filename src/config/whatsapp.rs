@@ -9,17 +9,34 @@ use serde::{Deserialize, Serialize};
 use super::{ByteSize, Dur, Invalid};
 pub use crate::whatsapp::webdriver::Selectors;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// Which driver sends a session's messages; stored as its lowercase name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, sqlx::Type, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
 pub enum DriverKind {
     Sandbox,
     Webdriver,
 }
 
+impl DriverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Sandbox => "sandbox",
+            DriverKind::Webdriver => "webdriver",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WhatsAppConfig {
+    /// The `default` session's driver, and the default of sessions that name none.
     pub driver: DriverKind,
+    /// Most webdriver sessions running at once in this gateway; default: one per 600 MiB of
+    /// available memory (at least one).
+    pub max_browsers: Option<u32>,
     pub sandbox: SandboxConfig,
     pub webdriver: WebDriverConfig,
 }
@@ -28,6 +45,7 @@ impl Default for WhatsAppConfig {
     fn default() -> Self {
         Self {
             driver: DriverKind::Sandbox,
+            max_browsers: None,
             sandbox: SandboxConfig::default(),
             webdriver: WebDriverConfig::default(),
         }

@@ -2,21 +2,23 @@
 //! run-time controls that survive a restart. Writes that come in bursts (enqueues, outcomes)
 //! share commits through one batcher (`batch`); each job state change writes its webhook
 //! deliveries in the same transaction (`JobOutbox`); `settings` holds the controls; `worker`
-//! claims and sends, one step of which tests can run on their own.
+//! claims and sends, one step of which tests can run on their own; `lane` keeps each
+//! session's jobs apart, so one held session never blocks another.
 
 mod batch;
 mod counts;
+mod lane;
 pub mod retention;
 pub mod retry;
 mod settings;
 mod worker;
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use sqlx::SqliteConnection;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,11 +29,11 @@ use crate::events::{Event, Events};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::webhooks::{Outbox, Written};
-use crate::whatsapp::MessageSender;
 use batch::{BatchFuture, Batcher};
 use counts::LiveCounts;
 
 pub use jobs::{Counts, JobRow, JobState, NewJob};
+pub use lane::{DefaultConcurrency, Lane};
 pub use settings::{QueueSettings, SettingsChange};
 pub use worker::Step;
 
@@ -60,7 +62,10 @@ impl JobOutbox {
 pub struct Queue {
     db: Db,
     hooks: Arc<dyn Hooks>,
-    sender: Arc<dyn MessageSender>,
+    /// One lane per session, by name.
+    lanes: RwLock<HashMap<String, Arc<Lane>>>,
+    /// Set by `start`: where lanes opened later run their dispatchers.
+    running: Mutex<Option<(CancellationToken, TaskTracker)>>,
     backoff_base: Duration,
     backoff_max: Duration,
     send_timeout: Duration,
@@ -68,10 +73,8 @@ pub struct Queue {
     keep_failed: Duration,
     prune_interval: Duration,
     settings: settings::Settings,
-    /// Jobs being sent right now by this process.
+    /// Jobs being sent right now by this process, all lanes together.
     active: AtomicU32,
-    /// Wakes the dispatcher: a job was queued or finished, or the settings changed.
-    wake: Notify,
     /// Stores accepted jobs together: one statement and one fsync per batch.
     enqueues: Batcher<NewJob, (JobRow, bool)>,
     /// Records finished attempts together, each only if its lease still holds.
@@ -84,19 +87,20 @@ pub struct Queue {
 
 impl Queue {
     /// Builds the queue with settings from the database where the API changed them, else from
-    /// the config file.
+    /// the config file, after putting back the jobs a dead process left `active`. It has no
+    /// lanes yet: each session opens its own.
     pub async fn new(
         db: Db,
         config: &QueueConfig,
         hooks: Arc<dyn Hooks>,
-        sender: Arc<dyn MessageSender>,
         events: Events,
         outbox: Option<Arc<Outbox>>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Queue>> {
         let outbox = JobOutbox(outbox);
         let settings = settings::Settings::load(&db, config).await?;
-        let counts = LiveCounts::new(jobs::counts(&db.read).await?);
+        recover(&db).await?;
+        let counts = LiveCounts::new(jobs::counts_by_session(&db.read).await?);
         let enqueues = enqueue_batcher(db.writer.clone(), events.clone(), outbox.clone());
         let outcomes = outcome_batcher(db.writer.clone(), outbox.clone());
         Ok(Arc::new(Queue {
@@ -108,7 +112,8 @@ impl Queue {
             counts,
             db,
             hooks,
-            sender,
+            lanes: RwLock::default(),
+            running: Mutex::new(None),
             settings,
             backoff_base: config.backoff_base.0,
             backoff_max: config.backoff_max.0,
@@ -117,7 +122,6 @@ impl Queue {
             keep_failed: config.keep_failed.0,
             prune_interval: config.prune_interval.0,
             active: AtomicU32::new(0),
-            wake: Notify::new(),
         }))
     }
 
@@ -125,23 +129,101 @@ impl Queue {
         self.hooks.as_ref()
     }
 
-    pub fn sender(&self) -> &dyn MessageSender {
-        self.sender.as_ref()
+    /// The session's lane, opened (and its dispatcher started, once the queue runs) if new.
+    pub fn open_lane(self: &Arc<Self>, name: &str, default: DefaultConcurrency) -> Arc<Lane> {
+        let mut lanes = self.lanes.write().expect("lanes lock");
+        if let Some(l) = lanes.get(name) {
+            return l.clone();
+        }
+        let lane = Arc::new(Lane::new(name, default));
+        lanes.insert(name.to_string(), lane.clone());
+        drop(lanes);
+        if let Some((cancel, tracker)) = self.running.lock().expect("running lock").clone() {
+            self.spawn_dispatcher(lane.clone(), cancel, tracker);
+        }
+        lane
     }
 
-    /// Puts jobs left `active` by a dead process back to `waiting`. Call once, before the workers.
-    pub async fn recover(&self) -> Result<(), DbError> {
-        let (recovered, looped) = self
+    pub fn lane(&self, name: &str) -> Option<Arc<Lane>> {
+        self.lanes.read().expect("lanes lock").get(name).cloned()
+    }
+
+    /// Closes a deleted session's lane: no more claims, and every send it started has ended.
+    pub async fn close_lane(&self, name: &str) {
+        let lane = self.lanes.write().expect("lanes lock").remove(name);
+        if let Some(lane) = lane {
+            lane.closed.cancel();
+            lane.drained().await;
+        }
+    }
+
+    fn spawn_dispatcher(
+        self: &Arc<Self>,
+        lane: Arc<Lane>,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        let queue = self.clone();
+        let workers = tracker.clone();
+        tracker.spawn(async move { worker::dispatch(queue, lane, cancel, workers).await });
+    }
+
+    fn wake_all(&self) {
+        for lane in self.lanes.read().expect("lanes lock").values() {
+            lane.wake.notify_one();
+        }
+    }
+
+    fn wake(&self, session: &str) {
+        if let Some(l) = self.lane(session) {
+            l.wake.notify_one();
+        }
+    }
+
+    /// Ends every job of a deleted session that has not ended: `failed` with
+    /// `session_deleted`, with their events and webhooks. Call after [`Queue::close_lane`].
+    pub async fn fail_session(&self, name: &str) -> Result<u64, DbError> {
+        let out = self.outbox.clone();
+        let session = name.to_string();
+        let (rows, written) = self
             .db
+            .writer
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move {
+                    let rows = jobs::fail_session(c, &session, crate::time::now_ms()).await?;
+                    let events: Vec<Event> =
+                        rows.iter().map(|r| Event::from_row(r, "failed")).collect();
+                    let written = out.write(c, &events).await?;
+                    Ok((rows, written))
+                })
+            })
+            .await?;
+        self.outbox.wake(written);
+        // A deleted session's lane is closed: none of these can be active, but count what was.
+        let before = self.counts.of(name);
+        self.counts
+            .shift(name, JobState::Waiting, JobState::Failed, before.waiting);
+        self.counts
+            .shift(name, JobState::Active, JobState::Failed, before.active);
+        for row in &rows {
+            self.events.publish(Event::from_row(row, "failed"));
+        }
+        if !rows.is_empty() {
+            tracing::warn!(session = name, failed = rows.len(), "❌ {} waiting job(s) of the deleted session {name} failed (session_deleted)", rows.len());
+        }
+        Ok(rows.len() as u64)
+    }
+
+}
+
+/// Puts jobs left `active` by a dead process back to `waiting`, before any lane runs.
+async fn recover(db: &Db) -> Result<(), DbError> {
+        let (recovered, looped) = db
             .writer
             .exec(Durability::Durable, |c| {
                 Box::pin(async move { jobs::recover_active(c, crate::time::now_ms()).await })
             })
             .await?;
-        self.counts
-            .shift(JobState::Active, JobState::Waiting, recovered as i64);
-        self.counts
-            .shift(JobState::Waiting, JobState::Failed, looped as i64);
         if recovered > 0 {
             tracing::warn!(
                 recovered,
@@ -155,15 +237,16 @@ impl Queue {
                 jobs::MAX_RESCUES + 1
             );
         }
-        Ok(())
-    }
+    Ok(())
+}
 
+impl Queue {
     /// Stores a job durably (fsynced) and wakes the workers. Returns the row and whether it is
     /// new; an existing row means the `message_id` was seen before.
     pub async fn enqueue(&self, job: NewJob) -> Result<(JobRow, bool), DbError> {
         let (row, created) = self.enqueues.submit(job).await?;
         if created {
-            self.counts.add(JobState::Waiting, 1);
+            self.counts.add(&row.session, JobState::Waiting, 1);
             tracing::info!(
                 job.id = %row.id,
                 "📥 Message queued: {} to {} (priority: {})",
@@ -171,7 +254,7 @@ impl Queue {
                 crate::domain::mask_number(&row.number),
                 crate::domain::Priority::from_rank(row.priority).as_str()
             );
-            self.wake.notify_one();
+            self.wake(&row.session);
         }
         Ok((row, created))
     }
@@ -183,12 +266,18 @@ impl Queue {
     /// Applies a change at once and stores it, so it survives a restart.
     pub async fn update_settings(&self, change: SettingsChange) -> Result<QueueSettings, DbError> {
         let now = self.settings.update(&self.db, change).await?;
-        self.wake.notify_one();
+        self.wake_all();
         Ok(now)
     }
 
-    /// Records how an attempt ended; false when the job's lease no longer held.
-    async fn record(&self, finished: jobs::Finished, event: Event) -> Result<bool, DbError> {
+    /// Records how an attempt of a job of `session` ended; false when the job's lease no
+    /// longer held.
+    async fn record(
+        &self,
+        session: &str,
+        finished: jobs::Finished,
+        event: Event,
+    ) -> Result<bool, DbError> {
         let to = finished.outcome.state();
         // A transient database error (a full disk, a busy file) must not leave the job `active`
         // until the next restart: try again with backoff (0.1s … 3.2s) before giving up.
@@ -215,7 +304,7 @@ impl Queue {
             }
         };
         if held {
-            self.counts.shift(JobState::Active, to, 1);
+            self.counts.shift(session, JobState::Active, to, 1);
             self.events.publish(event);
         }
         Ok(held)
@@ -224,6 +313,16 @@ impl Queue {
     /// Jobs by state, without touching the database.
     pub fn counts(&self) -> Counts {
         self.counts.snapshot()
+    }
+
+    /// One session's jobs by state.
+    pub fn counts_of(&self, session: &str) -> Counts {
+        self.counts.of(session)
+    }
+
+    /// Jobs by session and state: every session that has jobs.
+    pub fn counts_by_session(&self) -> BTreeMap<String, Counts> {
+        self.counts.by_session()
     }
 
     /// Jobs being sent right now.
@@ -254,13 +353,14 @@ impl Queue {
             .await?;
         self.outbox.wake(written);
         if let AdminOutcome::Done(row) = &r {
-            self.counts.shift(action.from(), action.to(), 1);
+            self.counts
+                .shift(&row.session, action.from(), action.to(), 1);
             self.events
                 .publish(Event::from_row(row, action.to().as_str()));
             match action {
                 Admin::Requeue => {
                     tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
-                    self.wake.notify_one();
+                    self.wake(&row.session);
                 }
                 Admin::Cancel => {
                     tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id)
@@ -282,20 +382,30 @@ impl Queue {
             .await?;
         let mut n = 0;
         for (state, cleared) in states.iter().zip(per_state) {
-            self.counts.add(*state, -(cleared as i64));
-            n += cleared;
+            for (session, k) in cleared {
+                self.counts.add(&session, *state, -(k as i64));
+                n += k;
+            }
         }
         tracing::info!(cleared = n, "🧹 Cleared {n} job(s)");
         Ok(n)
     }
 
-    /// Starts the dispatcher, which claims jobs as workers free up. Sends in flight when
-    /// `cancel` fires are tracked by `tracker`, so shutdown can wait for them.
+    /// Starts a dispatcher per lane (and for each lane opened later), which claims jobs as
+    /// workers free up. Sends in flight when `cancel` fires are tracked by `tracker`, so
+    /// shutdown can wait for them.
     pub fn start(self: &Arc<Self>, cancel: CancellationToken, tracker: &TaskTracker) {
-        let queue = self.clone();
-        let workers = tracker.clone();
-        let dispatch_cancel = cancel.clone();
-        tracker.spawn(async move { worker::dispatch(queue, dispatch_cancel, workers).await });
+        *self.running.lock().expect("running lock") = Some((cancel.clone(), tracker.clone()));
+        let lanes: Vec<Arc<Lane>> = self
+            .lanes
+            .read()
+            .expect("lanes lock")
+            .values()
+            .cloned()
+            .collect();
+        for lane in lanes {
+            self.spawn_dispatcher(lane, cancel.clone(), tracker.clone());
+        }
         tracker.spawn(retention::run(
             self.clone(),
             self.keep_completed,

@@ -48,8 +48,12 @@ pub(super) async fn run(
                     })
                     .await;
                 match n {
-                    Ok(n) => {
-                        queue.counts.add(state, -(n as i64));
+                    Ok(by_session) => {
+                        let mut n = 0;
+                        for (session, k) in by_session {
+                            queue.counts.add(&session, state, -(k as i64));
+                            n += k;
+                        }
                         pruned += n;
                         if (n as i64) < BATCH {
                             break;

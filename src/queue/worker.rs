@@ -1,5 +1,6 @@
-//! The worker pool: a dispatcher claims as many due jobs as there are free slots and runs each
-//! send in its own task. Concurrency is read on every round, so a change applies at once.
+//! The worker pool: each session's lane has a dispatcher that claims as many of its due jobs
+//! as it has free slots and runs each send in its own task. Concurrency is read on every
+//! round, so a change applies at once.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{JobRow, JobState, Queue, retry};
+use super::{JobRow, JobState, Lane, Queue, retry};
 use crate::db::jobs::Outcome;
 use crate::db::{DbError, Durability, jobs};
 use crate::domain::mask_number;
@@ -23,9 +24,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// What one step of the worker did ([`Queue::try_execute_one`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// The queue is paused: nothing was claimed.
+    /// The queue or the session is paused: nothing was claimed.
     Paused,
-    /// WhatsApp is not connected: nothing was claimed.
+    /// The session is not connected (or has no lane): nothing was claimed.
     Held,
     /// No job is due.
     Idle,
@@ -38,34 +39,40 @@ pub enum Step {
 }
 
 impl Queue {
-    /// One step of the worker, for tests that need order: unless paused or held, claims the
-    /// next due job, sends it and records the outcome.
-    pub async fn try_execute_one(&self) -> Result<Step, DbError> {
-        if self.settings().paused {
+    /// One step of a session's worker, for tests that need order: unless paused or held,
+    /// claims the session's next due job, sends it and records the outcome.
+    pub async fn try_execute_one(&self, session: &str) -> Result<Step, DbError> {
+        let Some(lane) = self.lane(session) else {
+            return Ok(Step::Held);
+        };
+        if self.settings().paused || lane.paused() {
             return Ok(Step::Paused);
         }
-        if !self.sender.is_ready() {
+        if !lane.is_ready() {
             return Ok(Step::Held);
         }
-        let Some(row) = self.claim(1).await?.pop() else {
+        let Some(row) = self.claim(&lane, 1).await?.pop() else {
             return Ok(Step::Idle);
         };
         let job_id = row.id.clone();
-        let state = process(self, row).await;
+        let state = process(self, &lane, row).await;
         Ok(Step::Ran { job_id, state })
     }
 
-    /// Claims up to `n` due jobs (with their `job.active` deliveries) and counts them active.
-    async fn claim(&self, n: u32) -> Result<Vec<JobRow>, DbError> {
+    /// Claims up to `n` due jobs of a lane (with their `job.active` deliveries) and counts
+    /// them active.
+    async fn claim(&self, lane: &Lane, n: u32) -> Result<Vec<JobRow>, DbError> {
         let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
         let out = self.outbox.clone();
         let single = out.0.is_none();
+        let session = lane.name().to_string();
         let (rows, written) = self
             .db
             .writer
             .exec_with(Durability::Relaxed, single, move |c| {
                 Box::pin(async move {
-                    let rows = jobs::claim(c, n as i64, crate::time::now_ms(), lease).await?;
+                    let rows =
+                        jobs::claim(c, &session, n as i64, crate::time::now_ms(), lease).await?;
                     let active: Vec<Event> =
                         rows.iter().map(|r| Event::from_row(r, "active")).collect();
                     let written = out.write(c, &active).await?;
@@ -75,8 +82,13 @@ impl Queue {
             .await?;
         self.outbox.wake(written);
         self.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
-        self.counts
-            .shift(JobState::Waiting, JobState::Active, rows.len() as i64);
+        lane.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
+        self.counts.shift(
+            lane.name(),
+            JobState::Waiting,
+            JobState::Active,
+            rows.len() as i64,
+        );
         let now = crate::time::now_ms();
         for row in &rows {
             self.events.publish(Event::from_row(row, "active"));
@@ -88,70 +100,91 @@ impl Queue {
     }
 }
 
-pub(super) async fn dispatch(queue: Arc<Queue>, cancel: CancellationToken, tracker: TaskTracker) {
-    tracing::info!("🚀 Queue processor started");
+pub(super) async fn dispatch(
+    queue: Arc<Queue>,
+    lane: Arc<Lane>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let session = lane.name().to_string();
+    tracing::info!(session, "🚀 Queue processor started for session {session}");
     let mut held_logged = false;
     loop {
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || lane.closed.is_cancelled() {
             break;
         }
         let settings = queue.settings();
-        let active = queue.active.load(Ordering::Acquire);
-        let ready = queue.sender.is_ready();
+        let sender = lane.sender();
+        let ready = sender.as_ref().is_some_and(|s| s.is_ready());
         if ready {
             held_logged = false;
         } else if !held_logged {
-            tracing::warn!(
-                state = queue.sender.status().state.as_str(),
-                "⏸️ Queue held: WhatsApp is not connected"
-            );
+            let state = sender.as_ref().map_or("stopped", |s| s.status().state.as_str());
+            tracing::warn!(session, state, "⏸️ Session {session} held: WhatsApp is not connected");
             held_logged = true;
         }
-        let free = settings.concurrency.saturating_sub(active);
-        if settings.paused || !ready || free == 0 {
-            wait(&queue, &cancel, IDLE_POLL).await;
+        let free = lane
+            .concurrency(settings.concurrency)
+            .saturating_sub(lane.active());
+        if settings.paused || lane.paused() || !ready || free == 0 {
+            wait(&lane, sender.as_deref(), &cancel, IDLE_POLL).await;
             continue;
         }
-        match queue.claim(free).await {
+        match queue.claim(&lane, free).await {
             Ok(rows) if rows.is_empty() => {
-                let until_due = match jobs::next_run_at(&queue.db.read).await {
+                let until_due = match jobs::next_run_at(&queue.db.read, &session).await {
                     Ok(Some(at)) => {
                         Duration::from_millis((at - crate::time::now_ms()).max(1) as u64)
                             .min(IDLE_POLL)
                     }
                     _ => IDLE_POLL,
                 };
-                wait(&queue, &cancel, until_due).await;
+                wait(&lane, sender.as_deref(), &cancel, until_due).await;
             }
             Ok(rows) => {
                 for row in rows {
-                    let q = queue.clone();
-                    tracker.spawn(async move { process(&q, row).await });
+                    let (q, l) = (queue.clone(), lane.clone());
+                    let send = lane
+                        .inflight
+                        .track_future(async move { process(&q, &l, row).await });
+                    tracker.spawn(send);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot claim jobs; trying again shortly");
-                wait(&queue, &cancel, IDLE_POLL).await;
+                tracing::error!(session, error = %e, "cannot claim jobs; trying again shortly");
+                wait(&lane, sender.as_deref(), &cancel, IDLE_POLL).await;
             }
         }
     }
-    tracing::info!("Queue processor stopped claiming jobs");
+    tracing::info!(session, "Queue processor of session {session} stopped claiming jobs");
 }
 
-async fn wait(queue: &Queue, cancel: &CancellationToken, at_most: Duration) {
+async fn wait(
+    lane: &Lane,
+    sender: Option<&dyn crate::whatsapp::MessageSender>,
+    cancel: &CancellationToken,
+    at_most: Duration,
+) {
+    let changed = async {
+        match sender {
+            Some(s) => s.changed().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        _ = queue.wake.notified() => {}
-        _ = queue.sender.changed() => {}
+        _ = lane.wake.notified() => {}
+        _ = changed => {}
         _ = cancel.cancelled() => {}
+        _ = lane.closed.cancelled() => {}
         _ = tokio::time::sleep(at_most) => {}
     }
 }
 
 /// Sends one claimed job and records the outcome; the job's state after it (None when its
 /// lease no longer held or the outcome could not be recorded).
-async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
+async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobState> {
     let attempt = job.attempts as u32;
-    tracing::info!(job.id = %job.id, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
+    tracing::info!(job.id = %job.id, session = %job.session, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
     let outbound = Outbound {
         job_id: job.id.clone(),
         message_id: job.message_id.clone(),
@@ -161,21 +194,27 @@ async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
         attempt,
     };
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(queue.send_timeout, queue.sender.send(&outbound)).await
-    {
-        Ok(r) => r,
-        Err(_) => Err(SendError::new(
-            "timeout",
-            format!(
-                "no answer from the driver within {}",
-                humantime::format_duration(queue.send_timeout)
-            ),
-        )),
+    let result = match lane.sender() {
+        // Stopped between the claim and now: the job waits for the session, as a retry.
+        None => Err(SendError::new("session-closed", "the session was stopped")),
+        Some(sender) => {
+            match tokio::time::timeout(queue.send_timeout, sender.send(&outbound)).await {
+                Ok(r) => r,
+                Err(_) => Err(SendError::new(
+                    "timeout",
+                    format!(
+                        "no answer from the driver within {}",
+                        humantime::format_duration(queue.send_timeout)
+                    ),
+                )),
+            }
+        }
     };
     // The send is over: free its slot now, so the next claim can share a transaction with this
     // outcome. `concurrency` bounds sends in flight; recording does not touch WhatsApp.
     queue.active.fetch_sub(1, Ordering::AcqRel);
-    queue.wake.notify_one();
+    lane.active.fetch_sub(1, Ordering::AcqRel);
+    lane.wake.notify_one();
     let (outcome, log): (Outcome, Box<dyn FnOnce() + Send>) = match result {
         Ok(receipt) => {
             let id = job.id.clone();
@@ -192,32 +231,19 @@ async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
         Err(err) => decide(queue, &job.id, attempt, err),
     };
     let took = started.elapsed();
+    let s = job.session.as_str();
     match &outcome {
-        Outcome::Completed { .. } => queue.metrics.send("completed", "", took),
-        Outcome::Retry { code, .. } => queue.metrics.send("retry", code, took),
-        Outcome::Failed { code, .. } => queue.metrics.send("failed", code, took),
+        Outcome::Completed { .. } => queue.metrics.send(s, "completed", "", took),
+        Outcome::Retry { code, .. } => queue.metrics.send(s, "retry", code, took),
+        Outcome::Failed { code, .. } => queue.metrics.send(s, "failed", code, took),
     }
     if !matches!(outcome, Outcome::Retry { .. }) {
         queue.metrics.attempts.observe(job.attempts as f64);
     }
     let event = match &outcome {
-        Outcome::Completed { .. } => {
-            Event::job(&job.id, &job.message_id, "completed", job.attempts, None)
-        }
-        Outcome::Retry { code, message, .. } => Event::job(
-            &job.id,
-            &job.message_id,
-            "waiting",
-            job.attempts,
-            Some((code, message)),
-        ),
-        Outcome::Failed { code, message } => Event::job(
-            &job.id,
-            &job.message_id,
-            "failed",
-            job.attempts,
-            Some((code, message)),
-        ),
+        Outcome::Completed { .. } => Event::job(&job, "completed", None),
+        Outcome::Retry { code, message, .. } => Event::job(&job, "waiting", Some((code, message))),
+        Outcome::Failed { code, message } => Event::job(&job, "failed", Some((code, message))),
     };
     let to = outcome.state();
     let finished = jobs::Finished {
@@ -225,7 +251,7 @@ async fn process(queue: &Queue, job: jobs::JobRow) -> Option<JobState> {
         lease: job.lease.unwrap_or_default(),
         outcome,
     };
-    match queue.record(finished, event).await {
+    match queue.record(&job.session, finished, event).await {
         Ok(true) => {
             log();
             Some(to)

@@ -79,10 +79,14 @@ pub enum SessionState {
     /// ChromeDriver or Chromium is missing.
     Unavailable,
     Failed,
+    /// A pairing code was asked for: WhatsApp Web shows it until the phone confirms.
+    Pairing,
+    /// The session is not running (stopped through the API, or never started).
+    Stopped,
 }
 
 impl SessionState {
-    pub const ALL: [SessionState; 9] = [
+    pub const ALL: [SessionState; 11] = [
         SessionState::Starting,
         SessionState::Qr,
         SessionState::Loading,
@@ -92,6 +96,8 @@ impl SessionState {
         SessionState::Restarting,
         SessionState::Unavailable,
         SessionState::Failed,
+        SessionState::Pairing,
+        SessionState::Stopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +111,8 @@ impl SessionState {
             SessionState::Restarting => "restarting",
             SessionState::Unavailable => "unavailable",
             SessionState::Failed => "failed",
+            SessionState::Pairing => "pairing",
+            SessionState::Stopped => "stopped",
         }
     }
 }
@@ -142,6 +150,22 @@ pub trait MessageSender: Send + Sync + 'static {
     /// The login QR code's string while a scan is awaited.
     fn qr(&self) -> Option<String> {
         None
+    }
+    /// The account's own number (digits), once the driver knows it.
+    fn me(&self) -> Option<String> {
+        None
+    }
+    /// Asks WhatsApp Web for a pairing code for `phone` (digits): the login without a QR.
+    fn pairing_code<'a>(
+        &'a self,
+        _phone: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, SendError>> + Send + 'a>> {
+        Box::pin(async {
+            Err(SendError::new(
+                "not-supported",
+                "this driver has no pairing code",
+            ))
+        })
     }
     /// Browser restarts by cause, for metrics.
     fn restarts_by_cause(&self) -> Vec<(&'static str, u64)> {

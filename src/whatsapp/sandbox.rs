@@ -15,6 +15,7 @@ use super::{
 };
 
 pub struct Sandbox {
+    session: String,
     delay: Duration,
     outbox_path: PathBuf,
     outbox: Mutex<File>,
@@ -22,7 +23,8 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new(delay: Duration, outbox: &Path) -> anyhow::Result<Self> {
+    /// A sandbox for one session; its deliveries are outbox lines that name the session.
+    pub fn new(session: &str, delay: Duration, outbox: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = outbox.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -33,6 +35,7 @@ impl Sandbox {
             .open(outbox)
             .with_context(|| format!("cannot open sandbox outbox {}", outbox.display()))?;
         Ok(Self {
+            session: session.to_string(),
             delay,
             outbox_path: outbox.to_path_buf(),
             outbox: Mutex::new(file),
@@ -74,6 +77,7 @@ impl Sandbox {
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Line<'a> {
+            session: &'a str,
             job_id: &'a str,
             message_id: &'a str,
             chat_id: &'a str,
@@ -81,6 +85,7 @@ impl Sandbox {
             at: String,
         }
         let mut line = serde_json::to_string(&Line {
+            session: &self.session,
             job_id: &m.job_id,
             message_id: &m.message_id,
             chat_id: &m.chat_id,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wa_gateway::config::{Config, Dur};
 use wa_gateway::db::Db;
-use wa_gateway::queue::{JobState, NewJob, Queue, SettingsChange, Step};
+use wa_gateway::queue::{DefaultConcurrency, JobState, NewJob, Queue, SettingsChange, Step};
 
 use crate::helpers::test_config;
 
@@ -18,6 +18,7 @@ async fn queue_alone(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc
     let (db, _writer) = Db::open(&config.database_path()).await.unwrap();
     let sender = Arc::new(
         wa_gateway::whatsapp::sandbox::Sandbox::new(
+            "default",
             std::time::Duration::ZERO,
             &config.data_dir().join("outbox.jsonl"),
         )
@@ -27,19 +28,22 @@ async fn queue_alone(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc
         db.clone(),
         &config.queue,
         Arc::new(wa_gateway::hooks::Builtin),
-        sender,
         wa_gateway::events::Events::new(),
         None,
         Arc::new(wa_gateway::metrics::Metrics::default()),
     )
     .await
     .unwrap();
+    queue
+        .open_lane("default", DefaultConcurrency::Queue)
+        .set_sender(Some(sender));
     (dir, queue, db)
 }
 
 fn job(n: u32, number: &str, priority: i64) -> NewJob {
     NewJob {
         id: format!("job_{n}"),
+        session: "default".into(),
         message_id: format!("msg_{n}"),
         number: number.into(),
         chat_id: format!("{number}@c.us"),
@@ -68,7 +72,7 @@ async fn a_paused_queue_claims_nothing_and_sends_in_order_once_resumed() {
     queue.enqueue(job(1, "6281234567890", 2)).await.unwrap();
     queue.enqueue(job(2, "6281234567891", 0)).await.unwrap();
     queue.enqueue(job(3, "6281234567892", 1)).await.unwrap();
-    assert_eq!(queue.try_execute_one().await.unwrap(), Step::Paused);
+    assert_eq!(queue.try_execute_one("default").await.unwrap(), Step::Paused);
     let row = wa_gateway::db::jobs::get(&db.read, "job_1")
         .await
         .unwrap()
@@ -82,18 +86,18 @@ async fn a_paused_queue_claims_nothing_and_sends_in_order_once_resumed() {
     queue.update_settings(resumed).await.unwrap();
     // High priority (rank 0) first, then normal, then low; one step each.
     assert_eq!(
-        queue.try_execute_one().await.unwrap(),
+        queue.try_execute_one("default").await.unwrap(),
         ran("job_2", JobState::Completed)
     );
     assert_eq!(
-        queue.try_execute_one().await.unwrap(),
+        queue.try_execute_one("default").await.unwrap(),
         ran("job_3", JobState::Completed)
     );
     assert_eq!(
-        queue.try_execute_one().await.unwrap(),
+        queue.try_execute_one("default").await.unwrap(),
         ran("job_1", JobState::Completed)
     );
-    assert_eq!(queue.try_execute_one().await.unwrap(), Step::Idle);
+    assert_eq!(queue.try_execute_one("default").await.unwrap(), Step::Idle);
     let c = queue.counts();
     assert_eq!((c.waiting, c.active, c.completed), (0, 0, 3));
 }
@@ -109,15 +113,15 @@ async fn a_retryable_failure_waits_for_its_backoff_and_a_permanent_one_fails_at_
     queue.enqueue(job(1, "6281200000001", 1)).await.unwrap();
     queue.enqueue(job(2, "6281200000000", 1)).await.unwrap();
     assert_eq!(
-        queue.try_execute_one().await.unwrap(),
+        queue.try_execute_one("default").await.unwrap(),
         ran("job_1", JobState::Waiting)
     );
     assert_eq!(
-        queue.try_execute_one().await.unwrap(),
+        queue.try_execute_one("default").await.unwrap(),
         ran("job_2", JobState::Failed)
     );
     // The retry is an hour away: nothing is due now.
-    assert_eq!(queue.try_execute_one().await.unwrap(), Step::Idle);
+    assert_eq!(queue.try_execute_one("default").await.unwrap(), Step::Idle);
     let c = queue.counts();
     assert_eq!((c.waiting, c.failed), (1, 1));
 }

@@ -87,7 +87,7 @@ pub(crate) async fn wait_job(app: &TestApp, id: &str, within: Duration) -> Value
 }
 
 pub(crate) fn profile(app: &TestApp) -> std::path::PathBuf {
-    app.config.data_dir().join("browser-profile")
+    app.config.browser_profile("default")
 }
 
 pub(crate) fn browser_processes(app: &TestApp) -> Vec<u32> {

@@ -75,40 +75,73 @@ pub async fn admin(
     Ok(state.map_or(AdminOutcome::NotFound, AdminOutcome::WrongState))
 }
 
-/// Deletes jobs in the given states (never `active`); returns how many, per state.
-pub async fn clear(conn: &mut SqliteConnection, states: &[JobState]) -> sqlx::Result<Vec<u64>> {
+/// How many jobs a delete removed, per session.
+pub type Removed = std::collections::BTreeMap<String, u64>;
+
+/// Counts the sessions a `DELETE … RETURNING session` gave back.
+fn tally(sessions: Vec<String>) -> Removed {
+    let mut by = Removed::new();
+    for s in sessions {
+        *by.entry(s).or_default() += 1;
+    }
+    by
+}
+
+/// Deletes jobs in the given states (never `active`); returns how many, per state and session.
+pub async fn clear(
+    conn: &mut SqliteConnection,
+    states: &[JobState],
+) -> sqlx::Result<Vec<Removed>> {
     let mut out = Vec::with_capacity(states.len());
     for state in states {
-        out.push(
-            sqlx::query("DELETE FROM jobs WHERE status = ?1 AND status != 'active'")
-                .bind(state)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected(),
-        );
+        let gone = sqlx::query_scalar(
+            "DELETE FROM jobs WHERE status = ?1 AND status != 'active' RETURNING session",
+        )
+        .bind(*state)
+        .fetch_all(&mut *conn)
+        .await?;
+        out.push(tally(gone));
     }
     Ok(out)
 }
 
+/// Every waiting job of a deleted session ends `failed` with `session_deleted`, so none waits
+/// forever; returns the rows, for their events.
+pub async fn fail_session(
+    conn: &mut SqliteConnection,
+    session: &str,
+    now: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'failed', error_code = 'session_deleted', \
+         error_message = 'the session ' || ?1 || ' was deleted', lease = NULL, updated_at = ?2, \
+         finished_at = ?2 WHERE session = ?1 AND status IN ('waiting', 'active') RETURNING {COLS}"
+    ))
+    .bind(session)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
 /// Deletes up to `limit` jobs in `status` that finished before `before` (ms), oldest first;
-/// returns how many.
+/// returns how many, per session.
 pub async fn prune(
     conn: &mut SqliteConnection,
     status: JobState,
     before: i64,
     limit: i64,
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+) -> sqlx::Result<Removed> {
+    let gone = sqlx::query_scalar(
         "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_finished
            WHERE status = ?1 AND finished_at IS NOT NULL AND finished_at < ?2
-           ORDER BY finished_at LIMIT ?3)",
+           ORDER BY finished_at LIMIT ?3) RETURNING session",
     )
     .bind(status)
     .bind(before)
     .bind(limit)
-    .execute(conn)
-    .await?
-    .rows_affected())
+    .fetch_all(conn)
+    .await?;
+    Ok(tally(gone))
 }
 
 #[cfg(test)]
@@ -121,6 +154,7 @@ mod tests {
         let mut c = test_db::open().await;
         let job = NewJob {
             id: "job_1".into(),
+            session: "default".into(),
             message_id: "msg_1".into(),
             number: "6281234567890".into(),
             chat_id: "6281234567890@c.us".into(),

@@ -12,6 +12,7 @@ use super::{COLS, JobRow, JobState};
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
+    pub session: String,
     pub message_id: String,
     pub number: String,
     pub chat_id: String,
@@ -27,6 +28,7 @@ impl NewJob {
         JobRow {
             seq,
             id: self.id.clone(),
+            session: self.session.clone(),
             message_id: self.message_id.clone(),
             number: self.number.clone(),
             chat_id: self.chat_id.clone(),
@@ -48,7 +50,7 @@ impl NewJob {
     }
 }
 
-/// Most jobs in one statement (10 values each, far below SQLite's limit of bound values).
+/// Most jobs in one statement (11 values each, far below SQLite's limit of bound values).
 pub const MAX_INSERT_ROWS: usize = 256;
 
 /// Inserts many jobs in one statement. For each input, in order: the stored row and whether
@@ -61,16 +63,18 @@ pub async fn insert_many(
     for chunk in batch.chunks(MAX_INSERT_ROWS) {
         // One row of values per job, bound in the column order of the statement. (Parsing the
         // rows from one JSON array in SQLite cost 15% of the accepted sends per second.)
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?)"; chunk.len()].join(", ");
+        let rows =
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
-            "INSERT INTO jobs (id, message_id, number, chat_id, message, template, priority, \
-             status, attempts, run_at, created_at, updated_at) VALUES {rows} \
-             ON CONFLICT(message_id) DO NOTHING RETURNING seq, message_id"
+            "INSERT INTO jobs (id, session, message_id, number, chat_id, message, template, \
+             priority, status, attempts, run_at, created_at, updated_at) VALUES {rows} \
+             ON CONFLICT(session, message_id) DO NOTHING RETURNING seq, session, message_id"
         );
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+        let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
         for j in chunk {
             q = q
                 .bind(&j.id)
+                .bind(&j.session)
                 .bind(&j.message_id)
                 .bind(&j.number)
                 .bind(&j.chat_id)
@@ -82,39 +86,42 @@ pub async fn insert_many(
                 .bind(j.now);
         }
         // Only the new rows' seq comes back: the rest of each row is what was just written.
-        let mut created: HashMap<String, i64> = q
+        // Keyed by (session, message_id): the idempotency key is per session.
+        let mut created: HashMap<(String, String), i64> = q
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
-            .map(|(seq, m)| (m, seq))
+            .map(|(seq, s, m)| ((s, m), seq))
             .collect();
-        let mut existing: HashMap<String, JobRow> = HashMap::new();
+        let key = |j: &NewJob| (j.session.clone(), j.message_id.clone());
+        let mut existing: HashMap<(String, String), JobRow> = HashMap::new();
         if created.len() < chunk.len() {
-            let ids: Vec<&str> = chunk
+            let keys: Vec<(&str, &str)> = chunk
                 .iter()
-                .filter(|j| !created.contains_key(&j.message_id))
-                .map(|j| j.message_id.as_str())
+                .filter(|j| !created.contains_key(&key(j)))
+                .map(|j| (j.session.as_str(), j.message_id.as_str()))
                 .collect();
-            let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let keys = serde_json::to_string(&keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
             existing.extend(
                 sqlx::query_as::<_, JobRow>(&format!(
-                    "SELECT {COLS} FROM jobs WHERE message_id IN (SELECT value FROM json_each(?1))"
+                    "SELECT {COLS} FROM jobs WHERE (session, message_id) IN \
+                     (SELECT value->>0, value->>1 FROM json_each(?1))"
                 ))
-                .bind(ids)
+                .bind(keys)
                 .fetch_all(&mut *conn)
                 .await?
                 .into_iter()
-                .map(|r| (r.message_id.clone(), r)),
+                .map(|r| ((r.session.clone(), r.message_id.clone()), r)),
             );
         }
         for j in chunk {
-            if let Some(seq) = created.remove(&j.message_id) {
+            if let Some(seq) = created.remove(&key(j)) {
                 let row = j.stored(seq);
-                existing.insert(j.message_id.clone(), row.clone());
+                existing.insert(key(j), row.clone());
                 out.push((row, true));
             } else {
                 let row = existing
-                    .get(&j.message_id)
+                    .get(&key(j))
                     .cloned()
                     .ok_or(sqlx::Error::RowNotFound)?;
                 out.push((row, false));

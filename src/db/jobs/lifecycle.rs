@@ -7,10 +7,11 @@ use sqlx::SqliteConnection;
 
 use super::{COLS, JobRow};
 
-/// Atomically moves up to `limit` due jobs to `active` (high priority first, then oldest),
-/// counting the attempt, and returns them in claim order.
+/// Atomically moves up to `limit` due jobs of one session to `active` (high priority first,
+/// then oldest), counting the attempt, and returns them in claim order.
 pub async fn claim(
     conn: &mut SqliteConnection,
+    session: &str,
     limit: i64,
     now: i64,
     lease: i64,
@@ -18,12 +19,14 @@ pub async fn claim(
     let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?1, updated_at = ?2 \
          WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_claim \
-                       WHERE status = 'waiting' AND run_at <= ?2 ORDER BY priority, seq LIMIT ?3) \
+                       WHERE session = ?4 AND status = 'waiting' AND run_at <= ?2 \
+                       ORDER BY priority, seq LIMIT ?3) \
          RETURNING {COLS}"
     ))
     .bind(lease)
     .bind(now)
     .bind(limit)
+    .bind(session)
     .fetch_all(&mut *conn)
     .await?;
     rows.sort_by_key(|r| (r.priority, r.seq));
@@ -203,6 +206,7 @@ mod tests {
     fn job(n: u32) -> NewJob {
         NewJob {
             id: format!("job_{n}"),
+            session: "default".into(),
             message_id: format!("msg_{n}"),
             number: "6281234567890".into(),
             chat_id: "6281234567890@c.us".into(),
@@ -227,12 +231,12 @@ mod tests {
     async fn an_outcome_is_recorded_only_under_the_lease_that_claimed_the_job() {
         let mut c = test_db::open().await;
         insert_many(&mut c, &[job(1), job(2)]).await.unwrap();
-        let claimed = claim(&mut c, 2, 2000, 7).await.unwrap();
+        let claimed = claim(&mut c, "default", 2, 2000, 7).await.unwrap();
         assert_eq!(claimed.len(), 2);
         let (a, b) = (claimed[0].seq, claimed[1].seq);
         // The process dies; a restart recovers both, and a new claim takes them with lease 8.
         assert_eq!(recover_active(&mut c, 3000).await.unwrap(), (2, 0));
-        assert_eq!(claim(&mut c, 2, 4000, 8).await.unwrap().len(), 2);
+        assert_eq!(claim(&mut c, "default", 2, 4000, 8).await.unwrap().len(), 2);
         // The stale worker's outcomes (lease 7) change nothing; the current ones do, each by
         // its own lease, even in one batch.
         let held = finish_many(&mut c, &[completed(a, 7), completed(b, 8)], 5000)
@@ -305,7 +309,7 @@ mod tests {
     async fn a_retry_goes_back_to_waiting_until_its_time_and_a_crash_loop_fails() {
         let mut c = test_db::open().await;
         insert_many(&mut c, &[job(1)]).await.unwrap();
-        let seq = claim(&mut c, 1, 2000, 1).await.unwrap()[0].seq;
+        let seq = claim(&mut c, "default", 1, 2000, 1).await.unwrap()[0].seq;
         let retry = Finished {
             seq,
             lease: 1,
@@ -325,11 +329,11 @@ mod tests {
             (JobState::Waiting, 9000, None)
         );
         assert!(
-            claim(&mut c, 1, 8999, 2).await.unwrap().is_empty(),
+            claim(&mut c, "default", 1, 8999, 2).await.unwrap().is_empty(),
             "not due yet"
         );
         for lease in 2..=5 {
-            assert_eq!(claim(&mut c, 1, 9000, lease).await.unwrap().len(), 1);
+            assert_eq!(claim(&mut c, "default", 1, 9000, lease).await.unwrap().len(), 1);
             recover_active(&mut c, 9000).await.unwrap();
         }
         let r = get(&mut c, "job_1").await.unwrap().unwrap();

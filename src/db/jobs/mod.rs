@@ -9,7 +9,7 @@ mod lifecycle;
 
 use sqlx::SqlitePool;
 
-pub use admin::{Admin, AdminOutcome, admin, clear, prune};
+pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
 pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
 pub use lifecycle::{
     Finished, MAX_RESCUES, Outcome, all_completed, claim, finish_many, recover_active,
@@ -70,6 +70,8 @@ impl std::fmt::Display for JobState {
 pub struct JobRow {
     pub seq: i64,
     pub id: String,
+    /// The WhatsApp account ("session") that sends it.
+    pub session: String,
     pub message_id: String,
     pub number: String,
     pub chat_id: String,
@@ -90,7 +92,7 @@ pub struct JobRow {
     pub receipt: Option<String>,
 }
 
-pub(crate) const COLS: &str = "seq, id, message_id, number, chat_id, message, template, priority, status, \
+pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, message, template, priority, status, \
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
     receipt";
 
@@ -105,16 +107,18 @@ pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Resul
 pub async fn list(
     pool: &SqlitePool,
     status: Option<JobState>,
+    session: Option<&str>,
     limit: i64,
     before: Option<i64>,
 ) -> sqlx::Result<Vec<JobRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLS} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR seq < ?2) \
-         ORDER BY seq DESC LIMIT ?3"
+         AND (?4 IS NULL OR session = ?4) ORDER BY seq DESC LIMIT ?3"
     ))
     .bind(status)
     .bind(before)
     .bind(limit)
+    .bind(session)
     .fetch_all(pool)
     .await
 }
@@ -150,26 +154,48 @@ impl Counts {
     }
 }
 
-pub async fn counts(pool: &SqlitePool) -> sqlx::Result<Counts> {
-    let rows: Vec<(JobState, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-            .fetch_all(pool)
-            .await?;
-    let mut c = Counts::default();
-    for (status, n) in rows {
-        match status {
-            JobState::Waiting => c.waiting = n,
-            JobState::Active => c.active = n,
-            JobState::Completed => c.completed = n,
-            JobState::Failed => c.failed = n,
+impl Counts {
+    /// Adds `n` jobs in `state`.
+    pub fn add(&mut self, state: JobState, n: i64) {
+        match state {
+            JobState::Waiting => self.waiting += n,
+            JobState::Active => self.active += n,
+            JobState::Completed => self.completed += n,
+            JobState::Failed => self.failed += n,
         }
     }
-    Ok(c)
 }
 
-/// When the next waiting job becomes due, if any.
-pub async fn next_run_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE status = 'waiting'")
+/// Jobs by state, all sessions together.
+pub async fn counts(pool: &SqlitePool) -> sqlx::Result<Counts> {
+    let mut total = Counts::default();
+    for c in counts_by_session(pool).await?.values() {
+        for s in JobState::ALL {
+            total.add(s, c.get(s));
+        }
+    }
+    Ok(total)
+}
+
+/// Jobs by session and state.
+pub async fn counts_by_session(
+    pool: &SqlitePool,
+) -> sqlx::Result<std::collections::BTreeMap<String, Counts>> {
+    let rows: Vec<(String, JobState, i64)> =
+        sqlx::query_as("SELECT session, status, COUNT(*) FROM jobs GROUP BY session, status")
+            .fetch_all(pool)
+            .await?;
+    let mut by = std::collections::BTreeMap::<String, Counts>::new();
+    for (session, status, n) in rows {
+        by.entry(session).or_default().add(status, n);
+    }
+    Ok(by)
+}
+
+/// When the session's next waiting job becomes due, if any.
+pub async fn next_run_at(pool: &SqlitePool, session: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE session = ?1 AND status = 'waiting'")
+        .bind(session)
         .fetch_one(pool)
         .await
 }

@@ -121,22 +121,22 @@ pub struct WebDriver {
 }
 
 impl WebDriver {
-    /// Starts the supervisor task; it ends (closing the browser) when `shutdown` is cancelled.
+    /// Starts the supervisor task of a session; it ends (closing the browser) when `shutdown`
+    /// is cancelled. Its log lines carry the session's name.
     pub fn start(
+        session: &str,
         cfg: WebDriverConfig,
         profile: PathBuf,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Arc<WebDriver> {
+        use tracing::Instrument as _;
         let shared = Arc::new(Shared::new());
         let (commands, rx) = mpsc::channel(64);
-        tracker.spawn(supervisor::supervise(
-            shared.clone(),
-            cfg,
-            profile,
-            rx,
-            shutdown,
-        ));
+        tracker.spawn(
+            supervisor::supervise(shared.clone(), cfg, profile, rx, shutdown)
+                .instrument(tracing::info_span!("session", session = %session)),
+        );
         Arc::new(WebDriver { shared, commands })
     }
 }

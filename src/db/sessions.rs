@@ -1,0 +1,102 @@
+//! The `sessions` table: each WhatsApp account the gateway serves, with its desired state
+//! (started or stopped) and the settings that override gateway.toml's.
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::config::DriverKind;
+
+/// A row of `sessions`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub name: String,
+    pub driver: DriverKind,
+    /// Desired state: started again after a restart.
+    pub started: bool,
+    pub paused: bool,
+    pub concurrency: Option<i64>,
+    /// JSON array of extra browser flags.
+    pub browser_args: Option<String>,
+    pub memory_limit: Option<i64>,
+    /// The account's own number, once known.
+    pub me: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl SessionRow {
+    /// The extra browser flags.
+    pub fn browser_args(&self) -> Vec<String> {
+        self.browser_args
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default()
+    }
+}
+
+const COLS: &str = "name, driver, started, paused, concurrency, browser_args, memory_limit, me, \
+    created_at, updated_at";
+
+pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<SessionRow>> {
+    sqlx::query_as(&format!("SELECT {COLS} FROM sessions ORDER BY name"))
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn get<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    name: &str,
+) -> sqlx::Result<Option<SessionRow>> {
+    sqlx::query_as(&format!("SELECT {COLS} FROM sessions WHERE name = ?1"))
+        .bind(name)
+        .fetch_optional(db)
+        .await
+}
+
+/// Inserts a session; false when one of that name exists.
+pub async fn insert(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO sessions (name, driver, started, paused, concurrency, browser_args, \
+         memory_limit, me, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT(name) DO NOTHING",
+    )
+    .bind(&row.name)
+    .bind(row.driver)
+    .bind(row.started)
+    .bind(row.paused)
+    .bind(row.concurrency)
+    .bind(&row.browser_args)
+    .bind(row.memory_limit)
+    .bind(&row.me)
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Writes every setting of an existing session; false when it is gone.
+pub async fn update(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE sessions SET started = ?2, paused = ?3, concurrency = ?4, browser_args = ?5, \
+         memory_limit = ?6, me = ?7, updated_at = ?8 WHERE name = ?1",
+    )
+    .bind(&row.name)
+    .bind(row.started)
+    .bind(row.paused)
+    .bind(row.concurrency)
+    .bind(&row.browser_args)
+    .bind(row.memory_limit)
+    .bind(&row.me)
+    .bind(row.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn delete(conn: &mut SqliteConnection, name: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query("DELETE FROM sessions WHERE name = ?1")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -1,0 +1,114 @@
+//! A lane per session: the queue claims each session's jobs on their own, at that session's
+//! concurrency, through that session's driver. A paused, stopped or disconnected session holds
+//! only its own lane; the others keep sending.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::whatsapp::MessageSender;
+
+/// What a lane sends at when its session sets no `concurrency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultConcurrency {
+    /// The queue's `concurrency` (the sandbox).
+    Queue,
+    /// One at a time: a browser types into one chat at a time.
+    One,
+}
+
+pub struct Lane {
+    name: String,
+    /// The session's driver while it runs; none while it is stopped.
+    sender: RwLock<Option<Arc<dyn MessageSender>>>,
+    /// 0: [`Lane::default_concurrency`] decides.
+    concurrency: AtomicU32,
+    default_concurrency: RwLock<DefaultConcurrency>,
+    paused: AtomicBool,
+    /// Jobs of this lane being sent right now.
+    pub(super) active: AtomicU32,
+    /// Wakes this lane's dispatcher: a job was queued or finished, or a setting changed.
+    pub(super) wake: Notify,
+    /// Ends this lane's dispatcher (the session was deleted).
+    pub(super) closed: CancellationToken,
+    /// This lane's sends in flight, with their outcomes.
+    pub(super) inflight: TaskTracker,
+}
+
+impl Lane {
+    pub(super) fn new(name: &str, default: DefaultConcurrency) -> Lane {
+        Lane {
+            name: name.to_string(),
+            sender: RwLock::new(None),
+            concurrency: AtomicU32::new(0),
+            default_concurrency: RwLock::new(default),
+            paused: AtomicBool::new(false),
+            active: AtomicU32::new(0),
+            wake: Notify::new(),
+            closed: CancellationToken::new(),
+            inflight: TaskTracker::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn sender(&self) -> Option<Arc<dyn MessageSender>> {
+        self.sender.read().expect("lane lock").clone()
+    }
+
+    /// Gives the lane its driver (a session started) or takes it away (stopped).
+    pub fn set_sender(&self, sender: Option<Arc<dyn MessageSender>>) {
+        *self.sender.write().expect("lane lock") = sender;
+        self.wake.notify_one();
+    }
+
+    /// True when the session's driver is running and connected.
+    pub fn is_ready(&self) -> bool {
+        self.sender().is_some_and(|s| s.is_ready())
+    }
+
+    /// Applies the session's settings; `None` concurrency follows the default.
+    pub fn configure(
+        &self,
+        concurrency: Option<u32>,
+        default: DefaultConcurrency,
+        paused: bool,
+    ) {
+        self.concurrency
+            .store(concurrency.unwrap_or(0), Ordering::Relaxed);
+        *self.default_concurrency.write().expect("lane lock") = default;
+        self.paused.store(paused, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// The concurrency in force, given the queue's.
+    pub fn concurrency(&self, queue: u32) -> u32 {
+        match self.concurrency.load(Ordering::Relaxed) {
+            0 => match *self.default_concurrency.read().expect("lane lock") {
+                DefaultConcurrency::Queue => queue,
+                DefaultConcurrency::One => 1,
+            },
+            n => n,
+        }
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Waits until every send this lane started has ended and its outcome is recorded.
+    pub async fn drained(&self) {
+        self.inflight.close();
+        self.inflight.wait().await;
+        self.inflight.reopen();
+    }
+}
