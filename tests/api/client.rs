@@ -76,6 +76,16 @@ impl Api {
             .unwrap()
     }
 
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn delete(&self, path: &str) -> Response {
         self.client
             .delete(self.url(path))
@@ -105,6 +115,40 @@ impl Api {
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         let body: Value = r.json().await.unwrap();
         body["jobId"].as_str().unwrap().to_string()
+    }
+
+    /// Sends through a session and expects 202; returns the job id.
+    pub async fn send_via(&self, session: &str, number: &str, text: &str) -> String {
+        let r = self
+            .send(&json!({"session": session, "number": number, "message": text}))
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "send through {session}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["session"], session);
+        body["jobId"].as_str().unwrap().to_string()
+    }
+
+    /// A session as `GET /api/sessions/{name}` shows it.
+    pub async fn session(&self, name: &str) -> Value {
+        self.get_json(&format!("/api/sessions/{name}")).await
+    }
+
+    /// `POST /api/sessions/{name}/{action}` (start, stop, restart, logout), expecting success.
+    pub async fn session_action(&self, name: &str, action: &str) -> Value {
+        let r = self
+            .post(&format!("/api/sessions/{name}/{action}"), &json!({}))
+            .await;
+        assert!(r.status().is_success(), "{action} {name}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Polls a session until its state is one of `want`.
+    pub async fn wait_session_state(&self, name: &str, want: &[&str], within: Duration) -> Value {
+        eventually(within, &format!("session {name} in {want:?}"), || async {
+            let s = self.session(name).await;
+            want.iter().any(|w| s["state"] == *w).then_some(s)
+        })
+        .await
     }
 
     pub async fn job(&self, id: &str) -> Value {

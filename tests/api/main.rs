@@ -16,6 +16,7 @@ mod process;
 mod process_logs;
 mod queue;
 mod sandbox;
+mod sessions;
 mod steps;
 mod storage;
 mod webdriver;
