@@ -1,9 +1,12 @@
 //! A local stand-in for WhatsApp Web, served on 127.0.0.1:0: the page (`fake_whatsapp.html`)
-//! follows the DOM of ../shared/whatsapp-web.md, and this server plays the phone and
-//! WhatsApp's servers. Tests drive it directly: scan the QR, log out from the phone, open a
-//! conflicting window, freeze the page (now, or when the next message is sent), mark numbers
-//! unregistered, hold ticks at the clock, and choose per chat how the page renders messages
-//! ([`Render`]). It records what was sent, per chat.
+//! follows the DOM of ../shared/whatsapp-web.md, and this server plays the phones and
+//! WhatsApp's servers. Each browser profile is its own device with its own QR code; a phone
+//! (an account, by its number) links a device by scanning that device's code, or by typing the
+//! pairing code the device shows. Tests drive it directly: scan a QR, confirm a pairing code,
+//! log an account (or all) out from the phone, open a conflicting window, freeze the page (now,
+//! or when the next message is sent), mark numbers unregistered, hold ticks at the clock, and
+//! choose per chat how the page renders messages ([`Render`]). It records which account sent
+//! what to which chat.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,8 +21,13 @@ use serde_json::{Value, json};
 
 const PAGE: &str = include_str!("fake_whatsapp.html");
 
+/// The account [`FakeWa::scan`] links: the phone of the tests that use one account.
+pub const ACCOUNT: &str = "6281100000001";
+
 #[derive(Clone)]
 pub struct Sent {
+    /// The account that sent it.
+    pub account: String,
     pub phone: String,
     pub text: String,
     /// The message id the page gave it (the end of its bubble's `data-id`).
@@ -120,14 +128,31 @@ impl Render {
     }
 }
 
-struct Inner {
+/// One browser profile's login screen.
+struct Device {
     qr_seq: u32,
     qr_issued: Instant,
+}
+
+/// A pairing code a device showed, until the phone confirms it.
+struct Pairing {
+    device: String,
+    account: String,
+    confirmed: bool,
+}
+
+struct Inner {
+    devices: HashMap<String, Device>,
+    /// The device that asked for a QR code last (for the tests with one browser).
+    last_device: Option<String>,
     qr_rotate: Duration,
     qr_max: u32,
-    scanned_ref: Option<String>,
+    /// Codes scanned, and by which account, until their device polls.
+    scanned: HashMap<String, String>,
     scans: u32,
-    sessions: HashMap<String, bool>,
+    /// Login tokens: (account, still valid).
+    sessions: HashMap<String, (String, bool)>,
+    pairings: HashMap<String, Pairing>,
     conflict: bool,
     freeze: bool,
     unregistered: HashSet<String>,
@@ -147,11 +172,28 @@ pub struct FakeWa {
     inner: Arc<Mutex<Inner>>,
 }
 
-fn qr_ref(seq: u32) -> String {
+fn qr_ref(device: &str, seq: u32) -> String {
     format!(
-        "2@fake-ref-{seq}-{:x},noiseKeyAbc+/=,identityKeyDef+/=,advSecretGhi+/=",
+        "2@fake-ref-{seq}-{device}-{:x},noiseKeyAbc+/=,identityKeyDef+/=,advSecretGhi+/=",
         seq * 7919
     )
+}
+
+impl Inner {
+    fn device(&mut self, id: &str) -> &mut Device {
+        self.devices.entry(id.to_string()).or_insert_with(|| Device {
+            qr_seq: 1,
+            qr_issued: Instant::now(),
+        })
+    }
+
+    /// The code each device shows now.
+    fn current_refs(&self) -> Vec<(String, String)> {
+        self.devices
+            .iter()
+            .map(|(id, d)| (id.clone(), qr_ref(id, d.qr_seq)))
+            .collect()
+    }
 }
 
 impl FakeWa {
@@ -163,13 +205,14 @@ impl FakeWa {
     /// `max` codes.
     pub async fn start_with(rotate: Duration, max: u32) -> FakeWa {
         let inner = Arc::new(Mutex::new(Inner {
-            qr_seq: 1,
-            qr_issued: Instant::now(),
+            devices: HashMap::new(),
+            last_device: None,
             qr_rotate: rotate,
             qr_max: max,
-            scanned_ref: None,
+            scanned: HashMap::new(),
             scans: 0,
             sessions: HashMap::new(),
+            pairings: HashMap::new(),
             conflict: false,
             freeze: false,
             unregistered: HashSet::new(),
@@ -188,6 +231,7 @@ impl FakeWa {
             .route("/fake/qr/reload", post(qr_reload))
             .route("/fake/poll", get(poll))
             .route("/fake/session", get(session))
+            .route("/fake/pair", post(pair))
             .route("/fake/takeover", post(takeover))
             .route("/fake/registered", get(registered))
             .route("/fake/chat", get(chat))
@@ -203,28 +247,80 @@ impl FakeWa {
         self.inner.lock().unwrap()
     }
 
-    /// The QR string the page shows now.
+    /// The QR string the page that asked last shows now.
     pub fn current_ref(&self) -> String {
-        qr_ref(self.lock().qr_seq)
+        let s = self.lock();
+        let id = s.last_device.clone().unwrap_or_default();
+        let seq = s.devices.get(&id).map_or(1, |d| d.qr_seq);
+        qr_ref(&id, seq)
     }
-    /// The phone scans the code on screen.
+    /// The phone of [`ACCOUNT`] scans the code on the screen that asked last.
     pub fn scan(&self) {
+        let code = self.current_ref();
+        self.lock().scanned.insert(code, ACCOUNT.to_string());
+        self.lock().scans += 1;
+    }
+    /// The phone of `account` scans `code`; false when no page shows that code now.
+    pub fn scan_code(&self, code: &str, account: &str) -> bool {
         let mut s = self.lock();
-        s.scanned_ref = Some(qr_ref(s.qr_seq));
+        if !s.current_refs().iter().any(|(_, r)| r == code) {
+            return false;
+        }
+        s.scanned.insert(code.to_string(), account.to_string());
         s.scans += 1;
+        true
+    }
+    /// The device (browser profile) whose page shows `code` now.
+    pub fn device_showing(&self, code: &str) -> Option<String> {
+        self.lock()
+            .current_refs()
+            .into_iter()
+            .find(|(_, r)| r == code)
+            .map(|(d, _)| d)
     }
     pub fn scans(&self) -> u32 {
         self.lock().scans
     }
-    /// The phone logs this device out.
+    /// Every phone logs its device out.
     pub fn logout(&self) {
         let mut s = self.lock();
-        for v in s.sessions.values_mut() {
-            *v = false;
+        for (_, valid) in s.sessions.values_mut() {
+            *valid = false;
         }
-        s.scanned_ref = None;
-        s.qr_seq += 1;
-        s.qr_issued = Instant::now();
+        s.scanned.clear();
+        for d in s.devices.values_mut() {
+            d.qr_seq += 1;
+            d.qr_issued = Instant::now();
+        }
+    }
+    /// The phone of `account` logs its device out; the others stay linked.
+    pub fn logout_account(&self, account: &str) {
+        let mut s = self.lock();
+        for (a, valid) in s.sessions.values_mut() {
+            if a == account {
+                *valid = false;
+            }
+        }
+    }
+    /// The phone types the pairing code its device shows; false for an unknown code.
+    pub fn confirm_pairing(&self, code: &str) -> bool {
+        let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        match self.lock().pairings.get_mut(&code) {
+            Some(p) => {
+                p.confirmed = true;
+                true
+            }
+            None => false,
+        }
+    }
+    /// Texts `account` sent, as (chat, text), in order.
+    pub fn sent_by(&self, account: &str) -> Vec<(String, String)> {
+        self.lock()
+            .sent
+            .iter()
+            .filter(|m| m.account == account)
+            .map(|m| (m.phone.clone(), m.text.clone()))
+            .collect()
     }
     pub fn open_elsewhere(&self) {
         self.lock().conflict = true;
@@ -321,37 +417,84 @@ async fn config(State(s): St, Query(q): Query<ConfigQ>) -> Json<Value> {
     Json(json!({ "loading_ms": s.loading_ms, "render": render }))
 }
 
-async fn qr(State(s): St) -> Json<Value> {
-    let mut s = s.lock().unwrap();
-    if s.qr_issued.elapsed() >= s.qr_rotate && s.qr_seq % s.qr_max != 0 {
-        s.qr_seq += 1;
-        s.qr_issued = Instant::now();
-    }
-    let exhausted = s.qr_issued.elapsed() >= s.qr_rotate && s.qr_seq % s.qr_max == 0;
-    Json(json!({ "ref": qr_ref(s.qr_seq), "exhausted": exhausted }))
+#[derive(Deserialize)]
+struct DeviceQ {
+    device: String,
 }
 
-async fn qr_reload(State(s): St) -> Json<Value> {
+async fn qr(State(s): St, Query(q): Query<DeviceQ>) -> Json<Value> {
     let mut s = s.lock().unwrap();
-    s.qr_seq += 1;
-    s.qr_issued = Instant::now();
+    s.last_device = Some(q.device.clone());
+    let (rotate, max) = (s.qr_rotate, s.qr_max);
+    let d = s.device(&q.device);
+    if d.qr_issued.elapsed() >= rotate && d.qr_seq % max != 0 {
+        d.qr_seq += 1;
+        d.qr_issued = Instant::now();
+    }
+    let exhausted = d.qr_issued.elapsed() >= rotate && d.qr_seq % max == 0;
+    Json(json!({ "ref": qr_ref(&q.device, d.qr_seq), "exhausted": exhausted }))
+}
+
+async fn qr_reload(State(s): St, Query(q): Query<DeviceQ>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    let d = s.device(&q.device);
+    d.qr_seq += 1;
+    d.qr_issued = Instant::now();
     Json(json!({}))
 }
 
 #[derive(Deserialize)]
-struct RefQ {
+struct PollQ {
+    device: String,
     r#ref: String,
 }
 
-async fn poll(State(s): St, Query(q): Query<RefQ>) -> Json<Value> {
+/// A device asks whether its code was scanned, or its pairing code confirmed.
+async fn poll(State(s): St, Query(q): Query<PollQ>) -> Json<Value> {
     let mut s = s.lock().unwrap();
-    if s.scanned_ref.as_deref() == Some(q.r#ref.as_str()) {
-        s.scanned_ref = None;
+    let mut account = s.scanned.remove(&q.r#ref);
+    if account.is_none() {
+        let confirmed = s
+            .pairings
+            .iter()
+            .find(|(_, p)| p.device == q.device && p.confirmed)
+            .map(|(code, _)| code.clone());
+        if let Some(code) = confirmed {
+            account = s.pairings.remove(&code).map(|p| p.account);
+        }
+    }
+    if let Some(account) = account {
         let token = format!("tok-{}", s.sessions.len() + 1);
-        s.sessions.insert(token.clone(), true);
-        return Json(json!({ "token": token }));
+        s.sessions.insert(token.clone(), (account.clone(), true));
+        return Json(json!({ "token": token, "account": account }));
     }
     Json(json!({}))
+}
+
+#[derive(Deserialize)]
+struct PairBody {
+    device: String,
+    phone: String,
+}
+
+/// "Link with phone number": a fresh 8-character code for this device and account.
+async fn pair(State(s): St, Json(b): Json<PairBody>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTVWXYZ123456789";
+    let n = s.pairings.len() + s.sessions.len() + 1;
+    let code: String = (0..8)
+        .map(|i| ALPHABET[(n * 7 + i * 13 + b.phone.len() * i) % ALPHABET.len()] as char)
+        .collect();
+    s.pairings.retain(|_, p| p.device != b.device);
+    s.pairings.insert(
+        code.clone(),
+        Pairing {
+            device: b.device,
+            account: b.phone,
+            confirmed: false,
+        },
+    );
+    Json(json!({ "code": code }))
 }
 
 #[derive(Deserialize)]
@@ -361,7 +504,7 @@ struct TokenQ {
 
 async fn session(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
     let mut s = s.lock().unwrap();
-    let valid = s.sessions.get(&q.token).copied().unwrap_or(false);
+    let valid = s.sessions.get(&q.token).is_some_and(|(_, v)| *v);
     let freeze = valid && std::mem::take(&mut s.freeze);
     Json(json!({ "valid": valid, "conflict": valid && s.conflict, "freeze": freeze }))
 }
@@ -381,12 +524,21 @@ async fn registered(State(s): St, Query(q): Query<PhoneQ>) -> Json<Value> {
     Json(json!({ "registered": !s.unregistered.contains(&q.phone) }))
 }
 
-async fn chat(State(s): St, Query(q): Query<PhoneQ>) -> Json<Value> {
+#[derive(Deserialize)]
+struct ChatQ {
+    phone: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// The chat as this account sees it: the messages it sent there.
+async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
     let s = s.lock().unwrap();
+    let account = s.sessions.get(&q.token).map(|(a, _)| a.clone());
     let msgs: Vec<Value> = s
         .sent
         .iter()
-        .filter(|m| m.phone == q.phone)
+        .filter(|m| m.phone == q.phone && Some(&m.account) == account.as_ref())
         .map(|m| {
             json!({
                 "id": m.id,
@@ -409,9 +561,10 @@ struct SendBody {
 
 async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
     let mut s = s.lock().unwrap();
-    if !s.sessions.get(&b.token).copied().unwrap_or(false) {
-        return Json(json!({ "delivered": false }));
-    }
+    let account = match s.sessions.get(&b.token) {
+        Some((a, true)) => a.clone(),
+        _ => return Json(json!({ "delivered": false })),
+    };
     let delivered = !s.held.contains(&b.phone);
     let freeze = std::mem::take(&mut s.freeze_on_send);
     if freeze {
@@ -422,6 +575,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         .unwrap()
         .as_millis();
     s.sent.push(Sent {
+        account,
         phone: b.phone,
         text: b.text,
         id: b.id,

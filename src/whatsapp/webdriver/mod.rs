@@ -11,6 +11,7 @@ mod browser;
 mod bubbles;
 mod cause;
 mod page;
+mod pairing;
 mod selectors;
 mod send;
 mod session;
@@ -38,6 +39,8 @@ struct Current {
     detail: String,
     since_ms: i64,
     qr: Option<String>,
+    /// The account's own number (digits), once the page says.
+    me: Option<String>,
 }
 
 struct Shared {
@@ -57,6 +60,7 @@ impl Shared {
                 detail: "starting the browser".into(),
                 since_ms: crate::time::now_ms(),
                 qr: None,
+                me: None,
             }),
             changed,
             causes: Default::default(),
@@ -104,6 +108,26 @@ impl Shared {
         self.current.lock().expect("state lock").state
     }
 
+    /// The account's id as the page keeps it (`"6281234567890:12@c.us"`): its digits.
+    fn set_me(&self, raw: &str) {
+        let digits: String = raw
+            .trim_matches('"')
+            .split([':', '@'])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.is_empty() {
+            return;
+        }
+        let mut c = self.current.lock().expect("state lock");
+        if c.me.as_deref() != Some(digits.as_str()) {
+            tracing::info!(me = %crate::domain::mask_number(&digits), "📱 Logged in as {}", crate::domain::mask_number(&digits));
+            c.me = Some(digits);
+        }
+    }
+
     fn set_qr(&self, qr: Option<String>) {
         self.current.lock().expect("state lock").qr = qr;
         self.changed.send_modify(|n| *n += 1);
@@ -113,6 +137,8 @@ impl Shared {
 enum Command {
     Send(Box<Outbound>, oneshot::Sender<Result<Receipt, SendError>>),
     Restart(String),
+    /// A pairing code for this phone number (digits).
+    Pair(String, oneshot::Sender<Result<String, SendError>>),
 }
 
 pub struct WebDriver {
@@ -181,6 +207,30 @@ impl MessageSender for WebDriver {
 
     fn qr(&self) -> Option<String> {
         self.shared.current.lock().expect("state lock").qr.clone()
+    }
+
+    fn me(&self) -> Option<String> {
+        self.shared.current.lock().expect("state lock").me.clone()
+    }
+
+    fn pairing_code<'a>(
+        &'a self,
+        phone: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, SendError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.commands
+                .send(Command::Pair(phone.to_string(), tx))
+                .await
+                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
+            rx.await.unwrap_or_else(|_| {
+                Err(SendError::new(
+                    "session-closed",
+                    "the browser session ended before the code showed",
+                ))
+            })
+        })
     }
 
     fn restarts_by_cause(&self) -> Vec<(&'static str, u64)> {

@@ -86,7 +86,15 @@ for (const t of S.conflict_text) {
 }
 const [loading, li] = first(S.loading);
 const [ready, ri] = first(S.ready);
-if (ready && !loading) { out.state = 'ready'; out.matched.ready = ri; return out; }
+if (ready && !loading) {
+  out.state = 'ready'; out.matched.ready = ri;
+  for (const k of S.me_storage_keys) {
+    try { const v = localStorage.getItem(k); if (v) { out.me = v; break; } } catch (_) {}
+  }
+  return out;
+}
+const [code] = first(S.pairing_code);
+if (code) { out.state = 'pairing'; return out; }
 const [ref, qi] = first(S.qr_ref);
 const [canvas, ci] = first(S.qr_canvas);
 if (ref || canvas) {
@@ -123,6 +131,8 @@ pub enum PageState {
     Loading,
     /// "WhatsApp is open in another window".
     Conflict,
+    /// A pairing code is shown, for the phone to confirm.
+    Pairing,
     /// Nothing the selectors know (yet).
     #[serde(other)]
     Unknown,
@@ -138,6 +148,9 @@ pub struct Probe {
     pub qr: Option<String>,
     #[serde(default)]
     pub reload: bool,
+    /// The account's own id as the page keeps it, once logged in.
+    #[serde(default)]
+    pub me: Option<String>,
     #[serde(default)]
     pub matched: std::collections::BTreeMap<String, i64>,
 }

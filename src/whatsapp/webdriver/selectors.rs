@@ -34,6 +34,16 @@ pub struct Selectors {
     pub pending_icons: Vec<String>,
     /// `data-icon` values that mean "sent" (or better).
     pub sent_icons: Vec<String>,
+    /// Texts of the QR page's link to log in with a phone number instead.
+    pub pairing_link_text: Vec<String>,
+    /// The phone number field of that form.
+    pub pairing_phone: Vec<String>,
+    /// Texts of the button that asks for the code.
+    pub pairing_next_text: Vec<String>,
+    /// The element whose `data-link-code` holds the 8-character code.
+    pub pairing_code: Vec<String>,
+    /// `localStorage` keys that hold the account's own id (`"62812…:12@c.us"`).
+    pub me_storage_keys: Vec<String>,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -75,6 +85,18 @@ impl Default for Selectors {
             bubble_status: strings(&["span[data-icon^='msg-']"]),
             pending_icons: strings(&["msg-time"]),
             sent_icons: strings(&["msg-check", "msg-dblcheck", "msg-dblcheck-ack"]),
+            pairing_link_text: strings(&["Link with phone number", "Log in with phone number"]),
+            pairing_phone: strings(&[
+                "input[aria-label='Type your phone number.']",
+                "input[aria-label='Type your phone number to log in to WhatsApp']",
+                "input[type='tel']",
+            ]),
+            pairing_next_text: strings(&["Next"]),
+            pairing_code: strings(&[
+                "div[aria-details='link-device-phone-number-code-screen-instructions']",
+                "[data-link-code]",
+            ]),
+            me_storage_keys: strings(&["last-wid-md", "last-wid"]),
         }
     }
 }

@@ -111,6 +111,27 @@ impl Session<'_> {
                 cmd = self.rx.recv() => match cmd {
                     None => return End::Shutdown,
                     Some(Command::Restart(why)) => return End::Restart(RestartCause::Requested(why)),
+                    Some(Command::Pair(phone, reply)) => {
+                        if connected {
+                            let _ = reply.send(Err(SendError::new("already-linked", "this session is logged in already; log it out first")));
+                            continue;
+                        }
+                        let pair = super::pairing::pairing_code(page, &phone, cfg.ready_timeout.0.min(Duration::from_secs(30)));
+                        match guarded(self.pulse, cfg.session_timeout.0, pair).await {
+                            Ok(r) => {
+                                if r.is_ok() {
+                                    self.shared.set_qr(None);
+                                    self.shared.set(SessionState::Pairing, "waiting for the pairing code to be typed on the phone");
+                                }
+                                let _ = reply.send(r);
+                            }
+                            Err(silent) => {
+                                let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering")));
+                                return End::Restart(RestartCause::Unresponsive { silent, during_send: false });
+                            }
+                        }
+                        next_probe = Instant::now() + WATCH_INTERVAL;
+                    }
                     Some(Command::Send(m, reply)) => {
                         if !connected {
                             let _ = reply.send(Err(SendError::new("not-ready", "WhatsApp is not connected")));
@@ -181,6 +202,9 @@ impl Session<'_> {
         let shared = self.shared;
         match p.state {
             PageState::Ready => {
+                if let Some(me) = &p.me {
+                    shared.set_me(me);
+                }
                 if !connected {
                     tracing::info!(
                         ms = started.elapsed().as_millis() as u64,
@@ -199,9 +223,9 @@ impl Session<'_> {
                     SessionState::Qr
                 };
                 let detail = if logged_out {
-                    "logged out from the phone: scan the new QR code (GET /api/whatsapp/qr)"
+                    "logged out from the phone: scan the new QR code (GET /api/sessions/{name}/qr)"
                 } else {
-                    "waiting for a scan of the QR code (GET /api/whatsapp/qr)"
+                    "waiting for a scan of the QR code (GET /api/sessions/{name}/qr)"
                 };
                 if p.reload {
                     tracing::info!("🔄 The QR codes ran out; pressing reload");
@@ -218,6 +242,12 @@ impl Session<'_> {
                     shared.set_qr(Some(qr));
                 }
                 shared.set(state, detail);
+            }
+            PageState::Pairing => {
+                shared.set(
+                    SessionState::Pairing,
+                    "waiting for the pairing code to be typed on the phone",
+                );
             }
             PageState::Loading if !connected => {
                 shared.set(SessionState::Loading, "WhatsApp Web is loading");

@@ -91,11 +91,11 @@ pub(super) async fn supervise(
     // Anything still queued is answered, not dropped silently.
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
-        if let Command::Send(_, reply) = cmd {
-            let _ = reply.send(Err(SendError::new(
-                "session-closed",
-                "the gateway is stopping",
-            )));
+        let closed = || SendError::new("session-closed", "the session is stopping");
+        match cmd {
+            Command::Send(_, reply) => drop(reply.send(Err(closed()))),
+            Command::Pair(_, reply) => drop(reply.send(Err(closed()))),
+            Command::Restart(_) => {}
         }
     }
 }
@@ -113,6 +113,9 @@ async fn idle(rx: &mut mpsc::Receiver<Command>, shutdown: &CancellationToken, d:
                     let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
                 }
                 Some(Command::Restart(_)) => return true,
+                Some(Command::Pair(_, reply)) => {
+                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
+                }
             }
         }
     }
