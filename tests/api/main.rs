@@ -22,4 +22,5 @@ mod storage;
 mod webdriver;
 mod webdriver_recovery;
 mod webdriver_sends;
+mod webdriver_sessions;
 mod webhooks;
