@@ -1,6 +1,7 @@
 -- WhatsApp accounts ("sessions"): each with its own driver, browser profile and queue lane.
 -- `started` is the desired state: a started session is started again after a restart.
--- NULL settings fall back to gateway.toml.
+-- NULL settings fall back to gateway.toml. `state`, `detail` and `qr` mirror what the running
+-- gateway sees, for the CLI (`wa-gateway session list|qr`).
 CREATE TABLE sessions (
     name         TEXT    PRIMARY KEY,
     driver       TEXT    NOT NULL CHECK (driver IN ('webdriver', 'sandbox')),
@@ -10,6 +11,9 @@ CREATE TABLE sessions (
     browser_args TEXT,
     memory_limit INTEGER,
     me           TEXT,
+    state        TEXT,
+    detail       TEXT,
+    qr           TEXT,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );

@@ -132,37 +132,24 @@ impl Events {
     ) {
         let events = self.clone();
         let session = session.to_string();
-        tokio::spawn(async move {
-            let (mut state, mut detail, mut qr) = (None, String::new(), None);
-            loop {
-                let changed = sender.changed();
-                let s = sender.status();
-                if Some(s.state) != state || s.detail != detail {
-                    state = Some(s.state);
-                    detail = s.detail.clone();
-                    events.publish(Event::WhatsApp {
-                        session: session.clone(),
-                        state: s.state,
-                        detail: s.detail,
-                        at: now(),
-                    });
-                }
-                let q = sender.qr();
-                if q != qr {
-                    if let Some(code) = &q {
-                        events.publish(Event::Qr {
-                            session: session.clone(),
-                            qr: code.clone(),
-                            at: now(),
-                        });
-                    }
-                    qr = q;
-                }
-                tokio::select! {
-                    _ = changed => {}
-                    _ = stop.cancelled() => return,
-                }
+        tokio::spawn(crate::whatsapp::watch(sender, stop, move |seen, before| {
+            if before.is_none_or(|b| b.state != seen.state || b.detail != seen.detail) {
+                events.publish(Event::WhatsApp {
+                    session: session.clone(),
+                    state: seen.state,
+                    detail: seen.detail.clone(),
+                    at: now(),
+                });
             }
-        });
+            if let Some(code) = &seen.qr
+                && before.is_none_or(|b| b.qr.as_ref() != Some(code))
+            {
+                events.publish(Event::Qr {
+                    session: session.clone(),
+                    qr: code.clone(),
+                    at: now(),
+                });
+            }
+        }));
     }
 }

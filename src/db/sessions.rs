@@ -1,7 +1,7 @@
 //! The `sessions` table: each WhatsApp account the gateway serves, with its desired state
 //! (started or stopped) and the settings that override gateway.toml's.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 
 use crate::config::DriverKind;
 
@@ -19,11 +19,35 @@ pub struct SessionRow {
     pub memory_limit: Option<i64>,
     /// The account's own number, once known.
     pub me: Option<String>,
+    /// The last state the running gateway saw (for the CLI).
+    pub state: Option<String>,
+    pub detail: Option<String>,
+    /// The QR code awaiting a scan, while there is one.
+    pub qr: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 impl SessionRow {
+    /// A new session with the file's defaults for every setting.
+    pub fn new(name: &str, driver: DriverKind, started: bool, now: i64) -> SessionRow {
+        SessionRow {
+            name: name.to_string(),
+            driver,
+            started,
+            paused: false,
+            concurrency: None,
+            browser_args: None,
+            memory_limit: None,
+            me: None,
+            state: None,
+            detail: None,
+            qr: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The extra browser flags.
     pub fn browser_args(&self) -> Vec<String> {
         self.browser_args
@@ -34,11 +58,11 @@ impl SessionRow {
 }
 
 const COLS: &str = "name, driver, started, paused, concurrency, browser_args, memory_limit, me, \
-    created_at, updated_at";
+    state, detail, qr, created_at, updated_at";
 
-pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<SessionRow>> {
+pub async fn list<'e>(db: impl sqlx::SqliteExecutor<'e>) -> sqlx::Result<Vec<SessionRow>> {
     sqlx::query_as(&format!("SELECT {COLS} FROM sessions ORDER BY name"))
-        .fetch_all(pool)
+        .fetch_all(db)
         .await
 }
 
@@ -99,4 +123,27 @@ pub async fn delete(conn: &mut SqliteConnection, name: &str) -> sqlx::Result<boo
         .execute(conn)
         .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// What the running gateway sees of a session, for the CLI.
+pub async fn mirror(
+    conn: &mut SqliteConnection,
+    name: &str,
+    state: &str,
+    detail: &str,
+    qr: Option<&str>,
+    me: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sessions SET state = ?2, detail = ?3, qr = ?4, me = COALESCE(?5, me) \
+         WHERE name = ?1",
+    )
+    .bind(name)
+    .bind(state)
+    .bind(detail)
+    .bind(qr)
+    .bind(me)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -73,7 +73,7 @@ pub(super) fn remove_profile(config: &Config, name: &str) -> std::io::Result<()>
 }
 
 /// Deletes everything the session kept on disk.
-pub(super) fn remove_session_dir(config: &Config, name: &str) -> std::io::Result<()> {
+pub(crate) fn remove_session_dir(config: &Config, name: &str) -> std::io::Result<()> {
     remove_profile(config, name)?;
     remove_dir(&config.session_dir(name))
 }

@@ -6,7 +6,7 @@
 //! deleted at run time; stored in the database so that a restart brings back the sessions
 //! that were running. `default` is `[whatsapp]`; `[[sessions]]` may declare more.
 
-mod driver;
+pub(crate) mod driver;
 mod view;
 
 use std::collections::BTreeMap;
@@ -21,7 +21,27 @@ use crate::db::sessions::{self as rows, SessionRow};
 use crate::db::{Db, DbError, Durability};
 use crate::events::{Event, Events};
 use crate::queue::{DefaultConcurrency, Lane, Queue};
-use crate::whatsapp::{MessageSender, SessionState, WhatsAppStatus};
+use crate::whatsapp::{MessageSender, Seen, SessionState, WhatsAppStatus};
+
+/// Writes what a driver shows into its session's row.
+async fn write_seen(db: &Db, name: &str, seen: Seen) -> Result<(), DbError> {
+    let name = name.to_string();
+    db.writer
+        .exec(Durability::Relaxed, move |c| {
+            Box::pin(async move {
+                rows::mirror(
+                    c,
+                    &name,
+                    seen.state.as_str(),
+                    &seen.detail,
+                    seen.qr.as_deref(),
+                    seen.me.as_deref(),
+                )
+                .await
+            })
+        })
+        .await
+}
 
 pub use view::{SessionView, SessionsQueue};
 
@@ -261,18 +281,7 @@ impl Sessions {
         let now = crate::time::now_ms();
         let mut new_rows = Vec::new();
         if existing.is_empty() && !self.config.sessions.iter().any(|s| s.name == DEFAULT) {
-            new_rows.push(SessionRow {
-                name: DEFAULT.into(),
-                driver: self.config.whatsapp.driver,
-                started: true,
-                paused: false,
-                concurrency: None,
-                browser_args: None,
-                memory_limit: None,
-                me: None,
-                created_at: now,
-                updated_at: now,
-            });
+            new_rows.push(SessionRow::new(DEFAULT, self.config.whatsapp.driver, true, now));
         }
         for d in &self.config.sessions {
             if existing.iter().any(|r| r.name == d.name) {
@@ -299,18 +308,12 @@ impl Sessions {
     }
 
     fn declared_row(&self, d: &SessionConfig, now: i64) -> SessionRow {
-        let mut row = SessionRow {
-            name: d.name.clone(),
-            driver: d.driver.unwrap_or(self.config.whatsapp.driver),
-            started: d.start,
-            paused: false,
-            concurrency: None,
-            browser_args: None,
-            memory_limit: None,
-            me: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut row = SessionRow::new(
+            &d.name,
+            d.driver.unwrap_or(self.config.whatsapp.driver),
+            d.start,
+            now,
+        );
         SessionChange {
             concurrency: d.concurrency,
             paused: Some(d.paused),
@@ -402,6 +405,7 @@ impl Sessions {
         self.tracker.spawn(async move { waiter.wait().await });
         self.events
             .watch_driver(&s.name, sender.clone(), stop.child_token());
+        self.mirror(&s.name, sender.clone(), stop.child_token());
         *s.running.lock().expect("running lock") = Some(Running {
             sender: sender.clone(),
             stop,
@@ -409,6 +413,24 @@ impl Sessions {
         });
         s.lane.set_sender(Some(sender));
         Ok(())
+    }
+
+    /// Keeps the session's row showing what its driver shows (state, QR, account), for the
+    /// CLI: the latest of each change is written, in order.
+    fn mirror(&self, name: &str, sender: Arc<dyn MessageSender>, stop: CancellationToken) {
+        let (tx, mut rx) = tokio::sync::watch::channel(None::<Seen>);
+        tokio::spawn(crate::whatsapp::watch(sender, stop, move |now, _| {
+            let _ = tx.send(Some(now.clone()));
+        }));
+        let (db, name) = (self.db.clone(), name.to_string());
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let Some(seen) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                let _ = write_seen(&db, &name, seen).await;
+            }
+        });
     }
 
     /// Stops the session's driver (its sends in flight end `session-closed` and are retried
@@ -435,8 +457,22 @@ impl Sessions {
             .publish(Events::whatsapp_now(&s.name, s.status()));
     }
 
-    /// Stores the session's row as it is in memory.
+    /// Stores the session's row as it is in memory, and its state for the CLI.
     async fn store(&self, s: &Session) -> Result<(), SessionError> {
+        self.store_row(s).await?;
+        let st = s.status();
+        let seen = Seen {
+            state: st.state,
+            detail: st.detail,
+            qr: s.sender().and_then(|d| d.qr()),
+            me: s.me(),
+        };
+        write_seen(&self.db, &s.name, seen).await?;
+        Ok(())
+    }
+
+    /// Stores the session's row as it is in memory.
+    async fn store_row(&self, s: &Session) -> Result<(), SessionError> {
         let mut row = s.row();
         row.updated_at = crate::time::now_ms();
         let stored = row.clone();
@@ -472,18 +508,7 @@ impl Sessions {
             }
         }
         let now = crate::time::now_ms();
-        let mut row = SessionRow {
-            name: new.name.clone(),
-            driver: new.driver,
-            started: new.start,
-            paused: false,
-            concurrency: None,
-            browser_args: None,
-            memory_limit: None,
-            me: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut row = SessionRow::new(&new.name, new.driver, new.start, now);
         new.settings.apply(&mut row);
         let stored = row.clone();
         let inserted = self

@@ -179,3 +179,39 @@ pub trait MessageSender: Send + Sync + 'static {
     /// sends outlived the grace period.
     fn kill(&self) {}
 }
+
+/// What a driver shows at one moment: its status, its QR code and its account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub state: SessionState,
+    pub detail: String,
+    pub qr: Option<String>,
+    pub me: Option<String>,
+}
+
+/// Calls `f` with what the driver shows now and again on every change, until `stop`.
+pub async fn watch(
+    sender: std::sync::Arc<dyn MessageSender>,
+    stop: tokio_util::sync::CancellationToken,
+    mut f: impl FnMut(&Seen, Option<&Seen>) + Send,
+) {
+    let mut last: Option<Seen> = None;
+    loop {
+        let changed = sender.changed();
+        let s = sender.status();
+        let now = Seen {
+            state: s.state,
+            detail: s.detail,
+            qr: sender.qr(),
+            me: sender.me(),
+        };
+        if last.as_ref() != Some(&now) {
+            f(&now, last.as_ref());
+            last = Some(now);
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

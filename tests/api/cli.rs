@@ -1,11 +1,11 @@
-//! The `user` and `migrate` commands, run as a user would.
+//! The `user`, `session` and `migrate` commands, run as a user would.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
 
-fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+pub(crate) fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     // `--config` goes after the command: `wa-gateway user add --config FILE ...`.
     let mut child = Command::new(BIN)
         .args(args)
@@ -112,6 +112,8 @@ fn every_command_has_help() {
         &["serve", "--help"],
         &["user", "--help"],
         &["user", "add", "--help"],
+        &["session", "--help"],
+        &["session", "qr", "--help"],
         &["migrate", "--help"],
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
@@ -241,4 +243,54 @@ fn plugin_call_runs_a_hook_without_a_server() {
         let (ok, out) = plugin_cli(&args);
         assert!(ok == succeeds && out.contains(expect), "{args:?}: {out}");
     }
+}
+
+#[tokio::test]
+async fn sessions_are_listed_added_and_removed_from_the_command_line() {
+    let app = crate::helpers::spawn_app().await;
+    // The CLI finds the gateway's database through a config naming the same data_dir.
+    let cli = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cli.path().join("gateway.toml"),
+        format!(
+            "[storage]\ndata_dir = {:?}\n",
+            app.config.data_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let dir = cli.path();
+    // While the gateway runs: list and qr read what it mirrors; add and remove point to the API.
+    let (ok, out) = run(dir, &["session", "list"], None);
+    assert!(ok && out.contains("default\tsandbox\tconnected"), "{out}");
+    let (ok, out) = run(dir, &["session", "qr", "default"], None);
+    assert!(!ok && out.contains("no QR code") && out.contains("connected"), "{out}");
+    let (ok, out) = run(dir, &["session", "add", "sales"], None);
+    assert!(!ok && out.contains("/api/sessions"), "{out}");
+    let id = app.send_via("default", "6281234567890", "kept").await;
+    app.wait_finished(&id).await;
+    app.session_action("default", "stop").await;
+    let waiting = app.send_via("default", "6281234567890", "never sent").await;
+    let (ok, out) = run(dir, &["session", "list"], None);
+    assert!(ok && out.contains("default\tsandbox\tstopped"), "{out}");
+    let (data, config) = app.stop().await;
+
+    // Stopped: add and remove work on the database.
+    let (ok, out) = run(dir, &["session", "add", "sales", "--driver", "sandbox"], None);
+    assert!(ok, "{out}");
+    let (ok, out) = run(dir, &["session", "add", "sales"], None);
+    assert!(!ok && out.contains("exists"), "{out}");
+    let (ok, out) = run(dir, &["session", "add", "Bad Name"], None);
+    assert!(!ok && out.contains("must match"), "{out}");
+    let (ok, out) = run(dir, &["session", "remove", "default"], None);
+    assert!(ok && out.contains("1 unfinished job(s) failed"), "{out}");
+    let (ok, out) = run(dir, &["session", "remove", "nobody"], None);
+    assert!(!ok && out.contains("no session"), "{out}");
+
+    let app = crate::helpers::start(data, config).await;
+    let list = app.get_json("/api/sessions").await;
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(list["sessions"][0]["name"], "sales");
+    assert_eq!(list["sessions"][0]["state"], "connected");
+    let job = app.job(&waiting).await;
+    assert_eq!(job["lastError"]["code"], "session_deleted");
 }
