@@ -1,5 +1,6 @@
 //! The dashboard in real headless Chromium: log in, watch a job go from waiting to completed
-//! live, cancel and retry a job, pause and resume the queue, see the QR code.
+//! live, cancel and retry a job, pause and resume the queue, see the QR code; add, stop and
+//! delete sessions, and filter jobs by session.
 
 use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
@@ -280,6 +281,23 @@ async fn the_dashboard_shows_the_qr_code_while_a_scan_is_awaited() {
         assert!(t0.elapsed() < Duration::from_secs(15), "{v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The sessions view shows the same code under the session's row.
+    let t0 = Instant::now();
+    loop {
+        let v = b
+            .client
+            .execute(
+                "const i = document.querySelector(\"tr[data-login-for='default'] img.session-qr\"); return i && !i.closest('tr').classList.contains('hidden') ? i.dataset.qr || '' : '';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if v.as_str() == Some(fake.current_ref().as_str()) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     b.screenshot("dashboard-qr.png").await;
     fake.scan();
     b.wait_text("#wa-state", |t| t == "connected").await;
@@ -292,6 +310,76 @@ async fn the_dashboard_shows_the_qr_code_while_a_scan_is_awaited() {
         .await
         .unwrap();
     assert_eq!(hidden, true);
+    b.close().await;
+    app.stop().await;
+}
+
+fn session_cell(name: &str, cell: &str) -> String {
+    format!("tr[data-session='{name}'] {cell}")
+}
+
+#[tokio::test]
+async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_session() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|_| {}).await;
+    let b = Browser::start().await;
+    b.log_in(&app).await;
+    b.wait_text(&session_cell("default", ".state"), |t| t == "connected")
+        .await;
+
+    // Add a session from the form.
+    let name = b.client.find(Locator::Css("#new-session")).await.unwrap();
+    name.send_keys("sales").await.unwrap();
+    b.click("#add-session-btn").await;
+    b.wait_text(&session_cell("sales", ".state"), |t| t == "connected")
+        .await;
+    assert_eq!(app.session("sales").await["driver"], "sandbox");
+
+    // Its jobs show with their session, and the table filters by session.
+    let sales_job = app.send_via("sales", "6281234567890", "from sales").await;
+    let default_job = app.send_ok("6281234567891", "from default").await;
+    b.wait_text(&row(&sales_job, ".status"), |t| t == "completed")
+        .await;
+    b.wait_text(&row(&default_job, ".status"), |t| t == "completed")
+        .await;
+    assert_eq!(b.text(&row(&sales_job, ".session")).await.as_deref(), Some("sales"));
+    b.wait_text(&session_cell("sales", ".completed"), |t| t == "1")
+        .await;
+    b.client
+        .execute(
+            "const s = document.getElementById('job-session'); s.value = 'sales'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while b.text(&row(&default_job, ".status")).await.is_some() {
+        assert!(t0.elapsed() < Duration::from_secs(15), "the filter hides default's jobs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b.text(&row(&sales_job, ".status")).await.is_some());
+
+    // Stop, then delete (confirmed).
+    b.click(&session_cell("sales", "button.stop")).await;
+    b.wait_text(&session_cell("sales", ".state"), |t| t == "stopped")
+        .await;
+    assert_eq!(app.session("sales").await["state"], "stopped");
+    b.client
+        .execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+    b.click(&session_cell("sales", "button.delete")).await;
+    let t0 = Instant::now();
+    while b.text(&session_cell("sales", ".state")).await.is_some() {
+        assert!(t0.elapsed() < Duration::from_secs(15), "the deleted row goes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app.get("/api/sessions/sales").await;
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+    b.screenshot("dashboard-sessions.png").await;
     b.close().await;
     app.stop().await;
 }
