@@ -388,7 +388,9 @@ async fn session_command(config: &Config, cmd: SessionCommand) -> anyhow::Result
                 None => config.whatsapp.driver,
                 Some("sandbox") => DriverKind::Sandbox,
                 Some("webdriver") => DriverKind::Webdriver,
-                Some(other) => anyhow::bail!("--driver must be sandbox or webdriver, not {other:?}"),
+                Some(other) => {
+                    anyhow::bail!("--driver must be sandbox or webdriver, not {other:?}")
+                }
             };
             wa_gateway::cli::add_session(config, &name, driver, !stopped).await?;
             println!("session {name} added ({})", driver.as_str());
@@ -403,7 +405,9 @@ async fn session_command(config: &Config, cmd: SessionCommand) -> anyhow::Result
             Ok(qr) => {
                 let art = wa_gateway::whatsapp::qr::unicode(&qr)
                     .context("the QR string does not fit in a QR code")?;
-                println!("{art}\nScan it with WhatsApp on the phone of session {name} (Linked devices).");
+                println!(
+                    "{art}\nScan it with WhatsApp on the phone of session {name} (Linked devices)."
+                );
                 Ok(())
             }
             Err(why) => anyhow::bail!(why),

@@ -57,7 +57,10 @@ async fn metrics(State(state): State<AppState>) -> MetricsText {
         restarts: sessions
             .iter()
             .flat_map(|s| {
-                let by_cause = s.sender().map(|d| d.restarts_by_cause()).unwrap_or_default();
+                let by_cause = s
+                    .sender()
+                    .map(|d| d.restarts_by_cause())
+                    .unwrap_or_default();
                 by_cause
                     .into_iter()
                     .map(|(cause, n)| (s.name().to_string(), cause, n))

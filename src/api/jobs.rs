@@ -169,6 +169,15 @@ async fn list_jobs(
             ));
         }
     };
+    if q.session
+        .as_deref()
+        .is_some_and(|s| !crate::config::valid_session_name(s))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "session must match ^[a-z0-9][a-z0-9_-]{0,31}$",
+        ));
+    }
     let rows = jobs::list(
         &state.db.read,
         status,

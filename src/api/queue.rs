@@ -256,7 +256,12 @@ fn held(s: &crate::sessions::Session, w: &WhatsAppStatus) -> Option<String> {
     if s.lane().paused() {
         Some(format!("session {} is paused", s.name()))
     } else if !s.lane().is_ready() {
-        Some(format!("WhatsApp ({}) is {}: {}", s.name(), w.state, w.detail))
+        Some(format!(
+            "WhatsApp ({}) is {}: {}",
+            s.name(),
+            w.state,
+            w.detail
+        ))
     } else {
         None
     }

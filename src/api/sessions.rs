@@ -99,16 +99,18 @@ async fn list(State(state): State<AppState>) -> Json<SessionList> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(transform = super::openapi::absent_not_null)]
 struct Settings {
-    /// Sends at once, 1 to 100; default 1 for webdriver (a browser types one message at a
+    /// Sends at once, 1 to 256; default 1 for webdriver (a browser types one message at a
     /// time), the queue's concurrency for the sandbox.
-    #[schemars(range(min = 1, max = 100))]
-    #[serde(default, deserialize_with = "super::extract::non_null")]
+    #[schemars(range(min = 1, max = QueueConfig::MAX_CONCURRENCY))]
+    #[serde(default, deserialize_with = "super::extract::integer")]
     concurrency: Option<u32>,
     /// Hold this session's jobs (they wait).
     #[serde(default, deserialize_with = "super::extract::non_null")]
     paused: Option<bool>,
-    /// Extra browser flags, e.g. `--proxy-server=socks5://10.0.0.2:1080`.
+    /// Extra browser flags, e.g. `--proxy-server=socks5://10.0.0.2:1080`: up to 32, each
+    /// starting with `--`.
     #[schemars(length(max = 32))]
+    #[schemars(extend("items" = {"type": "string", "pattern": "^--[^\\u0000-\\u001f\\u007f]*$", "maxLength": 1024}))]
     #[serde(default, deserialize_with = "super::extract::non_null")]
     browser_args: Option<Vec<String>>,
     /// Restart the browser between sends past this (`512MiB`, `1GiB`); default
@@ -122,16 +124,23 @@ impl Settings {
         if let Some(c) = self.concurrency {
             QueueConfig::check_concurrency(c).map_err(ApiError::Validation)?;
         }
-        if let Some(args) = &self.browser_args {
-            if args.len() > 32 || args.iter().any(|a| !a.starts_with("--") || a.len() > 1024) {
-                return Err(ApiError::Validation(
-                    "browserArgs: at most 32 flags, each starting with -- and up to 1024 characters"
-                        .into(),
-                ));
-            }
+        let bad_flag = |a: &String| {
+            !a.starts_with("--")
+                || a.chars().count() > 1024
+                || a.chars().any(|c| c.is_ascii_control())
+        };
+        if let Some(args) = &self.browser_args
+            && (args.len() > 32 || args.iter().any(bad_flag))
+        {
+            return Err(ApiError::Validation(
+                "browserArgs: at most 32 flags, each starting with -- and up to 1024 characters, without control characters"
+                    .into(),
+            ));
         }
         if self.memory_limit.is_some_and(|m| m.0 == 0) {
-            return Err(ApiError::Validation("memoryLimit must be more than 0".into()));
+            return Err(ApiError::Validation(
+                "memoryLimit must be more than 0".into(),
+            ));
         }
         Ok(SessionChange {
             concurrency: self.concurrency,
@@ -257,9 +266,10 @@ async fn qr(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PairingRequest {
-    /// The account's number in international digits (`6281234567890`); common forms
-    /// (`+62 812-3456-7890`) are accepted.
-    #[schemars(length(min = 1, max = 32))]
+    /// The account's number in international form, 8 to 15 digits (`6281234567890`), with
+    /// an optional `+` and single spaces, dashes or parentheses between digits
+    /// (`+62 812-3456-7890`).
+    #[schemars(regex(pattern = PHONE_PATTERN))]
     phone: String,
 }
 
@@ -275,17 +285,69 @@ async fn pairing_code(
     AppJson(req): AppJson<PairingRequest>,
 ) -> Result<Json<PairingCode>, ApiError> {
     state.sessions.get(&name)?;
-    let digits: String = req.phone.chars().filter(|c| c.is_ascii_digit()).collect();
-    let phone_ok = req
-        .phone
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-    if !phone_ok || !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
-        return Err(ApiError::Validation(
+    let digits = phone_digits(&req.phone).ok_or_else(|| {
+        ApiError::Validation(
             "phone must be the account's number in international form, 8 to 15 digits (6281234567890)"
                 .into(),
-        ));
-    }
+        )
+    })?;
     let code = state.sessions.pairing_code(&name, &digits).await?;
     Ok(Json(PairingCode { code }))
+}
+
+/// [`phone_digits`] as a JSON Schema pattern.
+const PHONE_PATTERN: &str = r"^\+?[1-9](?:[ ()-]?[0-9]){7,14}$";
+
+/// The digits of a phone number written as [`PHONE_PATTERN`] says, or None.
+fn phone_digits(raw: &str) -> Option<String> {
+    let rest = raw.strip_prefix('+').unwrap_or(raw);
+    let mut digits = String::new();
+    let mut after_separator = false;
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => {
+                if digits.is_empty() && (c == '0' || after_separator) {
+                    return None;
+                }
+                digits.push(c);
+                after_separator = false;
+            }
+            ' ' | '(' | ')' | '-' if !digits.is_empty() && !after_separator => {
+                after_separator = true
+            }
+            _ => return None,
+        }
+    }
+    ((8..=15).contains(&digits.len()) && !after_separator).then_some(digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phone_digits;
+
+    #[test]
+    fn phone_numbers_are_read_as_the_documented_pattern_says() {
+        let ok = |s: &str| phone_digits(s);
+        assert_eq!(ok("6281234567890").as_deref(), Some("6281234567890"));
+        assert_eq!(ok("+62 812-3456-7890").as_deref(), Some("6281234567890"));
+        assert_eq!(
+            ok("+1 (415) 555-0100").as_deref(),
+            None,
+            "two separators in a row"
+        );
+        assert_eq!(ok("+1(415)555-0100").as_deref(), Some("14155550100"));
+        for bad in [
+            "",
+            "0812345678",
+            "1234567",
+            "1234567890123456",
+            "62 812 ",
+            "62--812345678",
+            "+-62812345678",
+            "62812a45678",
+            "++62812345678",
+        ] {
+            assert_eq!(phone_digits(bad), None, "{bad}");
+        }
+    }
 }

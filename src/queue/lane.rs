@@ -73,12 +73,7 @@ impl Lane {
     }
 
     /// Applies the session's settings; `None` concurrency follows the default.
-    pub fn configure(
-        &self,
-        concurrency: Option<u32>,
-        default: DefaultConcurrency,
-        paused: bool,
-    ) {
+    pub fn configure(&self, concurrency: Option<u32>, default: DefaultConcurrency, paused: bool) {
         self.concurrency
             .store(concurrency.unwrap_or(0), Ordering::Relaxed);
         *self.default_concurrency.write().expect("lane lock") = default;

@@ -209,34 +209,38 @@ impl Queue {
             self.events.publish(Event::from_row(row, "failed"));
         }
         if !rows.is_empty() {
-            tracing::warn!(session = name, failed = rows.len(), "❌ {} waiting job(s) of the deleted session {name} failed (session_deleted)", rows.len());
+            tracing::warn!(
+                session = name,
+                failed = rows.len(),
+                "❌ {} waiting job(s) of the deleted session {name} failed (session_deleted)",
+                rows.len()
+            );
         }
         Ok(rows.len() as u64)
     }
-
 }
 
 /// Puts jobs left `active` by a dead process back to `waiting`, before any lane runs.
 async fn recover(db: &Db) -> Result<(), DbError> {
-        let (recovered, looped) = db
-            .writer
-            .exec(Durability::Durable, |c| {
-                Box::pin(async move { jobs::recover_active(c, crate::time::now_ms()).await })
-            })
-            .await?;
-        if recovered > 0 {
-            tracing::warn!(
-                recovered,
-                "♻️ Recovered {recovered} job(s) that were active when the gateway stopped"
-            );
-        }
-        if looped > 0 {
-            tracing::error!(
-                failed = looped,
-                "❌ {looped} job(s) failed permanently: crash-loop (the gateway died while sending them {} times)",
-                jobs::MAX_RESCUES + 1
-            );
-        }
+    let (recovered, looped) = db
+        .writer
+        .exec(Durability::Durable, |c| {
+            Box::pin(async move { jobs::recover_active(c, crate::time::now_ms()).await })
+        })
+        .await?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "♻️ Recovered {recovered} job(s) that were active when the gateway stopped"
+        );
+    }
+    if looped > 0 {
+        tracing::error!(
+            failed = looped,
+            "❌ {looped} job(s) failed permanently: crash-loop (the gateway died while sending them {} times)",
+            jobs::MAX_RESCUES + 1
+        );
+    }
     Ok(())
 }
 

@@ -119,8 +119,14 @@ pub(super) async fn dispatch(
         if ready {
             held_logged = false;
         } else if !held_logged {
-            let state = sender.as_ref().map_or("stopped", |s| s.status().state.as_str());
-            tracing::warn!(session, state, "⏸️ Session {session} held: WhatsApp is not connected");
+            let state = sender
+                .as_ref()
+                .map_or("stopped", |s| s.status().state.as_str());
+            tracing::warn!(
+                session,
+                state,
+                "⏸️ Session {session} held: WhatsApp is not connected"
+            );
             held_logged = true;
         }
         let free = lane
@@ -156,7 +162,10 @@ pub(super) async fn dispatch(
             }
         }
     }
-    tracing::info!(session, "Queue processor of session {session} stopped claiming jobs");
+    tracing::info!(
+        session,
+        "Queue processor of session {session} stopped claiming jobs"
+    );
 }
 
 async fn wait(

@@ -62,7 +62,9 @@ pub(super) fn adopt_legacy_profile(config: &Config) {
                 to = %target.display(),
                 "🌍 The browser profile is now the default session's"
             ),
-            Err(e) => tracing::warn!(error = %e, "cannot move {} to {}", legacy.display(), target.display()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot move {} to {}", legacy.display(), target.display())
+            }
         }
     }
 }

@@ -186,8 +186,7 @@ impl Session {
     }
 
     fn set_idle(&self, state: SessionState, detail: &str) {
-        *self.idle.lock().expect("idle lock") =
-            (state, detail.to_string(), crate::time::now_ms());
+        *self.idle.lock().expect("idle lock") = (state, detail.to_string(), crate::time::now_ms());
     }
 
     fn is_browser(&self) -> bool {
@@ -200,11 +199,8 @@ impl Session {
             DriverKind::Webdriver => DefaultConcurrency::One,
             DriverKind::Sandbox => DefaultConcurrency::Queue,
         };
-        self.lane.configure(
-            row.concurrency.map(|c| c as u32),
-            default,
-            row.paused,
-        );
+        self.lane
+            .configure(row.concurrency.map(|c| c as u32), default, row.paused);
     }
 }
 
@@ -237,8 +233,7 @@ impl Sessions {
         tracker: TaskTracker,
     ) -> anyhow::Result<Arc<Sessions>> {
         let max_browsers = config.whatsapp.max_browsers.unwrap_or_else(|| {
-            crate::system::available_memory()
-                .map_or(1, |m| (m / MEMORY_PER_BROWSER).max(1) as u32)
+            crate::system::available_memory().map_or(1, |m| (m / MEMORY_PER_BROWSER).max(1) as u32)
         });
         let sessions = Arc::new(Sessions {
             db,
@@ -281,7 +276,12 @@ impl Sessions {
         let now = crate::time::now_ms();
         let mut new_rows = Vec::new();
         if existing.is_empty() && !self.config.sessions.iter().any(|s| s.name == DEFAULT) {
-            new_rows.push(SessionRow::new(DEFAULT, self.config.whatsapp.driver, true, now));
+            new_rows.push(SessionRow::new(
+                DEFAULT,
+                self.config.whatsapp.driver,
+                true,
+                now,
+            ));
         }
         for d in &self.config.sessions {
             if existing.iter().any(|r| r.name == d.name) {
@@ -544,7 +544,10 @@ impl Sessions {
         self.store(&s).await?;
         s.configure_lane();
         if relaunch && s.sender().is_some() {
-            tracing::info!(session = name, "♻️ Session {name}: browser settings changed; starting its browser again");
+            tracing::info!(
+                session = name,
+                "♻️ Session {name}: browser settings changed; starting its browser again"
+            );
             self.halt(&s, SessionState::Restarting, "browser settings changed")
                 .await;
             self.launch(&s)?;
@@ -596,8 +599,12 @@ impl Sessions {
     pub async fn logout(&self, name: &str) -> Result<Arc<Session>, SessionError> {
         let _op = self.ops.lock().await;
         let s = self.get(name)?;
-        self.halt(&s, SessionState::LoggedOut, "logged out through the API; start it to link again")
-            .await;
+        self.halt(
+            &s,
+            SessionState::LoggedOut,
+            "logged out through the API; start it to link again",
+        )
+        .await;
         driver::remove_profile(&self.config, name).map_err(|e| SessionError::Io(e.to_string()))?;
         {
             let mut row = s.row.lock().expect("row lock");
@@ -607,7 +614,10 @@ impl Sessions {
         self.store(&s).await?;
         self.events
             .publish(Events::whatsapp_now(&s.name, s.status()));
-        tracing::info!(session = name, "🚪 Session {name} logged out; its profile is deleted");
+        tracing::info!(
+            session = name,
+            "🚪 Session {name} logged out; its profile is deleted"
+        );
         Ok(s)
     }
 

@@ -263,7 +263,10 @@ async fn sessions_are_listed_added_and_removed_from_the_command_line() {
     let (ok, out) = run(dir, &["session", "list"], None);
     assert!(ok && out.contains("default\tsandbox\tconnected"), "{out}");
     let (ok, out) = run(dir, &["session", "qr", "default"], None);
-    assert!(!ok && out.contains("no QR code") && out.contains("connected"), "{out}");
+    assert!(
+        !ok && out.contains("no QR code") && out.contains("connected"),
+        "{out}"
+    );
     let (ok, out) = run(dir, &["session", "add", "sales"], None);
     assert!(!ok && out.contains("/api/sessions"), "{out}");
     let id = app.send_via("default", "6281234567890", "kept").await;
@@ -275,7 +278,11 @@ async fn sessions_are_listed_added_and_removed_from_the_command_line() {
     let (data, config) = app.stop().await;
 
     // Stopped: add and remove work on the database.
-    let (ok, out) = run(dir, &["session", "add", "sales", "--driver", "sandbox"], None);
+    let (ok, out) = run(
+        dir,
+        &["session", "add", "sales", "--driver", "sandbox"],
+        None,
+    );
     assert!(ok, "{out}");
     let (ok, out) = run(dir, &["session", "add", "sales"], None);
     assert!(!ok && out.contains("exists"), "{out}");

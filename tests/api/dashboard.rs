@@ -345,7 +345,10 @@ async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_sessi
         .await;
     b.wait_text(&row(&default_job, ".status"), |t| t == "completed")
         .await;
-    assert_eq!(b.text(&row(&sales_job, ".session")).await.as_deref(), Some("sales"));
+    assert_eq!(
+        b.text(&row(&sales_job, ".session")).await.as_deref(),
+        Some("sales")
+    );
     b.wait_text(&session_cell("sales", ".completed"), |t| t == "1")
         .await;
     b.client
@@ -357,7 +360,10 @@ async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_sessi
         .unwrap();
     let t0 = Instant::now();
     while b.text(&row(&default_job, ".status")).await.is_some() {
-        assert!(t0.elapsed() < Duration::from_secs(15), "the filter hides default's jobs");
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the filter hides default's jobs"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(b.text(&row(&sales_job, ".status")).await.is_some());
@@ -374,7 +380,10 @@ async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_sessi
     b.click(&session_cell("sales", "button.delete")).await;
     let t0 = Instant::now();
     while b.text(&session_cell("sales", ".state")).await.is_some() {
-        assert!(t0.elapsed() < Duration::from_secs(15), "the deleted row goes");
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the deleted row goes"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let r = app.get("/api/sessions/sales").await;

@@ -181,10 +181,12 @@ fn qr_ref(device: &str, seq: u32) -> String {
 
 impl Inner {
     fn device(&mut self, id: &str) -> &mut Device {
-        self.devices.entry(id.to_string()).or_insert_with(|| Device {
-            qr_seq: 1,
-            qr_issued: Instant::now(),
-        })
+        self.devices
+            .entry(id.to_string())
+            .or_insert_with(|| Device {
+                qr_seq: 1,
+                qr_issued: Instant::now(),
+            })
     }
 
     /// The code each device shows now.

@@ -43,18 +43,29 @@ async fn metrics_count_jobs_sends_latency_and_requests() {
         1.0
     );
     assert_eq!(
-        get("wa_gateway_sends_total{session=\"default\",outcome=\"failed\",code=\"not-registered\"}"),
+        get(
+            "wa_gateway_sends_total{session=\"default\",outcome=\"failed\",code=\"not-registered\"}"
+        ),
         1.0
     );
-    assert_eq!(get("wa_gateway_send_duration_seconds_count{session=\"default\"}"), 2.0);
+    assert_eq!(
+        get("wa_gateway_send_duration_seconds_count{session=\"default\"}"),
+        2.0
+    );
     assert_eq!(
         get("wa_gateway_send_duration_seconds_bucket{session=\"default\",le=\"+Inf\"}"),
         2.0
     );
     assert_eq!(get("wa_gateway_queue_wait_seconds_count"), 2.0);
     assert_eq!(get("wa_gateway_job_attempts_count"), 2.0);
-    assert_eq!(get("wa_gateway_whatsapp_state{session=\"default\",state=\"connected\"}"), 1.0);
-    assert_eq!(get("wa_gateway_whatsapp_state{session=\"default\",state=\"qr\"}"), 0.0);
+    assert_eq!(
+        get("wa_gateway_whatsapp_state{session=\"default\",state=\"connected\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("wa_gateway_whatsapp_state{session=\"default\",state=\"qr\"}"),
+        0.0
+    );
     assert_eq!(
         get(
             "wa_gateway_http_requests_total{method=\"POST\",route=\"/api/whatsapp/send-message\",status=\"202\"}"

@@ -2,14 +2,10 @@
 //! idempotency, per-session counts against the totals, one session held while another sends,
 //! sessions across a restart, and the old routes acting on `default`.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with, start};
-
-const WITHIN: Duration = Duration::from_secs(10);
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let r = app.post("/api/sessions", &body).await;
@@ -39,7 +35,10 @@ async fn a_session_is_created_changed_paused_stopped_and_deleted_through_the_api
     assert_eq!(sales["started"], true);
     assert_eq!(sales["queue"]["waiting"], 0);
     let again = app
-        .post("/api/sessions", &json!({"name": "sales", "driver": "sandbox"}))
+        .post(
+            "/api/sessions",
+            &json!({"name": "sales", "driver": "sandbox"}),
+        )
         .await;
     assert_eq!(
         error_code(again, StatusCode::CONFLICT).await,
@@ -60,7 +59,10 @@ async fn a_session_is_created_changed_paused_stopped_and_deleted_through_the_api
             "{bad} should be refused"
         );
     }
-    assert_eq!(names(&app.get_json("/api/sessions").await), ["default", "sales"]);
+    assert_eq!(
+        names(&app.get_json("/api/sessions").await),
+        ["default", "sales"]
+    );
 
     // Unknown names: 404 session_not_found everywhere a name is taken.
     for (method, path) in [
@@ -95,12 +97,20 @@ async fn a_session_is_created_changed_paused_stopped_and_deleted_through_the_api
 
     // Paused: the job is accepted and waits; the other session goes on.
     let r = app
-        .patch("/api/sessions/sales", &json!({"paused": true, "concurrency": 2}))
+        .patch(
+            "/api/sessions/sales",
+            &json!({"paused": true, "concurrency": 2}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let s: Value = r.json().await.unwrap();
-    assert_eq!((s["paused"].clone(), s["concurrency"].clone()), (json!(true), json!(2)));
-    let held = app.send_via("sales", "6281234567890", "held by the pause").await;
+    assert_eq!(
+        (s["paused"].clone(), s["concurrency"].clone()),
+        (json!(true), json!(2))
+    );
+    let held = app
+        .send_via("sales", "6281234567890", "held by the pause")
+        .await;
     let free = app.send_ok("6281234567891", "default is not paused").await;
     assert_eq!(app.wait_finished(&free).await["status"], "completed");
     assert_eq!(app.job(&held).await["status"], "waiting");
@@ -130,7 +140,9 @@ async fn a_session_is_created_changed_paused_stopped_and_deleted_through_the_api
     let stopped = app.session_action("sales", "stop").await;
     assert_eq!(stopped["state"], "stopped");
     assert_eq!(stopped["started"], false);
-    let waiting = app.send_via("sales", "6281234567892", "waits for start").await;
+    let waiting = app
+        .send_via("sales", "6281234567892", "waits for start")
+        .await;
     let other = app.send_ok("6281234567893", "default goes on").await;
     assert_eq!(app.wait_finished(&other).await["status"], "completed");
     assert_eq!(app.job(&waiting).await["status"], "waiting");
@@ -159,15 +171,21 @@ async fn a_session_is_created_changed_paused_stopped_and_deleted_through_the_api
 async fn a_message_id_is_unique_per_session() {
     let app = spawn_app().await;
     create(&app, json!({"name": "b", "driver": "sandbox"})).await;
-    let body = |session: &str| {
-        json!({"session": session, "number": "6281234567890", "message": "same", "messageId": "order-1"})
-    };
+    let body = |session: &str| json!({"session": session, "number": "6281234567890", "message": "same", "messageId": "order-1"});
     let a1 = app.send(&body("default")).await;
     assert_eq!(a1.status(), StatusCode::ACCEPTED);
     let b1 = app.send(&body("b")).await;
-    assert_eq!(b1.status(), StatusCode::ACCEPTED, "another session, another job");
+    assert_eq!(
+        b1.status(),
+        StatusCode::ACCEPTED,
+        "another session, another job"
+    );
     let b2 = app.send(&body("b")).await;
-    assert_eq!(b2.status(), StatusCode::OK, "the same session: the first job");
+    assert_eq!(
+        b2.status(),
+        StatusCode::OK,
+        "the same session: the first job"
+    );
     let (a1, b1, b2): (Value, Value, Value) = (
         a1.json().await.unwrap(),
         b1.json().await.unwrap(),
@@ -187,18 +205,35 @@ async fn a_message_id_is_unique_per_session() {
 #[tokio::test]
 async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
     let app = spawn_app().await;
-    create(&app, json!({"name": "held", "driver": "sandbox", "start": false})).await;
-    create(&app, json!({"name": "busy", "driver": "sandbox", "concurrency": 3})).await;
+    create(
+        &app,
+        json!({"name": "held", "driver": "sandbox", "start": false}),
+    )
+    .await;
+    create(
+        &app,
+        json!({"name": "busy", "driver": "sandbox", "concurrency": 3}),
+    )
+    .await;
     let mut held = Vec::new();
     for i in 0..5 {
-        held.push(app.send_via("held", "6281234567890", &format!("held {i}")).await);
+        held.push(
+            app.send_via("held", "6281234567890", &format!("held {i}"))
+                .await,
+        );
     }
     let mut busy = Vec::new();
     for i in 0..10 {
-        busy.push(app.send_via("busy", "6281234567891", &format!("busy {i}")).await);
+        busy.push(
+            app.send_via("busy", "6281234567891", &format!("busy {i}"))
+                .await,
+        );
     }
     // A failing one, to have a failed count.
-    busy.push(app.send_via("busy", "6281200000000", "not on WhatsApp").await);
+    busy.push(
+        app.send_via("busy", "6281200000000", "not on WhatsApp")
+            .await,
+    );
     for id in &busy {
         app.wait_finished(id).await;
     }
@@ -212,8 +247,14 @@ async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
         .iter()
         .map(|s| (s["name"].as_str().unwrap().to_string(), s["queue"].clone()))
         .collect();
-    assert_eq!(by["held"], json!({"waiting": 5, "active": 0, "completed": 0, "failed": 0}));
-    assert_eq!(by["busy"], json!({"waiting": 0, "active": 0, "completed": 10, "failed": 1}));
+    assert_eq!(
+        by["held"],
+        json!({"waiting": 5, "active": 0, "completed": 0, "failed": 0})
+    );
+    assert_eq!(
+        by["busy"],
+        json!({"waiting": 0, "active": 0, "completed": 10, "failed": 1})
+    );
     assert_eq!(by["default"]["waiting"], 0);
     let status = app.status().await;
     for key in ["waiting", "completed", "failed"] {
@@ -225,7 +266,9 @@ async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
     assert_eq!(retry["bySession"]["held"]["waiting"], 5);
     assert_eq!(retry["counts"]["waiting"], 5);
     // The jobs list filters by session.
-    let jobs = app.get_json("/api/whatsapp/jobs?session=held&limit=100").await;
+    let jobs = app
+        .get_json("/api/whatsapp/jobs?session=held&limit=100")
+        .await;
     let jobs = jobs["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 5);
     assert!(jobs.iter().all(|j| j["session"] == "held"));
@@ -239,12 +282,14 @@ async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
 #[tokio::test]
 async fn sessions_come_back_after_a_restart_as_they_were() {
     let app = spawn_app_with(|c| {
-        c.sessions = vec![toml::from_str(
-            r#"name = "declared"
+        c.sessions = vec![
+            toml::from_str(
+                r#"name = "declared"
                driver = "sandbox"
                concurrency = 4"#,
-        )
-        .unwrap()];
+            )
+            .unwrap(),
+        ];
     })
     .await;
     let declared = app.session("declared").await;
@@ -255,7 +300,9 @@ async fn sessions_come_back_after_a_restart_as_they_were() {
     app.session_action("parked", "stop").await;
     app.patch("/api/sessions/declared", &json!({"concurrency": 2}))
         .await;
-    let queued = app.send_via("parked", "6281234567890", "after the restart").await;
+    let queued = app
+        .send_via("parked", "6281234567890", "after the restart")
+        .await;
 
     let (dir, config) = app.stop().await;
     let app = start(dir, config).await;
@@ -301,14 +348,21 @@ async fn without_a_default_session_the_old_routes_say_so() {
 async fn browsers_past_max_browsers_are_refused_with_409() {
     let app = spawn_app_with(|c| c.whatsapp.max_browsers = Some(0)).await;
     let r = app
-        .post("/api/sessions", &json!({"name": "wd", "driver": "webdriver"}))
+        .post(
+            "/api/sessions",
+            &json!({"name": "wd", "driver": "webdriver"}),
+        )
         .await;
     assert_eq!(
         error_code(r, StatusCode::CONFLICT).await,
         "capacity_reached"
     );
     // Created stopped, it exists; starting it is refused the same way.
-    create(&app, json!({"name": "wd", "driver": "webdriver", "start": false})).await;
+    create(
+        &app,
+        json!({"name": "wd", "driver": "webdriver", "start": false}),
+    )
+    .await;
     let r = app.post("/api/sessions/wd/start", &json!({})).await;
     assert_eq!(
         error_code(r, StatusCode::CONFLICT).await,
@@ -318,10 +372,10 @@ async fn browsers_past_max_browsers_are_refused_with_409() {
     // Sandbox sessions run no browser: never counted.
     create(&app, json!({"name": "sb", "driver": "sandbox"})).await;
     let r = app
-        .post("/api/sessions/wd/pairing-code", &json!({"phone": "6281234567890"}))
+        .post(
+            "/api/sessions/wd/pairing-code",
+            &json!({"phone": "6281234567890"}),
+        )
         .await;
-    assert_eq!(
-        error_code(r, StatusCode::CONFLICT).await,
-        "session_stopped"
-    );
+    assert_eq!(error_code(r, StatusCode::CONFLICT).await, "session_stopped");
 }

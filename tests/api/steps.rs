@@ -72,7 +72,10 @@ async fn a_paused_queue_claims_nothing_and_sends_in_order_once_resumed() {
     queue.enqueue(job(1, "6281234567890", 2)).await.unwrap();
     queue.enqueue(job(2, "6281234567891", 0)).await.unwrap();
     queue.enqueue(job(3, "6281234567892", 1)).await.unwrap();
-    assert_eq!(queue.try_execute_one("default").await.unwrap(), Step::Paused);
+    assert_eq!(
+        queue.try_execute_one("default").await.unwrap(),
+        Step::Paused
+    );
     let row = wa_gateway::db::jobs::get(&db.read, "job_1")
         .await
         .unwrap()

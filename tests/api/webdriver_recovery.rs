@@ -112,7 +112,11 @@ async fn a_browser_over_its_memory_limit_is_restarted_and_the_cause_counted() {
     let memory_restarts = |metrics: &str| -> u64 {
         metrics
             .lines()
-            .find_map(|l| l.strip_prefix("wa_gateway_browser_restarts_total{session=\"default\",cause=\"memory\"} "))
+            .find_map(|l| {
+                l.strip_prefix(
+                    "wa_gateway_browser_restarts_total{session=\"default\",cause=\"memory\"} ",
+                )
+            })
             .map(|n| n.trim().parse().unwrap())
             .unwrap_or(0)
     };

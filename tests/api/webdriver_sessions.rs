@@ -27,7 +27,10 @@ async fn gateway(fake: &FakeWa) -> TestApp {
 
 async fn create_browser_session(app: &TestApp, name: &str) {
     let r = app
-        .post("/api/sessions", &json!({"name": name, "driver": "webdriver"}))
+        .post(
+            "/api/sessions",
+            &json!({"name": name, "driver": "webdriver"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED, "create {name}");
 }
@@ -91,12 +94,17 @@ async fn three_browser_sessions_each_send_as_their_own_account_and_fail_alone() 
     for name in &names {
         app.wait_session_state(name, &["qr"], UP).await;
         let qr = qr_of(&app, name).await;
-        assert!(fake.device_showing(&qr).is_some(), "{name}'s QR is on a page");
+        assert!(
+            fake.device_showing(&qr).is_some(),
+            "{name}'s QR is on a page"
+        );
         codes.insert(qr, *name);
     }
     assert_eq!(codes.len(), 3, "three different codes: {codes:?}");
-    let devices: std::collections::BTreeSet<String> =
-        codes.keys().filter_map(|q| fake.device_showing(q)).collect();
+    let devices: std::collections::BTreeSet<String> = codes
+        .keys()
+        .filter_map(|q| fake.device_showing(q))
+        .collect();
     assert_eq!(devices.len(), 3, "three devices");
 
     for (name, account) in &accounts {
@@ -143,7 +151,11 @@ async fn three_browser_sessions_each_send_as_their_own_account_and_fail_alone() 
 
     // A gateway restart brings all three back connected without a scan.
     let (dir, config) = app.stop().await;
-    assert!(names.iter().all(|n| profile_processes(&config.browser_profile(n)).is_empty()));
+    assert!(
+        names
+            .iter()
+            .all(|n| profile_processes(&config.browser_profile(n)).is_empty())
+    );
     let app = start(dir, config).await;
     for name in &names {
         app.wait_session_state(name, &["connected"], UP).await;
@@ -196,7 +208,10 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     let cli = tempfile::tempdir().unwrap();
     std::fs::write(
         cli.path().join("gateway.toml"),
-        format!("[storage]\ndata_dir = {:?}\n", app.config.data_dir().display().to_string()),
+        format!(
+            "[storage]\ndata_dir = {:?}\n",
+            app.config.data_dir().display().to_string()
+        ),
     )
     .unwrap();
     let art = wa_gateway::whatsapp::qr::unicode(&qr_of(&app, "p").await).unwrap();
@@ -206,7 +221,10 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     })
     .await;
     let r = app
-        .post("/api/sessions/p/pairing-code", &json!({"phone": "+62 811-0000-0099"}))
+        .post(
+            "/api/sessions/p/pairing-code",
+            &json!({"phone": "+62 811-0000-0099"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let code = r.json::<Value>().await.unwrap()["code"]
@@ -225,7 +243,10 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     );
     // Logged in: no pairing code.
     let r = app
-        .post("/api/sessions/p/pairing-code", &json!({"phone": "6281100000099"}))
+        .post(
+            "/api/sessions/p/pairing-code",
+            &json!({"phone": "6281100000099"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 

@@ -88,10 +88,7 @@ fn tally(sessions: Vec<String>) -> Removed {
 }
 
 /// Deletes jobs in the given states (never `active`); returns how many, per state and session.
-pub async fn clear(
-    conn: &mut SqliteConnection,
-    states: &[JobState],
-) -> sqlx::Result<Vec<Removed>> {
+pub async fn clear(conn: &mut SqliteConnection, states: &[JobState]) -> sqlx::Result<Vec<Removed>> {
     let mut out = Vec::with_capacity(states.len());
     for state in states {
         let gone = sqlx::query_scalar(

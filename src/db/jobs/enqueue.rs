@@ -63,8 +63,7 @@ pub async fn insert_many(
     for chunk in batch.chunks(MAX_INSERT_ROWS) {
         // One row of values per job, bound in the column order of the statement. (Parsing the
         // rows from one JSON array in SQLite cost 15% of the accepted sends per second.)
-        let rows =
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?)"; chunk.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
             "INSERT INTO jobs (id, session, message_id, number, chat_id, message, template, \
              priority, status, attempts, run_at, created_at, updated_at) VALUES {rows} \

@@ -329,11 +329,20 @@ mod tests {
             (JobState::Waiting, 9000, None)
         );
         assert!(
-            claim(&mut c, "default", 1, 8999, 2).await.unwrap().is_empty(),
+            claim(&mut c, "default", 1, 8999, 2)
+                .await
+                .unwrap()
+                .is_empty(),
             "not due yet"
         );
         for lease in 2..=5 {
-            assert_eq!(claim(&mut c, "default", 1, 9000, lease).await.unwrap().len(), 1);
+            assert_eq!(
+                claim(&mut c, "default", 1, 9000, lease)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
             recover_active(&mut c, 9000).await.unwrap();
         }
         let r = get(&mut c, "job_1").await.unwrap().unwrap();

@@ -43,7 +43,10 @@ where
         if Instant::now() > deadline {
             return Err(SendError::new(
                 "protocol-error",
-                format!("WhatsApp Web did not show {what} within {}s", within.as_secs()),
+                format!(
+                    "WhatsApp Web did not show {what} within {}s",
+                    within.as_secs()
+                ),
             ));
         }
         tokio::time::sleep(STEP).await;
@@ -63,7 +66,10 @@ pub(super) async fn pairing_code(
     let sel = page.sel;
     until(within, "the \"Link with phone number\" link", || async {
         let clicked: bool = page
-            .run(CLICK_BY_TEXT, vec![serde_json::json!(sel.pairing_link_text)])
+            .run(
+                CLICK_BY_TEXT,
+                vec![serde_json::json!(sel.pairing_link_text)],
+            )
             .await
             .map_err(err)?;
         Ok(clicked.then_some(()))
@@ -83,7 +89,10 @@ pub(super) async fn pairing_code(
     field.send_keys(phone).await.map_err(err)?;
     until(within, "the Next button", || async {
         let clicked: bool = page
-            .run(CLICK_BY_TEXT, vec![serde_json::json!(sel.pairing_next_text)])
+            .run(
+                CLICK_BY_TEXT,
+                vec![serde_json::json!(sel.pairing_next_text)],
+            )
             .await
             .map_err(err)?;
         Ok(clicked.then_some(()))
