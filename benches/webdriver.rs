@@ -48,7 +48,7 @@ web_url = "{}"
         fake.url
     );
     let config = Config::parse(&toml, "bench.toml", dir.path(), std::iter::empty()).unwrap();
-    let profile = config.data_dir().join("browser-profile");
+    let profile = config.browser_profile("default");
     wa_gateway::cli::add_user(&config, "bench@example.com", "bench password 123".into())
         .await
         .unwrap();
