@@ -19,7 +19,11 @@ use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
 use wa_gateway::whatsapp::webdriver::{profile_processes, pss_bytes, rss_bytes, which};
 
-const STEPS: &[usize] = if cfg!(debug_assertions) { &[1, 2] } else { &[1, 3, 6] };
+const STEPS: &[usize] = if cfg!(debug_assertions) {
+    &[1, 2]
+} else {
+    &[1, 3, 6]
+};
 const SENDS_EACH: usize = 5;
 const UP: Duration = Duration::from_secs(90);
 
@@ -71,7 +75,10 @@ web_url = "{}"
             let account = format!("62811000{created:05}");
             let t = Instant::now();
             let r = api
-                .post("/api/sessions", &json!({"name": name, "driver": "webdriver"}))
+                .post(
+                    "/api/sessions",
+                    &json!({"name": name, "driver": "webdriver"}),
+                )
                 .await;
             assert_eq!(r.status(), 201);
             let qr = client::eventually(UP, "a QR code", || async {
@@ -95,7 +102,10 @@ web_url = "{}"
             )
             .await;
             for id in ids {
-                assert_eq!(api.wait_finished_within(&id, UP).await["status"], "completed");
+                assert_eq!(
+                    api.wait_finished_within(&id, UP).await["status"],
+                    "completed"
+                );
             }
         }
         let per_session: Vec<u64> = (1..=n)
@@ -122,7 +132,9 @@ web_url = "{}"
         to_qr.len()
     );
     println!("gateway RSS before any session: {idle_rss} MiB");
-    println!("| sessions | gateway RSS | Chromium PSS per session (min–max) | Chromium PSS total |");
+    println!(
+        "| sessions | gateway RSS | Chromium PSS per session (min–max) | Chromium PSS total |"
+    );
     println!("| --- | --- | --- | --- |");
     for (n, gateway, per) in rows {
         let total: u64 = per.iter().sum();

@@ -9,6 +9,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::{JobState, Queue, worker};
+use crate::db::{DbError, Durability, jobs};
+use crate::events::Event;
 use crate::whatsapp::MessageSender;
 
 /// What a lane sends at when its session sets no `concurrency`.
@@ -105,5 +108,98 @@ impl Lane {
         self.inflight.close();
         self.inflight.wait().await;
         self.inflight.reopen();
+    }
+}
+
+/// The queue's lanes: opened by sessions, each with its own dispatcher.
+impl Queue {
+    /// The session's lane, opened (and its dispatcher started, once the queue runs) if new.
+    pub fn open_lane(self: &Arc<Self>, name: &str, default: DefaultConcurrency) -> Arc<Lane> {
+        let mut lanes = self.lanes.write().expect("lanes lock");
+        if let Some(l) = lanes.get(name) {
+            return l.clone();
+        }
+        let lane = Arc::new(Lane::new(name, default));
+        lanes.insert(name.to_string(), lane.clone());
+        drop(lanes);
+        if let Some((cancel, tracker)) = self.running.lock().expect("running lock").clone() {
+            self.spawn_dispatcher(lane.clone(), cancel, tracker);
+        }
+        lane
+    }
+
+    pub fn lane(&self, name: &str) -> Option<Arc<Lane>> {
+        self.lanes.read().expect("lanes lock").get(name).cloned()
+    }
+
+    /// Closes a deleted session's lane: no more claims, and every send it started has ended.
+    pub async fn close_lane(&self, name: &str) {
+        let lane = self.lanes.write().expect("lanes lock").remove(name);
+        if let Some(lane) = lane {
+            lane.closed.cancel();
+            lane.drained().await;
+        }
+    }
+
+    pub(super) fn spawn_dispatcher(
+        self: &Arc<Self>,
+        lane: Arc<Lane>,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        let queue = self.clone();
+        let workers = tracker.clone();
+        tracker.spawn(async move { worker::dispatch(queue, lane, cancel, workers).await });
+    }
+
+    pub(super) fn wake_all(&self) {
+        for lane in self.lanes.read().expect("lanes lock").values() {
+            lane.wake.notify_one();
+        }
+    }
+
+    pub(super) fn wake(&self, session: &str) {
+        if let Some(l) = self.lane(session) {
+            l.wake.notify_one();
+        }
+    }
+
+    /// Ends every job of a deleted session that has not ended: `failed` with
+    /// `session_deleted`, with their events and webhooks. Call after [`Queue::close_lane`].
+    pub async fn fail_session(&self, name: &str) -> Result<u64, DbError> {
+        let out = self.outbox.clone();
+        let session = name.to_string();
+        let (rows, written) = self
+            .db
+            .writer
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move {
+                    let rows = jobs::fail_session(c, &session, crate::time::now_ms()).await?;
+                    let events: Vec<Event> =
+                        rows.iter().map(|r| Event::from_row(r, "failed")).collect();
+                    let written = out.write(c, &events).await?;
+                    Ok((rows, written))
+                })
+            })
+            .await?;
+        self.outbox.wake(written);
+        // A deleted session's lane is closed: none of these can be active, but count what was.
+        let before = self.counts.of(name);
+        self.counts
+            .shift(name, JobState::Waiting, JobState::Failed, before.waiting);
+        self.counts
+            .shift(name, JobState::Active, JobState::Failed, before.active);
+        for row in &rows {
+            self.events.publish(Event::from_row(row, "failed"));
+        }
+        if !rows.is_empty() {
+            tracing::warn!(
+                session = name,
+                failed = rows.len(),
+                "❌ {} waiting job(s) of the deleted session {name} failed (session_deleted)",
+                rows.len()
+            );
+        }
+        Ok(rows.len() as u64)
     }
 }
