@@ -78,6 +78,7 @@ async fn job_events_follow_a_message_from_waiting_to_completed_and_failed() {
     // The WhatsApp state comes first.
     assert_eq!(events[0].0, "whatsapp.state");
     assert_eq!(events[0].1["state"], "connected");
+    assert_eq!(events[0].1["session"], "default");
     let of = |id: &str| -> Vec<String> {
         events
             .iter()
@@ -102,6 +103,13 @@ async fn job_events_follow_a_message_from_waiting_to_completed_and_failed() {
     let done = events.iter().find(|(k, _)| k == "job.completed").unwrap();
     assert_eq!(done.1["messageId"], job["messageId"]);
     assert_eq!(done.1["attempts"], 1);
+    assert!(
+        events
+            .iter()
+            .filter(|(kind, _)| kind.starts_with("job."))
+            .all(|(_, e)| e["session"] == "default"),
+        "every job event names its session: {events:?}"
+    );
 }
 
 #[tokio::test]

@@ -130,6 +130,7 @@ async fn a_receiver_that_fails_three_times_then_succeeds_gets_every_event_in_ord
     for (id, v) in &got {
         assert_eq!(v["id"], *id);
         assert!(v["data"]["messageId"].is_string(), "{v}");
+        assert_eq!(v["data"]["session"], "default", "{v}");
     }
     let all = receiver.got.lock().unwrap().clone();
     assert!(all.iter().all(|(_, _, valid)| *valid), "a bad signature");
