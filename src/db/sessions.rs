@@ -117,6 +117,20 @@ pub async fn update(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Resu
     Ok(r.rows_affected() == 1)
 }
 
+/// Changes the driver of a session (the default one follows `[whatsapp] driver`).
+pub async fn set_driver(
+    conn: &mut SqliteConnection,
+    name: &str,
+    driver: DriverKind,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET driver = ?2 WHERE name = ?1")
+        .bind(name)
+        .bind(driver)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut SqliteConnection, name: &str) -> sqlx::Result<bool> {
     let r = sqlx::query("DELETE FROM sessions WHERE name = ?1")
         .bind(name)

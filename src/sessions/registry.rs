@@ -91,6 +91,25 @@ impl Sessions {
     async fn declare(&self) -> Result<(), SessionError> {
         let existing = rows::list(&self.db.read).await?;
         let now = crate::time::now_ms();
+        // `[whatsapp] driver` is the default session's: switching it in the file (or with
+        // GATEWAY__WHATSAPP__DRIVER) switches that session.
+        let file_driver = self.config.whatsapp.driver;
+        if let Some(d) = existing
+            .iter()
+            .find(|r| r.name == DEFAULT && r.driver != file_driver)
+        {
+            tracing::info!(
+                from = d.driver.as_str(),
+                to = file_driver.as_str(),
+                "📱 The default session's driver follows [whatsapp] driver"
+            );
+            self.db
+                .writer
+                .exec(Durability::Durable, move |c| {
+                    Box::pin(async move { rows::set_driver(c, DEFAULT, file_driver).await })
+                })
+                .await?;
+        }
         let mut new_rows = Vec::new();
         if existing.is_empty() && !self.config.sessions.iter().any(|s| s.name == DEFAULT) {
             new_rows.push(SessionRow::new(

@@ -318,6 +318,20 @@ async fn sessions_come_back_after_a_restart_as_they_were() {
     assert_eq!(app.session("declared").await["concurrency"], 2);
     app.session_action("parked", "start").await;
     assert_eq!(app.wait_finished(&queued).await["status"], "completed");
+
+    // `[whatsapp] driver` is the default session's: switching it switches that session.
+    let (dir, mut config) = app.stop().await;
+    config.whatsapp.driver = wa_gateway::config::DriverKind::Webdriver;
+    config.whatsapp.max_browsers = Some(0);
+    let app = start(dir, config).await;
+    let default = app.session("default").await;
+    assert_eq!(default["driver"], "webdriver");
+    assert_eq!(default["state"], "failed", "{default}");
+    assert!(
+        default["detail"].as_str().unwrap().contains("max_browsers"),
+        "{default}"
+    );
+    assert_eq!(app.session("kept").await["driver"], "sandbox");
 }
 
 #[tokio::test]
