@@ -204,7 +204,9 @@ async fn a_message_id_is_unique_per_session() {
 
 #[tokio::test]
 async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
-    let app = spawn_app().await;
+    // Each sandbox send takes 150ms, so sends overlap and the lane's concurrency shows.
+    let app =
+        spawn_app_with(|c| c.whatsapp.sandbox.delay = wa_gateway::config::Dur::millis(150)).await;
     create(
         &app,
         json!({"name": "held", "driver": "sandbox", "start": false}),
@@ -212,7 +214,7 @@ async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
     .await;
     create(
         &app,
-        json!({"name": "busy", "driver": "sandbox", "concurrency": 3}),
+        json!({"name": "busy", "driver": "sandbox", "concurrency": 3, "paused": true}),
     )
     .await;
     let mut held = Vec::new();
