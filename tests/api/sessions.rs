@@ -214,7 +214,7 @@ async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
     .await;
     create(
         &app,
-        json!({"name": "busy", "driver": "sandbox", "concurrency": 3, "paused": true}),
+        json!({"name": "busy", "driver": "sandbox", "concurrency": 5, "paused": true}),
     )
     .await;
     let mut held = Vec::new();
@@ -236,6 +236,24 @@ async fn a_held_session_never_blocks_another_and_counts_per_session_add_up() {
         app.send_via("busy", "6281200000000", "not on WhatsApp")
             .await,
     );
+    // While `held` holds its jobs, `busy` sends at its own concurrency (5, not the queue's 3):
+    // 5 at once, never more.
+    app.patch("/api/sessions/busy", &json!({"paused": false}))
+        .await;
+    let peak = std::cell::Cell::new(0);
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "busy sending 5 at once",
+        || async {
+            let active = app.session("busy").await["queue"]["active"]
+                .as_i64()
+                .unwrap();
+            assert!(active <= 5, "busy has {active} active at concurrency 5");
+            peak.set(peak.get().max(active));
+            (peak.get() == 5).then_some(())
+        },
+    )
+    .await;
     for id in &busy {
         app.wait_finished(id).await;
     }
