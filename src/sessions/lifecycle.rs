@@ -125,6 +125,23 @@ impl Sessions {
     pub async fn logout(&self, name: &str) -> Result<Arc<Session>, SessionError> {
         let _op = self.ops.lock().await;
         let s = self.get(name)?;
+        // First from the page, so that the phone no longer lists the device.
+        if let Some(sender) = s.sender() {
+            match tokio::time::timeout(std::time::Duration::from_secs(30), sender.log_out()).await {
+                Ok(Ok(true)) => tracing::info!(
+                    session = name,
+                    "🚪 Session {name}: logged out from WhatsApp Web"
+                ),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(session = name, code = %e.code, "Session {name}: logging out from the page failed ({}); the phone may still list the device: remove it there", e.message)
+                }
+                Err(_) => tracing::warn!(
+                    session = name,
+                    "Session {name}: logging out from the page took over 30s; the phone may still list the device: remove it there"
+                ),
+            }
+        }
         self.halt(
             &s,
             SessionState::LoggedOut,

@@ -155,6 +155,11 @@ pub trait MessageSender: Send + Sync + 'static {
     fn me(&self) -> Option<String> {
         None
     }
+    /// Logs the device out of the account (the phone no longer lists it); false when the
+    /// driver has no device to unlink.
+    fn log_out(&self) -> Pin<Box<dyn Future<Output = Result<bool, SendError>> + Send + '_>> {
+        Box::pin(async { Ok(false) })
+    }
     /// Asks WhatsApp Web for a pairing code for `phone` (digits): the login without a QR.
     fn pairing_code<'a>(
         &'a self,

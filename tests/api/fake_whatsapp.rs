@@ -234,6 +234,7 @@ impl FakeWa {
             .route("/fake/poll", get(poll))
             .route("/fake/session", get(session))
             .route("/fake/pair", post(pair))
+            .route("/fake/unlink", post(unlink))
             .route("/fake/takeover", post(takeover))
             .route("/fake/registered", get(registered))
             .route("/fake/chat", get(chat))
@@ -314,6 +315,19 @@ impl FakeWa {
             }
             None => false,
         }
+    }
+    /// Accounts with a linked device now, as their phones see it.
+    pub fn linked_accounts(&self) -> Vec<String> {
+        let mut a: Vec<String> = self
+            .lock()
+            .sessions
+            .values()
+            .filter(|(_, valid)| *valid)
+            .map(|(a, _)| a.clone())
+            .collect();
+        a.sort();
+        a.dedup();
+        a
     }
     /// Texts `account` sent, as (chat, text), in order.
     pub fn sent_by(&self, account: &str) -> Vec<(String, String)> {
@@ -509,6 +523,14 @@ async fn session(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
     let valid = s.sessions.get(&q.token).is_some_and(|(_, v)| *v);
     let freeze = valid && std::mem::take(&mut s.freeze);
     Json(json!({ "valid": valid, "conflict": valid && s.conflict, "freeze": freeze }))
+}
+
+/// The page logged itself out (menu → Log out): the phone no longer lists the device.
+async fn unlink(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
+    if let Some((_, valid)) = s.lock().unwrap().sessions.get_mut(&q.token) {
+        *valid = false;
+    }
+    Json(json!({}))
 }
 
 async fn takeover(State(s): St) -> Json<Value> {

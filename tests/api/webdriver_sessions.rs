@@ -250,9 +250,12 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
-    // Logout through the API: the profile is gone, and the next start shows a new QR.
+    // Logout through the API: the phone no longer lists the device, the profile is gone, and
+    // the next start shows a new QR.
+    assert_eq!(fake.linked_accounts(), ["6281100000099"]);
     let out = app.session_action("p", "logout").await;
     assert_eq!(out["state"], "logged_out");
+    assert!(fake.linked_accounts().is_empty(), "the device is unlinked");
     assert!(!app.config.browser_profile("p").exists());
     app.session_action("p", "start").await;
     app.wait_session_state("p", &["qr"], UP).await;

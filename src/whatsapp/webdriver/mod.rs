@@ -10,8 +10,8 @@
 mod browser;
 mod bubbles;
 mod cause;
+mod link;
 mod page;
-mod pairing;
 mod selectors;
 mod send;
 mod session;
@@ -139,6 +139,8 @@ enum Command {
     Restart(String),
     /// A pairing code for this phone number (digits).
     Pair(String, oneshot::Sender<Result<String, SendError>>),
+    /// Log the device out from the page; false when it was not logged in.
+    LogOut(oneshot::Sender<Result<bool, SendError>>),
 }
 
 pub struct WebDriver {
@@ -211,6 +213,25 @@ impl MessageSender for WebDriver {
 
     fn me(&self) -> Option<String> {
         self.shared.current.lock().expect("state lock").me.clone()
+    }
+
+    fn log_out(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SendError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.commands
+                .send(Command::LogOut(tx))
+                .await
+                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
+            rx.await.unwrap_or_else(|_| {
+                Err(SendError::new(
+                    "session-closed",
+                    "the browser session ended before the logout",
+                ))
+            })
+        })
     }
 
     fn pairing_code<'a>(

@@ -44,6 +44,10 @@ pub struct Selectors {
     pub pairing_code: Vec<String>,
     /// `localStorage` keys that hold the account's own id (`"62812…:12@c.us"`).
     pub me_storage_keys: Vec<String>,
+    /// The main menu's button, to log out from the page.
+    pub menu: Vec<String>,
+    /// Texts of "Log out", in the menu and in its confirmation dialog.
+    pub logout_text: Vec<String>,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -97,6 +101,12 @@ impl Default for Selectors {
                 "[data-link-code]",
             ]),
             me_storage_keys: strings(&["last-wid-md", "last-wid"]),
+            menu: strings(&[
+                "#side header span[data-icon='menu']",
+                "span[data-icon='menu']",
+                "div[title='Menu']",
+            ]),
+            logout_text: strings(&["Log out", "Log Out"]),
         }
     }
 }

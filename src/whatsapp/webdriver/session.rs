@@ -111,12 +111,28 @@ impl Session<'_> {
                 cmd = self.rx.recv() => match cmd {
                     None => return End::Shutdown,
                     Some(Command::Restart(why)) => return End::Restart(RestartCause::Requested(why)),
+                    Some(Command::LogOut(reply)) => {
+                        if !connected {
+                            let _ = reply.send(Ok(false));
+                            continue;
+                        }
+                        let out = super::link::log_out(page, Duration::from_secs(10));
+                        match guarded(self.pulse, cfg.session_timeout.0, out).await {
+                            Ok(r) => {
+                                let _ = reply.send(r.map(|()| true));
+                            }
+                            Err(silent) => {
+                                let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering")));
+                                return End::Restart(RestartCause::Unresponsive { silent, during_send: false });
+                            }
+                        }
+                    }
                     Some(Command::Pair(phone, reply)) => {
                         if connected {
                             let _ = reply.send(Err(SendError::new("already-linked", "this session is logged in already; log it out first")));
                             continue;
                         }
-                        let pair = super::pairing::pairing_code(page, &phone, cfg.ready_timeout.0.min(Duration::from_secs(30)));
+                        let pair = super::link::pairing_code(page, &phone, cfg.ready_timeout.0.min(Duration::from_secs(30)));
                         match guarded(self.pulse, cfg.session_timeout.0, pair).await {
                             Ok(r) => {
                                 if r.is_ok() {

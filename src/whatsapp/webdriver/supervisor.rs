@@ -95,6 +95,7 @@ pub(super) async fn supervise(
         match cmd {
             Command::Send(_, reply) => drop(reply.send(Err(closed()))),
             Command::Pair(_, reply) => drop(reply.send(Err(closed()))),
+            Command::LogOut(reply) => drop(reply.send(Err(closed()))),
             Command::Restart(_) => {}
         }
     }
@@ -114,6 +115,9 @@ async fn idle(rx: &mut mpsc::Receiver<Command>, shutdown: &CancellationToken, d:
                 }
                 Some(Command::Restart(_)) => return true,
                 Some(Command::Pair(_, reply)) => {
+                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
+                }
+                Some(Command::LogOut(reply)) => {
                     let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
                 }
             }

@@ -1,7 +1,9 @@
-//! Logging in without a QR code: on the QR page, "Link with phone number", the account's
-//! number, "Next", then the 8-character code WhatsApp Web shows, which the owner types on the
-//! phone (Linked devices → Link with phone number instead). Each step waits for the page to
-//! show what the next one needs, within `within`.
+//! The device's link to the account, besides the QR code. Logging in without a QR code: on the
+//! QR page, "Link with phone number", the account's number, "Next", then the 8-character code
+//! WhatsApp Web shows, which the owner types on the phone (Linked devices → Link with phone
+//! number instead). Logging out: the menu, "Log out", and its confirmation, so that the phone no
+//! longer lists the device. Each step waits for the page to show what the next one needs,
+//! within `within`.
 
 use std::time::Duration;
 
@@ -18,6 +20,13 @@ for (const e of document.querySelectorAll('button, a, [role="button"], span, div
   if (texts.some(t => norm(e.innerText) === t)) { e.click(); return true; }
 }
 return false;
+"#;
+
+const CLICK_SELECTOR: &str = r#"
+const [e] = first(arguments[1]);
+if (!e) return false;
+(e.closest('[role="button"], button') || e).click();
+return true;
 "#;
 
 const READ_CODE: &str = r#"
@@ -104,3 +113,59 @@ pub(super) async fn pairing_code(
     })
     .await
 }
+
+/// Clicks the first element of a list of texts.
+async fn click_text(
+    page: Page<'_>,
+    within: Duration,
+    what: &str,
+    texts: &[String],
+) -> Result<(), SendError> {
+    until(within, what, || async {
+        let clicked: bool = page
+            .run(CLICK_BY_TEXT, vec![serde_json::json!(texts)])
+            .await
+            .map_err(err)?;
+        Ok(clicked.then_some(()))
+    })
+    .await
+}
+
+/// Logs the device out from the page (menu → "Log out" → "Log out"), so that the phone no
+/// longer lists it; done once the QR page shows.
+pub(super) async fn log_out(page: Page<'_>, within: Duration) -> Result<(), SendError> {
+    let sel = page.sel;
+    until(within, "the menu", || async {
+        let clicked: bool = page
+            .run(CLICK_SELECTOR, vec![serde_json::json!(sel.menu)])
+            .await
+            .map_err(err)?;
+        Ok(clicked.then_some(()))
+    })
+    .await?;
+    click_text(page, within, "\"Log out\" in the menu", &sel.logout_text).await?;
+    // The confirmation has a "Log out" button too: the one in the dialog.
+    until(within, "the confirmation", || async {
+        let clicked: bool = page
+            .run(CLICK_IN_DIALOG, vec![serde_json::json!(sel.logout_text)])
+            .await
+            .map_err(err)?;
+        Ok(clicked.then_some(()))
+    })
+    .await?;
+    until(within, "the QR page after the logout", || async {
+        let p = page.probe().await.map_err(err)?;
+        Ok((p.state == page::PageState::Qr).then_some(()))
+    })
+    .await
+}
+
+const CLICK_IN_DIALOG: &str = r#"
+const texts = arguments[1];
+const [d] = first(S.invalid_dialog);
+if (!d) return false;
+for (const b of d.querySelectorAll('button, [role="button"]')) {
+  if (texts.some(t => norm(b.innerText) === t)) { b.click(); return true; }
+}
+return false;
+"#;
