@@ -55,5 +55,4 @@ ALTER TABLE jobs_new RENAME TO jobs;
 -- Claims are per session: priority then age within each.
 CREATE INDEX jobs_claim ON jobs(session, priority, seq) WHERE status = 'waiting';
 CREATE INDEX jobs_status ON jobs(status, seq);
-CREATE INDEX jobs_session ON jobs(session, status);
 CREATE INDEX jobs_finished ON jobs(status, finished_at) WHERE finished_at IS NOT NULL;
