@@ -294,3 +294,40 @@ async fn live_status_counts_agree_with_the_database_after_every_kind_of_transiti
         json!({"waiting": 1, "active": 0, "completed": 0, "failed": 4})
     );
 }
+
+#[tokio::test]
+async fn a_pause_stops_a_worker_that_goes_from_job_to_job() {
+    // One slot, 50ms a send: the worker takes each next job in its outcome's transaction.
+    let app = spawn_app_with(|c| {
+        c.queue.concurrency = 1;
+        c.whatsapp.sandbox.delay = wa_gateway::config::Dur::millis(50);
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(app.send_ok("6281234567890", &format!("m{i}")).await);
+    }
+    crate::helpers::eventually(Duration::from_secs(10), "three sent", || async {
+        (app.outbox().len() >= 3).then_some(())
+    })
+    .await;
+    app.set_queue(json!({"paused": true})).await;
+    // The send in flight ends; the worker then claims nothing more.
+    let s = crate::helpers::eventually(Duration::from_secs(10), "nothing active", || async {
+        let s = app.status().await;
+        (s["queue"]["active"] == 0).then_some(s)
+    })
+    .await;
+    let waiting = s["queue"]["waiting"].as_i64().unwrap();
+    assert!(waiting >= 10, "the pause held the rest: {s}");
+    assert_eq!(
+        waiting + s["queue"]["completed"].as_i64().unwrap(),
+        20,
+        "{s}"
+    );
+    assert_eq!(app.outbox().len() as i64, 20 - waiting);
+    app.set_queue(json!({"paused": false})).await;
+    for id in &ids {
+        assert_eq!(app.wait_finished(id).await["status"], "completed");
+    }
+}
