@@ -77,9 +77,8 @@ pub struct Queue {
     active: AtomicU32,
     /// Stores accepted jobs together: one statement and one fsync per batch.
     enqueues: Batcher<NewJob, (JobRow, bool)>,
-    /// Records finished attempts together, each only if its lease still holds, and hands the
-    /// workers that ask for it their session's next job in the same transaction.
-    outcomes: Batcher<Recorded, (bool, Option<JobRow>)>,
+    /// Records finished attempts together, each only if its lease still holds.
+    outcomes: Batcher<(jobs::Finished, Event), bool>,
     counts: LiveCounts,
     events: Events,
     outbox: JobOutbox,
@@ -185,29 +184,26 @@ impl Queue {
         Ok(now)
     }
 
-    /// Records how an attempt of a job of `session` ended: whether the job's lease still held,
-    /// and, when `next` asks for it, the session's next due job, claimed in the same
-    /// transaction (one writer round trip per job instead of two).
+    /// Records how an attempt of a job of `session` ended; false when the job's lease no
+    /// longer held.
     async fn record(
         &self,
         session: &str,
         finished: jobs::Finished,
         event: Event,
-        next: bool,
-    ) -> Result<(bool, Option<JobRow>), DbError> {
+    ) -> Result<bool, DbError> {
         let to = finished.outcome.state();
         // A transient database error (a full disk, a busy file) must not leave the job `active`
         // until the next restart: try again with backoff (0.1s … 3.2s) before giving up.
         let mut tries = 0;
         let held = loop {
             tries += 1;
-            let req = Recorded {
-                finished: finished.clone(),
-                event: event.clone(),
-                next_for: next.then(|| session.to_string()),
-            };
-            match self.outcomes.submit(req).await {
-                Ok(answer) => break answer,
+            match self
+                .outcomes
+                .submit((finished.clone(), event.clone()))
+                .await
+            {
+                Ok(held) => break held,
                 Err(DbError::WriterGone) => return Err(DbError::WriterGone),
                 Err(e) if tries >= 6 => return Err(e),
                 Err(e) => {
@@ -221,15 +217,11 @@ impl Queue {
                 }
             }
         };
-        let (held, next) = held;
         if held {
             self.counts.shift(session, JobState::Active, to, 1);
             self.events.publish(event);
         }
-        if let Some(row) = &next {
-            self.claimed(session, std::slice::from_ref(row));
-        }
-        Ok((held, next))
+        Ok(held)
     }
 
     /// Jobs by state, without touching the database.
@@ -383,79 +375,34 @@ fn enqueue_batcher(
     )
 }
 
-/// One finished attempt to record, and the session whose next job its worker wants.
-#[derive(Clone)]
-pub(super) struct Recorded {
-    finished: jobs::Finished,
-    event: Event,
-    next_for: Option<String>,
-}
-
 /// Outcomes: completions that arrive together are recorded with one statement, with their
 /// deliveries; without an fsync (they survive a crashed process, and the next durable commit
-/// makes them durable). Workers that asked get their session's next due jobs, claimed in the
-/// same transaction (with their `job.active` deliveries), as BullMQ's move-to-finished hands
-/// back the next job.
+/// makes them durable).
 fn outcome_batcher(
     writer: db::Writer,
     outbox: JobOutbox,
-) -> Batcher<Recorded, (bool, Option<JobRow>)> {
-    Batcher::spawn(
-        256,
-        move |batch: Vec<Recorded>| -> BatchFuture<(bool, Option<JobRow>)> {
-            let mut finished = Vec::with_capacity(batch.len());
-            let mut events = Vec::with_capacity(batch.len());
-            let mut next_for = Vec::with_capacity(batch.len());
-            for r in batch {
-                finished.push(r.finished);
-                events.push(r.event);
-                next_for.push(r.next_for);
-            }
-            let claims = next_for.iter().any(Option::is_some);
-            let single = !claims && jobs::all_completed(&finished) && outbox.0.is_none();
-            let (out, wake) = (outbox.clone(), outbox.clone());
-            let write = writer.exec_with(Durability::Relaxed, single, move |c| {
-                Box::pin(async move {
-                    let now = crate::time::now_ms();
-                    let held = jobs::finish_many(c, &finished, now).await?;
-                    let mut moved: Vec<Event> = events
-                        .into_iter()
-                        .zip(&held)
-                        .filter(|(_, h)| **h)
-                        .map(|(e, _)| e)
-                        .collect();
-                    // Per session, as many due jobs as its workers asked for.
-                    let mut asked: BTreeMap<&str, i64> = BTreeMap::new();
-                    for s in next_for.iter().flatten() {
-                        *asked.entry(s.as_str()).or_default() += 1;
-                    }
-                    let mut claimed: HashMap<String, std::collections::VecDeque<JobRow>> =
-                        HashMap::new();
-                    if !asked.is_empty() {
-                        let lease = worker::new_lease();
-                        for (session, n) in asked {
-                            let rows = jobs::claim(c, session, n, now, lease).await?;
-                            moved.extend(rows.iter().map(|r| Event::from_row(r, "active")));
-                            claimed.insert(session.to_string(), rows.into());
-                        }
-                    }
-                    let written = out.write(c, &moved).await?;
-                    let answers: Vec<(bool, Option<JobRow>)> = held
-                        .into_iter()
-                        .zip(next_for)
-                        .map(|(h, s)| {
-                            let next = s.and_then(|s| claimed.get_mut(&s)?.pop_front());
-                            (h, next)
-                        })
-                        .collect();
-                    Ok((answers, written))
-                })
-            });
+) -> Batcher<(jobs::Finished, Event), bool> {
+    Batcher::spawn(256, move |batch| -> BatchFuture<bool> {
+        let (finished, events): (Vec<jobs::Finished>, Vec<Event>) = batch.into_iter().unzip();
+        let single = jobs::all_completed(&finished) && outbox.0.is_none();
+        let (out, wake) = (outbox.clone(), outbox.clone());
+        let write = writer.exec_with(Durability::Relaxed, single, move |c| {
             Box::pin(async move {
-                let (answers, written) = write.await?;
-                wake.wake(written);
-                Ok(answers)
+                let held = jobs::finish_many(c, &finished, crate::time::now_ms()).await?;
+                let moved: Vec<Event> = events
+                    .into_iter()
+                    .zip(&held)
+                    .filter(|(_, h)| **h)
+                    .map(|(e, _)| e)
+                    .collect();
+                let written = out.write(c, &moved).await?;
+                Ok((held, written))
             })
-        },
-    )
+        });
+        Box::pin(async move {
+            let (held, written) = write.await?;
+            wake.wake(written);
+            Ok(held)
+        })
+    })
 }

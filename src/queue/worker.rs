@@ -55,14 +55,14 @@ impl Queue {
             return Ok(Step::Idle);
         };
         let job_id = row.id.clone();
-        let (state, _) = process(self, &lane, row, false).await;
+        let state = process(self, &lane, row).await;
         Ok(Step::Ran { job_id, state })
     }
 
     /// Claims up to `n` due jobs of a lane (with their `job.active` deliveries) and counts
     /// them active.
     async fn claim(&self, lane: &Lane, n: u32) -> Result<Vec<JobRow>, DbError> {
-        let lease = new_lease();
+        let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
         let out = self.outbox.clone();
         let single = out.0.is_none();
         let session = lane.name().to_string();
@@ -83,43 +83,22 @@ impl Queue {
         self.outbox.wake(written);
         self.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
         lane.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
-        self.claimed(lane.name(), &rows);
-        Ok(rows)
-    }
-
-    /// After a claim committed: counts, `job.active` events and the wait metric.
-    pub(super) fn claimed(&self, session: &str, rows: &[JobRow]) {
         self.counts.shift(
-            session,
+            lane.name(),
             JobState::Waiting,
             JobState::Active,
             rows.len() as i64,
         );
         let now = crate::time::now_ms();
-        for row in rows {
+        for row in &rows {
             self.events.publish(Event::from_row(row, "active"));
             self.metrics
                 .wait_seconds
                 .observe((now - row.run_at).max(0) as f64 / 1000.0);
         }
-    }
-
-    /// True once the queue is shutting down: no more jobs are claimed.
-    fn stopping(&self) -> bool {
-        self.running
-            .lock()
-            .expect("running lock")
-            .as_ref()
-            .is_none_or(|(cancel, _)| cancel.is_cancelled())
+        Ok(rows)
     }
 }
-
-/// A claim's lease: what its outcome must show to be recorded.
-pub(super) fn new_lease() -> i64 {
-    rand::thread_rng().r#gen::<i64>().abs().max(1)
-}
-
-impl Queue {}
 
 pub(super) async fn dispatch(
     queue: Arc<Queue>,
@@ -171,13 +150,9 @@ pub(super) async fn dispatch(
             Ok(rows) => {
                 for row in rows {
                     let (q, l) = (queue.clone(), lane.clone());
-                    // A worker goes on with the next job its outcome's transaction claimed.
-                    let send = lane.inflight.track_future(async move {
-                        let mut job = Some(row);
-                        while let Some(row) = job.take() {
-                            job = process(&q, &l, row, true).await.1;
-                        }
-                    });
+                    let send = lane
+                        .inflight
+                        .track_future(async move { process(&q, &l, row).await });
                     tracker.spawn(send);
                 }
             }
@@ -214,15 +189,9 @@ async fn wait(
     }
 }
 
-/// Sends one claimed job and records the outcome: the job's state after it (None when its
-/// lease no longer held or the outcome could not be recorded), and with `chain`, the lane's
-/// next job, claimed with the outcome for the same slot when the lane may send more.
-async fn process(
-    queue: &Queue,
-    lane: &Lane,
-    job: jobs::JobRow,
-    chain: bool,
-) -> (Option<JobState>, Option<JobRow>) {
+/// Sends one claimed job and records the outcome; the job's state after it (None when its
+/// lease no longer held or the outcome could not be recorded).
+async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobState> {
     let attempt = job.attempts as u32;
     tracing::info!(job.id = %job.id, session = %job.session, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
     let outbound = Outbound {
@@ -250,25 +219,11 @@ async fn process(
             }
         }
     };
-    // The slot goes on to the lane's next job, claimed with this outcome, when the lane may
-    // send more; otherwise it is freed now, so the dispatcher's next claim can share a
-    // transaction with this outcome. `concurrency` bounds sends in flight.
-    let settings = queue.settings();
-    let next = chain
-        && !settings.paused
-        && !lane.paused()
-        && !lane.closed.is_cancelled()
-        && !queue.stopping()
-        && lane.active() <= lane.concurrency(settings.concurrency)
-        && lane.is_ready();
-    let free_slot = || {
-        queue.active.fetch_sub(1, Ordering::AcqRel);
-        lane.active.fetch_sub(1, Ordering::AcqRel);
-        lane.wake.notify_one();
-    };
-    if !next {
-        free_slot();
-    }
+    // The send is over: free its slot now, so the next claim can share a transaction with this
+    // outcome. `concurrency` bounds sends in flight; recording does not touch WhatsApp.
+    queue.active.fetch_sub(1, Ordering::AcqRel);
+    lane.active.fetch_sub(1, Ordering::AcqRel);
+    lane.wake.notify_one();
     let (outcome, log): (Outcome, Box<dyn FnOnce() + Send>) = match result {
         Ok(receipt) => {
             let id = job.id.clone();
@@ -305,24 +260,20 @@ async fn process(
         lease: job.lease.unwrap_or_default(),
         outcome,
     };
-    let (state, following) = match queue.record(&job.session, finished, event, next).await {
-        Ok((true, following)) => {
+    match queue.record(&job.session, finished, event).await {
+        Ok(true) => {
             log();
-            (Some(to), following)
+            Some(to)
         }
-        Ok((false, following)) => {
+        Ok(false) => {
             tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id);
-            (None, following)
+            None
         }
         Err(e) => {
             tracing::error!(job.id = %job.id, error = %e, "cannot record the outcome of job {}; it will be retried after the next start", job.id);
-            (None, None)
+            None
         }
-    };
-    if next && following.is_none() {
-        free_slot();
     }
-    (state, following)
 }
 
 /// Retry or give up, as the classifier and the retry budget say; and the log line for it.
