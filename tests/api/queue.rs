@@ -296,8 +296,8 @@ async fn live_status_counts_agree_with_the_database_after_every_kind_of_transiti
 }
 
 #[tokio::test]
-async fn a_pause_stops_a_worker_that_goes_from_job_to_job() {
-    // One slot, 50ms a send: the worker takes each next job in its outcome's transaction.
+async fn a_pause_during_a_drain_holds_the_jobs_not_yet_claimed() {
+    // One slot, 50ms a send.
     let app = spawn_app_with(|c| {
         c.queue.concurrency = 1;
         c.whatsapp.sandbox.delay = wa_gateway::config::Dur::millis(50);
