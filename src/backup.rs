@@ -72,7 +72,47 @@ struct Manifest {
     created_at: String,
     database_bytes: u64,
     jwt_secret: bool,
+    /// The default session's profile is in `browser-profile/`.
     browser_profile: bool,
+    /// Every session whose profile is in the backup: `default` in `browser-profile/`, the
+    /// others in `sessions/<name>/browser-profile/`. Absent in backups from before sessions.
+    #[serde(default)]
+    profiles: Vec<String>,
+}
+
+/// Where a session's profile lies in the archive.
+fn profile_in_archive(session: &str) -> PathBuf {
+    if session == crate::sessions::DEFAULT {
+        PathBuf::from(PROFILE_DIR)
+    } else {
+        Path::new("sessions").join(session).join(PROFILE_DIR)
+    }
+}
+
+/// Every session's browser profile on disk: `default`'s (wherever `profile_dir` puts it) and
+/// each `<data_dir>/sessions/<name>/browser-profile`.
+fn session_profiles(config: &Config) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let default = config.browser_profile(crate::sessions::DEFAULT);
+    if default.is_dir() {
+        out.push((crate::sessions::DEFAULT.to_string(), default));
+    }
+    let dir = config.data_dir().join("sessions");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != crate::sessions::DEFAULT && crate::config::valid_session_name(n))
+        .collect();
+    names.sort();
+    for name in names {
+        let p = config.browser_profile(&name);
+        if p.is_dir() {
+            out.push((name, p));
+        }
+    }
+    out
 }
 
 /// What a backup wrote.
@@ -83,7 +123,10 @@ pub struct BackupReport {
     pub jobs: i64,
     pub users: i64,
     pub jwt_secret: bool,
+    /// Bytes of the browser profiles, when included.
     pub browser_profile: Option<u64>,
+    /// The sessions whose profiles are included.
+    pub profiles: Vec<String>,
 }
 
 async fn open_file_db(path: &Path, read_only: bool) -> anyhow::Result<sqlx::SqliteConnection> {
@@ -159,14 +202,19 @@ pub async fn backup(
     let data_dir = config.data_dir();
     let secret = data_dir.join(SECRET_FILE);
     let has_secret = secret.is_file();
-    let profile = config.browser_profile(crate::sessions::DEFAULT);
-    let with_profile = with_browser_profile && profile.is_dir();
-    if with_browser_profile && !with_profile {
+    let profiles = if with_browser_profile {
+        session_profiles(config)
+    } else {
+        Vec::new()
+    };
+    if with_browser_profile && profiles.is_empty() {
         bail!(
-            "--with-browser-profile: there is no browser profile at {}",
-            profile.display()
+            "--with-browser-profile: no session has a browser profile (looked at {} and {})",
+            config.browser_profile(crate::sessions::DEFAULT).display(),
+            config.data_dir().join("sessions").display()
         );
     }
+    let with_profile = !profiles.is_empty();
     let manifest = Manifest {
         format: FORMAT,
         gateway_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -174,7 +222,8 @@ pub async fn backup(
         created_at: crate::time::rfc3339(crate::time::now_ms()),
         database_bytes,
         jwt_secret: has_secret,
-        browser_profile: with_profile,
+        browser_profile: profiles.iter().any(|(n, _)| n == crate::sessions::DEFAULT),
+        profiles: profiles.iter().map(|(n, _)| n.clone()).collect(),
     };
     let partial = work.path().join("backup.tar");
     {
@@ -190,8 +239,8 @@ pub async fn backup(
         if has_secret {
             tar.append_path_with_name(&secret, SECRET_FILE)?;
         }
-        if with_profile {
-            append_profile(&mut tar, &profile)?;
+        for (name, dir) in &profiles {
+            append_profile(&mut tar, dir, &profile_in_archive(name))?;
         }
         tar.into_inner()?.sync_all()?;
     }
@@ -203,13 +252,14 @@ pub async fn backup(
         jobs,
         users,
         jwt_secret: has_secret,
-        browser_profile: with_profile.then(|| dir_size(&profile)),
+        browser_profile: with_profile.then(|| profiles.iter().map(|(_, d)| dir_size(d)).sum()),
+        profiles: profiles.into_iter().map(|(n, _)| n).collect(),
     })
 }
 
 /// The browser profile, without Chromium's lock links and caches (best effort while the
 /// browser runs: files that vanish mid-copy are skipped).
-fn append_profile(tar: &mut tar::Builder<File>, profile: &Path) -> anyhow::Result<()> {
+fn append_profile(tar: &mut tar::Builder<File>, profile: &Path, at: &Path) -> anyhow::Result<()> {
     fn walk(tar: &mut tar::Builder<File>, dir: &Path, rel: &Path) -> anyhow::Result<()> {
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name();
@@ -233,7 +283,7 @@ fn append_profile(tar: &mut tar::Builder<File>, profile: &Path) -> anyhow::Resul
         }
         Ok(())
     }
-    walk(tar, profile, Path::new(PROFILE_DIR))
+    walk(tar, profile, at)
 }
 
 /// What a restore did.
@@ -243,7 +293,8 @@ pub struct RestoreReport {
     pub jobs: i64,
     pub users: i64,
     pub jwt_secret: bool,
-    pub browser_profile: bool,
+    /// The sessions whose browser profiles were restored.
+    pub profiles: Vec<String>,
     /// Where the files it replaced were moved.
     pub previous: Option<PathBuf>,
 }
@@ -327,13 +378,33 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
     set_aside(&db::sidecar(&db_path, db::Sidecar::Shm))?;
     set_aside(&db_path)?;
     let secret_in = work.path().join(SECRET_FILE);
-    let profile_in = work.path().join(PROFILE_DIR);
     if manifest.jwt_secret && secret_in.is_file() {
         set_aside(&data_dir.join(SECRET_FILE))?;
     }
-    let profile = config.browser_profile(crate::sessions::DEFAULT);
-    if manifest.browser_profile && profile_in.is_dir() {
-        set_aside(&profile)?;
+    // Each session's profile in the backup, and where it goes.
+    let mut names = manifest.profiles.clone();
+    if names.is_empty() && manifest.browser_profile {
+        names.push(crate::sessions::DEFAULT.to_string());
+    }
+    let profiles: Vec<(String, PathBuf, PathBuf)> = names
+        .into_iter()
+        .filter(|n| crate::config::valid_session_name(n))
+        .map(|n| {
+            let from = work.path().join(profile_in_archive(&n));
+            let to = config.browser_profile(&n);
+            (n, from, to)
+        })
+        .filter(|(_, from, _)| from.is_dir())
+        .collect();
+    drop(set_aside);
+    for (name, _, to) in &profiles {
+        if to.exists() {
+            std::fs::create_dir_all(&previous)?;
+            let aside = previous.join(format!("{name}-{PROFILE_DIR}"));
+            std::fs::rename(to, &aside)
+                .with_context(|| format!("cannot move {} aside", to.display()))?;
+            moved_any = true;
+        }
     }
     if let Some(dir) = db_path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -346,8 +417,12 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
         std::fs::rename(&secret_in, &secret)?;
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
     }
-    if manifest.browser_profile && profile_in.is_dir() {
-        std::fs::rename(&profile_in, &profile)?;
+    for (_, from, to) in &profiles {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::rename(from, to)
+            .with_context(|| format!("cannot move the restored profile to {}", to.display()))?;
     }
     Ok(RestoreReport {
         schema_version: manifest.schema_version,
@@ -355,7 +430,7 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
         jobs,
         users,
         jwt_secret: manifest.jwt_secret,
-        browser_profile: manifest.browser_profile,
+        profiles: profiles.into_iter().map(|(n, _, _)| n).collect(),
         previous: moved_any.then_some(previous),
     })
 }

@@ -299,8 +299,12 @@ async fn main() -> anyhow::Result<()> {
                 }
             );
             match r.browser_profile {
-                Some(n) => println!("  browser profile: {}", human_bytes(n)),
-                None => println!("  browser profile: not included (--with-browser-profile)"),
+                Some(n) => println!(
+                    "  browser profiles: {} ({})",
+                    human_bytes(n),
+                    r.profiles.join(", ")
+                ),
+                None => println!("  browser profiles: not included (--with-browser-profile)"),
             }
             Ok(())
         }
@@ -314,10 +318,10 @@ async fn main() -> anyhow::Result<()> {
                 r.jobs,
                 r.users,
                 if r.jwt_secret { ", jwt-secret" } else { "" },
-                if r.browser_profile {
-                    ", browser profile"
+                if r.profiles.is_empty() {
+                    String::new()
                 } else {
-                    ""
+                    format!(", browser profiles of {}", r.profiles.join(", "))
                 }
             );
             if let Some(p) = r.previous {

@@ -380,3 +380,74 @@ async fn retention_zero_keeps_everything() {
     assert_eq!(s["queue"]["failed"], 100, "{s}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_browser_profile_a_backup_carries_every_sessions_login() {
+    let app = spawn_app_with(generated_secret).await;
+    let config_file = write_config(app.dir.path());
+    let r = app
+        .post(
+            "/api/sessions",
+            &json!({"name": "sales", "driver": "sandbox"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (dir, config) = app.stop().await;
+    // A login as Chromium keeps it: files in each session's profile (no browser needed).
+    let write = |session: &str, text: &str| {
+        let p = config.browser_profile(session).join("Default");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("Cookies"), text).unwrap();
+        std::fs::write(p.join("SingletonLock"), "not copied").unwrap();
+    };
+    write("default", "default's login");
+    write("sales", "sales' login");
+
+    let backup_file = dir.path().join("profiles.tar");
+    let (ok, out) = cli(
+        &[
+            "backup",
+            "--with-browser-profile",
+            "--to",
+            backup_file.to_str().unwrap(),
+        ],
+        &config_file,
+    );
+    assert!(ok && out.contains("default, sales"), "{out}");
+
+    // The logins are lost (say, a new disk); the restore brings both back.
+    std::fs::remove_dir_all(config.data_dir().join("sessions")).unwrap();
+    write("sales", "a newer login that the restore sets aside");
+    let (ok, out) = cli(
+        &["restore", "--from", backup_file.to_str().unwrap()],
+        &config_file,
+    );
+    assert!(
+        ok && out.contains("browser profiles of default, sales"),
+        "{out}"
+    );
+    let read = |session: &str| {
+        std::fs::read_to_string(config.browser_profile(session).join("Default/Cookies")).unwrap()
+    };
+    assert_eq!(read("default"), "default's login");
+    assert_eq!(read("sales"), "sales' login");
+    assert!(
+        !config
+            .browser_profile("sales")
+            .join("Default/SingletonLock")
+            .exists(),
+        "Chromium's lock is not copied"
+    );
+    let aside = out
+        .lines()
+        .find_map(|l| l.strip_prefix("the files it replaced are in "))
+        .expect("where the replaced files went");
+    let kept = std::fs::read_to_string(
+        std::path::Path::new(aside.trim()).join("sales-browser-profile/Default/Cookies"),
+    )
+    .unwrap();
+    assert_eq!(kept, "a newer login that the restore sets aside");
+    let app = start(dir, config).await;
+    assert_eq!(app.session("sales").await["state"], "connected");
+    app.stop().await;
+}
