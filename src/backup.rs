@@ -396,7 +396,6 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
         })
         .filter(|(_, from, _)| from.is_dir())
         .collect();
-    drop(set_aside);
     for (name, _, to) in &profiles {
         if to.exists() {
             std::fs::create_dir_all(&previous)?;
