@@ -124,6 +124,7 @@ impl From<crate::sessions::SessionError> for ApiError {
             E::Capacity { .. } => ApiError::Conflict("capacity_reached", message),
             E::Invalid(_) => ApiError::Validation(message),
             E::Stopped(_) => ApiError::Conflict("session_stopped", message),
+            E::NotReady { .. } => ApiError::Unavailable("session_not_ready", message),
             E::Driver { .. } => ApiError::Conflict("driver_refused", message),
             E::Db(d) => d.into(),
             E::Io(m) => ApiError::Internal(anyhow::anyhow!(m)),

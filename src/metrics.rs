@@ -89,6 +89,8 @@ pub struct Metrics {
     pub attempts: Histogram,
     /// Passes of the retention pruner (each one every `prune_interval`).
     pub retention_runs: std::sync::atomic::AtomicU64,
+    /// (session, result, source) → number checks.
+    number_checks: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
     /// route → (method, status) → requests. Keyed by route first so a hit allocates nothing.
     http: Mutex<BTreeMap<String, PerRoute>>,
 }
@@ -100,6 +102,7 @@ impl Default for Metrics {
             wait_seconds: Histogram::new(WAIT),
             attempts: Histogram::new(ATTEMPTS),
             retention_runs: Default::default(),
+            number_checks: Mutex::default(),
             http: Mutex::default(),
         }
     }
@@ -132,6 +135,18 @@ impl Metrics {
                 .or_default() += 1;
             s.seconds.observe(took.as_secs_f64());
         }
+    }
+
+    /// A number check answered: whether the number is on WhatsApp, and whether from the cache.
+    pub fn number_check(&self, session: &str, exists: bool, cached: bool) {
+        let result = if exists { "exists" } else { "not_exists" };
+        let source = if cached { "cache" } else { "driver" };
+        *self
+            .number_checks
+            .lock()
+            .expect("metrics lock")
+            .entry((session.to_string(), result, source))
+            .or_default() += 1;
     }
 
     /// Counted on every request: no allocation once a route has been seen.
@@ -259,6 +274,19 @@ impl Metrics {
                     u8::from(*now == state)
                 );
             }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_number_checks_total Number checks by session, result and source (driver or cache).\n# TYPE wa_gateway_number_checks_total counter"
+        );
+        for ((session, result, source), n) in
+            self.number_checks.lock().expect("metrics lock").iter()
+        {
+            let _ = writeln!(
+                o,
+                "wa_gateway_number_checks_total{{session=\"{}\",result=\"{result}\",source=\"{source}\"}} {n}",
+                label(session)
+            );
         }
         let _ = writeln!(
             o,

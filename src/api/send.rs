@@ -162,6 +162,17 @@ fn hook_error(e: HookError, code: &'static str) -> ApiError {
     }
 }
 
+/// A number as the client wrote it, through the number-format hook: 400 `invalid_number`
+/// saying why when it is none.
+pub(super) fn format_number(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
+    let digits = state
+        .queue
+        .hooks()
+        .format_number(raw)
+        .map_err(|e| hook_error(e, "invalid_number"))?;
+    PhoneNumber::parse(&digits).map_err(|m| ApiError::bad_request("invalid_number", m))
+}
+
 pub(super) async fn send_message(
     State(state): State<AppState>,
     AppJson(req): AppJson<SendMessageRequest>,
@@ -199,11 +210,7 @@ pub(super) async fn send_message(
         None => format!("msg_{}", uuid::Uuid::now_v7().simple()),
     };
 
-    let digits = hooks
-        .format_number(&req.number)
-        .map_err(|e| hook_error(e, "invalid_number"))?;
-    let number =
-        PhoneNumber::parse(&digits).map_err(|m| ApiError::bad_request("invalid_number", m))?;
+    let number = format_number(&state, &req.number)?;
 
     let (text, template) = match (req.message, req.template) {
         (Some(_), Some(_)) => {

@@ -68,6 +68,12 @@ pub fn routes() -> ApiRouter {
             qr,
         )
         .route(
+            Method::Get,
+            "/{name}/contacts/{number}/exists",
+            "Is this number on WhatsApp? Asked through the session's browser without sending (cached for whatsapp.number_check_ttl).",
+            contact_exists,
+        )
+        .route(
             Method::Post,
             "/{name}/pairing-code",
             "Log in without a QR: WhatsApp Web's 8-character code to type on the phone.",
@@ -350,4 +356,47 @@ mod tests {
             assert_eq!(phone_digits(bad), None, "{bad}");
         }
     }
+}
+
+/// Whether a number is on WhatsApp.
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct NumberExists {
+    exists: bool,
+    /// The chat id the number has (or would have).
+    chat_id: String,
+    /// RFC 3339 time the session's driver was asked.
+    checked_at: String,
+    /// The answer came from the cache.
+    cached: bool,
+}
+
+async fn contact_exists(
+    State(state): State<AppState>,
+    Path((name, number)): Path<(String, String)>,
+) -> Result<Json<NumberExists>, ApiError> {
+    check_number(&state, &name, &number).await
+}
+
+/// A number check through a session: the number formatted as for `send-message`.
+pub(super) async fn check_number(
+    state: &AppState,
+    session: &str,
+    raw: &str,
+) -> Result<Json<NumberExists>, ApiError> {
+    state.sessions.get(session)?;
+    let number = super::send::format_number(state, raw)?;
+    let check = state
+        .sessions
+        .check_number(session, number.as_str())
+        .await?;
+    state
+        .metrics
+        .number_check(session, check.exists, check.cached);
+    Ok(Json(NumberExists {
+        exists: check.exists,
+        chat_id: number.chat_id(),
+        checked_at: crate::time::rfc3339(check.checked_at),
+        cached: check.cached,
+    }))
 }

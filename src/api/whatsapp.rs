@@ -24,6 +24,12 @@ pub fn routes() -> ApiRouter {
             qr,
         )
         .route(
+            Method::Get,
+            "/check/{number}",
+            "Is this number on WhatsApp? Asked through the default session's browser without sending.",
+            check,
+        )
+        .route(
             Method::Post,
             "/restart",
             "Restart the browser session (same profile: no new scan).",
@@ -104,6 +110,14 @@ pub(super) fn qr_answer(s: &Session, headers: &HeaderMap) -> Result<QrAnswer, Ap
         base64::engine::general_purpose::STANDARD.encode(png)
     );
     Ok(QrAnswer::Json(QrCode { qr, image }))
+}
+
+/// `GET /api/sessions/default/contacts/{number}/exists`.
+async fn check(
+    State(state): State<AppState>,
+    axum::extract::Path(number): axum::extract::Path<String>,
+) -> Result<Json<super::sessions::NumberExists>, ApiError> {
+    super::sessions::check_number(&state, DEFAULT, &number).await
 }
 
 /// Restarts the `default` session's browser (same profile: no new QR unless logged out).

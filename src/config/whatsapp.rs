@@ -37,6 +37,8 @@ pub struct WhatsAppConfig {
     /// Most webdriver sessions running at once in this gateway; default: one per 600 MiB of
     /// available memory (at least one).
     pub max_browsers: Option<u32>,
+    /// How long a number check's answer is reused before the session's browser is asked again.
+    pub number_check_ttl: Dur,
     pub sandbox: SandboxConfig,
     pub webdriver: WebDriverConfig,
 }
@@ -46,6 +48,7 @@ impl Default for WhatsAppConfig {
         Self {
             driver: DriverKind::Sandbox,
             max_browsers: None,
+            number_check_ttl: Dur::secs(24 * 3600),
             sandbox: SandboxConfig::default(),
             webdriver: WebDriverConfig::default(),
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{NewSession, Session, SessionChange, SessionError, Sessions, driver};
+use super::{NewSession, NumberCheck, Session, SessionChange, SessionError, Sessions, driver};
 use crate::config::DriverKind;
 use crate::db::Durability;
 use crate::db::sessions::{self as rows, SessionRow};
@@ -185,6 +185,65 @@ impl Sessions {
             .map_err(|e| SessionError::Io(e.to_string()))?;
         tracing::info!(session = name, failed, "🗑️ Session {name} deleted");
         Ok(failed)
+    }
+
+    /// Whether `number` (international digits) is on WhatsApp, asked through the session's
+    /// driver without sending; an answer younger than `number_check_ttl` is reused.
+    pub async fn check_number(
+        &self,
+        name: &str,
+        number: &str,
+    ) -> Result<NumberCheck, SessionError> {
+        let s = self.get(name)?;
+        let now = crate::time::now_ms();
+        let ttl = self.config.whatsapp.number_check_ttl.0.as_millis() as i64;
+        let cached = s.checks.lock().expect("checks lock").get(number).copied();
+        if let Some((exists, at)) = cached
+            && now - at < ttl
+        {
+            return Ok(NumberCheck {
+                exists,
+                checked_at: at,
+                cached: true,
+            });
+        }
+        let sender = s
+            .sender()
+            .ok_or_else(|| SessionError::Stopped(name.to_string()))?;
+        let masked = crate::domain::mask_number(number);
+        tracing::info!(session = name, "🔍 Validating contact for {masked}@c.us");
+        let exists = sender
+            .check_number(number)
+            .await
+            .map_err(|e| match e.code.as_str() {
+                "not-supported" => SessionError::Driver {
+                    code: e.code,
+                    message: e.message,
+                },
+                _ => SessionError::NotReady {
+                    code: e.code,
+                    message: e.message,
+                },
+            })?;
+        if exists {
+            tracing::info!(
+                session = name,
+                "✅ Contact validation successful for {masked}"
+            );
+        } else {
+            tracing::info!(session = name, "❌ {masked} is not on WhatsApp");
+        }
+        let mut checks = s.checks.lock().expect("checks lock");
+        // A small cache: forget the expired answers when it grows.
+        if checks.len() >= 10_000 {
+            checks.retain(|_, (_, at)| now - *at < ttl);
+        }
+        checks.insert(number.to_string(), (exists, now));
+        Ok(NumberCheck {
+            exists,
+            checked_at: now,
+            cached: false,
+        })
     }
 
     /// Asks the session's WhatsApp Web for a pairing code for `phone`.

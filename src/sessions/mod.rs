@@ -44,6 +44,9 @@ pub enum SessionError {
     Invalid(String),
     #[error("the session {0:?} is not running; start it first")]
     Stopped(String),
+    /// The session runs but cannot answer now (not connected, restarting, too slow).
+    #[error("{code}: {message}")]
+    NotReady { code: String, message: String },
     /// The driver could not do it (`code`: its stable code).
     #[error("{code}: {message}")]
     Driver { code: String, message: String },
@@ -57,6 +60,16 @@ impl From<sqlx::Error> for SessionError {
     fn from(e: sqlx::Error) -> Self {
         SessionError::Db(e.into())
     }
+}
+
+/// Whether a number is on WhatsApp, as a session's driver answered.
+#[derive(Debug, Clone, Copy)]
+pub struct NumberCheck {
+    pub exists: bool,
+    /// When the driver was asked (ms).
+    pub checked_at: i64,
+    /// The answer came from the cache (`number_check_ttl`).
+    pub cached: bool,
 }
 
 /// A new session, as `POST /api/sessions` or `session add` describe it.
@@ -115,6 +128,8 @@ pub struct Session {
     running: Mutex<Option<Running>>,
     /// The state shown while no driver runs (`stopped`, or `logged_out` after a logout).
     idle: Mutex<(SessionState, String, i64)>,
+    /// Number checks: number → (on WhatsApp, when asked, ms).
+    checks: Mutex<std::collections::HashMap<String, (bool, i64)>>,
 }
 
 impl Session {

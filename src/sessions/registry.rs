@@ -171,6 +171,7 @@ impl Sessions {
             row: Mutex::new(row),
             lane,
             running: Mutex::new(None),
+            checks: Mutex::default(),
             idle: Mutex::new((
                 SessionState::Stopped,
                 "stopped".into(),

@@ -155,6 +155,18 @@ pub trait MessageSender: Send + Sync + 'static {
     fn me(&self) -> Option<String> {
         None
     }
+    /// Whether `number` (international digits) is on WhatsApp, asked without sending anything.
+    fn check_number<'a>(
+        &'a self,
+        _number: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, SendError>> + Send + 'a>> {
+        Box::pin(async {
+            Err(SendError::new(
+                "not-supported",
+                "this driver cannot check numbers",
+            ))
+        })
+    }
     /// Logs the device out of the account (the phone no longer lists it); false when the
     /// driver has no device to unlink.
     fn log_out(&self) -> Pin<Box<dyn Future<Output = Result<bool, SendError>> + Send + '_>> {

@@ -413,3 +413,61 @@ async fn browsers_past_max_browsers_are_refused_with_409() {
         .await;
     assert_eq!(error_code(r, StatusCode::CONFLICT).await, "session_stopped");
 }
+
+#[tokio::test]
+async fn a_number_check_asks_the_sessions_driver_once_then_answers_from_the_cache() {
+    let app = spawn_app().await;
+    let check = |path: &'static str| app.get(path);
+    let r = check("/api/whatsapp/check/6281234567890").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let on: Value = r.json().await.unwrap();
+    assert_eq!(on["exists"], true);
+    assert_eq!(on["chatId"], "6281234567890@c.us");
+    assert_eq!(on["cached"], false);
+    // The sandbox's test number ending 0000 is not on WhatsApp.
+    let off = app
+        .get_json("/api/sessions/default/contacts/6281200000000/exists")
+        .await;
+    assert_eq!(
+        (off["exists"].clone(), off["cached"].clone()),
+        (json!(false), json!(false))
+    );
+    let again = app.get_json("/api/whatsapp/check/6281234567890").await;
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["checkedAt"], on["checkedAt"]);
+    assert!(app.outbox().is_empty(), "a check sends nothing");
+    let metrics = app.metrics().await;
+    for line in [
+        "wa_gateway_number_checks_total{session=\"default\",result=\"exists\",source=\"driver\"} 1",
+        "wa_gateway_number_checks_total{session=\"default\",result=\"exists\",source=\"cache\"} 1",
+        "wa_gateway_number_checks_total{session=\"default\",result=\"not_exists\",source=\"driver\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
+    assert_eq!(
+        error_code(
+            check("/api/whatsapp/check/12ab").await,
+            StatusCode::BAD_REQUEST
+        )
+        .await,
+        "invalid_number"
+    );
+    assert_eq!(
+        error_code(
+            check("/api/sessions/nobody/contacts/6281234567890/exists").await,
+            StatusCode::NOT_FOUND
+        )
+        .await,
+        "session_not_found"
+    );
+    app.session_action("default", "stop").await;
+    assert_eq!(
+        error_code(
+            check("/api/whatsapp/check/6281234567891").await,
+            StatusCode::CONFLICT
+        )
+        .await,
+        "session_stopped"
+    );
+}

@@ -236,6 +236,17 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     assert!(fake.confirm_pairing(&code));
     let s = app.wait_session_state("p", &["connected"], UP).await;
     assert_eq!(s["me"], "6281100000099");
+    // Number checks through the browser, both ways, without sending anything.
+    fake.unregister("6281234500404");
+    let yes = app
+        .get_json("/api/sessions/p/contacts/6281234500008/exists")
+        .await;
+    assert_eq!(yes["exists"], true, "{yes}");
+    let no = app
+        .get_json("/api/sessions/p/contacts/6281234500404/exists")
+        .await;
+    assert_eq!(no["exists"], false, "{no}");
+    assert!(fake.sent().is_empty(), "a check sends nothing");
     send_round(&app, &["p"], "6281234500009", "paired").await;
     assert_eq!(
         fake.sent_by("6281100000099"),

@@ -139,6 +139,8 @@ enum Command {
     Restart(String),
     /// A pairing code for this phone number (digits).
     Pair(String, oneshot::Sender<Result<String, SendError>>),
+    /// Whether this number (digits) is on WhatsApp.
+    Check(String, oneshot::Sender<Result<bool, SendError>>),
     /// Log the device out from the page; false when it was not logged in.
     LogOut(oneshot::Sender<Result<bool, SendError>>),
 }
@@ -213,6 +215,29 @@ impl MessageSender for WebDriver {
 
     fn me(&self) -> Option<String> {
         self.shared.current.lock().expect("state lock").me.clone()
+    }
+
+    fn check_number<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SendError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            if self.shared.state() != SessionState::Connected {
+                return Err(SendError::new("not-ready", "WhatsApp is not connected"));
+            }
+            let (tx, rx) = oneshot::channel();
+            self.commands
+                .send(Command::Check(number.to_string(), tx))
+                .await
+                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
+            rx.await.unwrap_or_else(|_| {
+                Err(SendError::new(
+                    "session-closed",
+                    "the browser session ended before the check",
+                ))
+            })
+        })
     }
 
     fn log_out(

@@ -93,6 +93,57 @@ struct ChatState {
     login: bool,
 }
 
+/// What opening a chat with a number showed.
+pub(super) enum Chat {
+    /// The chat, with the index of the compose-box selector that matched.
+    Open { compose: usize },
+    /// The invalid-number dialog, with its text: the number is not on WhatsApp.
+    NotRegistered(String),
+}
+
+/// Opens the chat with `number` (`/send?phone=`, no text) and waits for the compose box or
+/// the invalid-number dialog, until `deadline`. Sends nothing.
+pub(super) async fn open_chat(
+    page: Page<'_>,
+    web_url: &str,
+    number: &str,
+    deadline: Instant,
+) -> Result<Chat, SendError> {
+    let wd = |e: CmdError| to_send_error(&e);
+    let time_left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(
+        time_left,
+        page.browser.client.goto(&chat_url(web_url, number)),
+    )
+    .await
+    {
+        Err(_) => return Err(SendError::new("timeout", "the chat did not open in time")),
+        Ok(r) => r.map_err(wd)?,
+    }
+    loop {
+        let st: ChatState = page.run(CHAT_STATE, vec![]).await.map_err(wd)?;
+        if let Some(compose) = st.compose {
+            return Ok(Chat::Open { compose });
+        }
+        if let Some(text) = st.invalid {
+            return Ok(Chat::NotRegistered(text));
+        }
+        if st.login {
+            return Err(SendError::new(
+                "not-ready",
+                "WhatsApp Web shows the login page",
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(SendError::new(
+                "timeout",
+                "no compose box or invalid-number dialog in time",
+            ));
+        }
+        tokio::time::sleep(STEP).await;
+    }
+}
+
 /// How far back (minutes) a retry looks for its text already in the chat.
 const LOOK_FIRST_MINUTES: i64 = 10;
 const STEP: Duration = Duration::from_millis(50);
@@ -113,42 +164,16 @@ pub async fn send(
 ) -> Result<Receipt, SendError> {
     let deadline = Instant::now() + settings.timeout;
     let wd = |e: CmdError| to_send_error(&e);
-    let time_left = || deadline.saturating_duration_since(Instant::now());
     let client = &page.browser.client;
 
-    match tokio::time::timeout(
-        time_left(),
-        client.goto(&chat_url(settings.web_url, &m.number)),
-    )
-    .await
-    {
-        Err(_) => return Err(SendError::new("timeout", "the chat did not open in time")),
-        Ok(r) => r.map_err(wd)?,
-    }
-    let compose = loop {
-        let st: ChatState = page.run(CHAT_STATE, vec![]).await.map_err(wd)?;
-        if let Some(i) = st.compose {
-            break i;
-        }
-        if let Some(text) = st.invalid {
+    let compose = match open_chat(page, settings.web_url, &m.number, deadline).await? {
+        Chat::Open { compose } => compose,
+        Chat::NotRegistered(text) => {
             return Err(SendError::new(
                 "not-registered",
                 format!("WhatsApp Web says: {text}"),
             ));
         }
-        if st.login {
-            return Err(SendError::new(
-                "not-ready",
-                "WhatsApp Web shows the login page",
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(SendError::new(
-                "timeout",
-                "no compose box or invalid-number dialog in time",
-            ));
-        }
-        tokio::time::sleep(STEP).await;
     };
 
     let observe = |minutes: i64, only: Option<String>| {

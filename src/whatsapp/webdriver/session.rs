@@ -111,6 +111,24 @@ impl Session<'_> {
                 cmd = self.rx.recv() => match cmd {
                     None => return End::Shutdown,
                     Some(Command::Restart(why)) => return End::Restart(RestartCause::Requested(why)),
+                    Some(Command::Check(number, reply)) => {
+                        if !connected {
+                            let _ = reply.send(Err(SendError::new("not-ready", "WhatsApp is not connected")));
+                            continue;
+                        }
+                        let deadline = Instant::now() + cfg.send_timeout.0;
+                        let open = send::open_chat(page, &cfg.web_url, &number, deadline);
+                        match guarded(self.pulse, cfg.session_timeout.0, open).await {
+                            Ok(r) => {
+                                let _ = reply.send(r.map(|chat| matches!(chat, send::Chat::Open { .. })));
+                            }
+                            Err(silent) => {
+                                let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering")));
+                                return End::Restart(RestartCause::Unresponsive { silent, during_send: false });
+                            }
+                        }
+                        next_probe = next_probe.min(Instant::now() + WATCH_INTERVAL);
+                    }
                     Some(Command::LogOut(reply)) => {
                         if !connected {
                             let _ = reply.send(Ok(false));

@@ -96,6 +96,7 @@ pub(super) async fn supervise(
             Command::Send(_, reply) => drop(reply.send(Err(closed()))),
             Command::Pair(_, reply) => drop(reply.send(Err(closed()))),
             Command::LogOut(reply) => drop(reply.send(Err(closed()))),
+            Command::Check(_, reply) => drop(reply.send(Err(closed()))),
             Command::Restart(_) => {}
         }
     }
@@ -118,6 +119,9 @@ async fn idle(rx: &mut mpsc::Receiver<Command>, shutdown: &CancellationToken, d:
                     let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
                 }
                 Some(Command::LogOut(reply)) => {
+                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
+                }
+                Some(Command::Check(_, reply)) => {
                     let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
                 }
             }
