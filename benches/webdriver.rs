@@ -3,6 +3,8 @@
 //! connected, per-message latency (API accept → job completed, one at a time, p50/p95), and
 //! the memory of Chromium and of the gateway after many sends through the queue.
 //! Run: `cargo bench --bench webdriver` (500 sends); a debug build sends 10, as a smoke test.
+//! `OPEN_CHATS_IN_APP=false` loads the app for every send (the old way), `LOADING_MS=3000`
+//! makes the stand-in's app load as slow as the real one, `SENDS=40` sends fewer.
 
 #[path = "../tests/api/fake_whatsapp.rs"]
 #[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
@@ -18,8 +20,14 @@ use tokio_util::sync::CancellationToken;
 use wa_gateway::config::Config;
 use wa_gateway::whatsapp::webdriver::{profile_processes, pss_bytes, rss_bytes, which};
 
-const SENDS: usize = if cfg!(debug_assertions) { 10 } else { 500 };
-const LATENCY_SAMPLE: usize = if cfg!(debug_assertions) { 5 } else { 50 };
+const DEFAULT_SENDS: usize = if cfg!(debug_assertions) { 10 } else { 500 };
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 #[tokio::main]
 async fn main() {
@@ -30,7 +38,12 @@ async fn main() {
         eprintln!("skipped: chromium or chromedriver not on PATH");
         return;
     }
+    let sends: usize = env_or("SENDS", DEFAULT_SENDS);
+    let latency_sample = (sends / 10).max(5).min(sends);
+    let in_app: bool = env_or("OPEN_CHATS_IN_APP", true);
+    let loading_ms: u64 = env_or("LOADING_MS", 300);
     let fake = fake_whatsapp::FakeWa::start().await;
+    fake.set_loading_ms(loading_ms);
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         r#"
@@ -44,6 +57,7 @@ level = "warn"
 driver = "webdriver"
 [whatsapp.webdriver]
 web_url = "{}"
+open_chats_in_app = {in_app}
 "#,
         fake.url
     );
@@ -69,7 +83,7 @@ web_url = "{}"
 
     // Latency: one message at a time, from the API's 202 to the job completed.
     let mut latencies = Vec::new();
-    for i in 0..LATENCY_SAMPLE {
+    for i in 0..latency_sample {
         let t = Instant::now();
         let id = api.send_ok(&number(i), &text(i)).await;
         assert_eq!(
@@ -81,7 +95,7 @@ web_url = "{}"
     // The rest through the queue at once (concurrency 3; the browser takes them in turn).
     let started = Instant::now();
     let mut ids = Vec::new();
-    for i in LATENCY_SAMPLE..SENDS {
+    for i in latency_sample..sends {
         ids.push(api.send_ok(&number(i), &text(i)).await);
     }
     for id in &ids {
@@ -91,7 +105,7 @@ web_url = "{}"
         );
     }
     let queued = started.elapsed();
-    assert_eq!(fake.sent().len(), SENDS);
+    assert_eq!(fake.sent().len(), sends);
     latencies.sort();
     let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     let procs = profile_processes(&profile);
@@ -104,7 +118,13 @@ web_url = "{}"
         "release build"
     };
     println!(
-        "The gateway with the WebDriver driver, against the local WhatsApp Web stand-in ({build}):"
+        "The gateway with the WebDriver driver, against the local WhatsApp Web stand-in ({build}); \
+         app load {loading_ms} ms, chats opened {}:",
+        if in_app {
+            "in the running app"
+        } else {
+            "by loading the app"
+        }
     );
     println!("start → QR                   {to_qr:.2?}");
     println!("scan → connected             {to_connected:.2?}");
@@ -120,7 +140,8 @@ web_url = "{}"
         ids.len() as f64 / queued.as_secs_f64()
     );
     println!(
-        "after {SENDS} sends: Chromium {} processes, PSS {chromium_pss} MiB (RSS summed {chromium_rss} MiB); gateway process RSS {gateway_rss} MiB",
+        "after {sends} sends ({} app loads): Chromium {} processes, PSS {chromium_pss} MiB (RSS summed {chromium_rss} MiB); gateway process RSS {gateway_rss} MiB",
+        fake.loads(),
         procs.len()
     );
     shutdown.cancel();

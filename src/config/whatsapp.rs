@@ -76,6 +76,9 @@ pub struct WebDriverConfig {
     pub session_timeout: Dur,
     pub send_timeout: Dur,
     pub takeover_on_conflict: bool,
+    /// Open chats in the running app (a chat link clicked in the page) instead of loading the
+    /// app again per message; `/send?phone=` stays the fallback.
+    pub open_chats_in_app: bool,
     /// The browser is restarted (between sends) when its processes use more than this.
     pub memory_limit: ByteSize,
     pub selectors: Selectors,
@@ -96,6 +99,7 @@ impl Default for WebDriverConfig {
             session_timeout: Dur::secs(60),
             send_timeout: Dur::secs(30),
             takeover_on_conflict: true,
+            open_chats_in_app: true,
             memory_limit: ByteSize(1 << 30),
             selectors: Selectors::default(),
         }

@@ -164,6 +164,10 @@ struct Inner {
     render: HashMap<String, Render>,
     sent: Vec<Sent>,
     loading_ms: u64,
+    /// Full loads of the app (the page itself, `/` or `/send`).
+    loads: u32,
+    /// A link to a chat clicked in the running app opens that chat in place.
+    in_app_links: bool,
 }
 
 #[derive(Clone)]
@@ -224,10 +228,13 @@ impl FakeWa {
             render: HashMap::new(),
             sent: Vec::new(),
             loading_ms: 300,
+            loads: 0,
+            in_app_links: true,
         }));
         let app = Router::new()
             .route("/", get(page))
             .route("/send", get(page))
+            .route("/fake/linkopen", get(link_open))
             .route("/fake/config", get(config))
             .route("/fake/qr", get(qr))
             .route("/fake/qr/reload", post(qr_reload))
@@ -369,6 +376,15 @@ impl FakeWa {
     pub fn set_loading_ms(&self, ms: u64) {
         self.lock().loading_ms = ms;
     }
+    /// How many times the whole app was loaded.
+    pub fn loads(&self) -> u32 {
+        self.lock().loads
+    }
+    /// Whether a chat link clicked in the running app opens the chat in place (as for a link
+    /// someone sent), or is ignored (as the real site may do for a link a script added).
+    pub fn set_in_app_links(&self, on: bool) {
+        self.lock().in_app_links = on;
+    }
     /// The chat's messages keep the clock until [`FakeWa::release_ticks`].
     pub fn hold_ticks(&self, phone: &str) {
         self.lock().held.insert(phone.to_string());
@@ -417,8 +433,14 @@ impl FakeWa {
 
 type St = State<Arc<Mutex<Inner>>>;
 
-async fn page() -> Html<&'static str> {
+async fn page(State(s): St) -> Html<&'static str> {
+    s.lock().unwrap().loads += 1;
     Html(PAGE)
+}
+
+/// Whether the app opens a clicked chat link in place now.
+async fn link_open(State(s): St) -> Json<Value> {
+    Json(json!({ "open": s.lock().unwrap().in_app_links }))
 }
 
 #[derive(Deserialize)]

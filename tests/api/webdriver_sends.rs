@@ -11,7 +11,7 @@ use wa_gateway::config::Dur;
 use crate::fake_whatsapp::Render;
 use crate::helpers::{TestApp, eventually, start};
 use crate::webdriver::{
-    browser_processes, browser_session, connected_app, profile, wait_job, wait_state,
+    browser_processes, browser_session, connected_app, deliver, profile, wait_job, wait_state,
 };
 
 /// Which of `pids` are still running (zombies waiting to be reaped do not count).
@@ -306,4 +306,52 @@ async fn a_gateway_stopped_in_the_middle_of_a_send_leaves_no_browser_and_sends_o
     assert_eq!(fake.scans(), 1);
     app.stop().await;
     assert_eq!(chromedrivers(), Vec::<u32>::new());
+}
+
+#[tokio::test]
+async fn chats_open_in_the_running_app_without_a_reload_and_fall_back_to_send() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    // The real site takes seconds to load; the stand-in takes 3 s here too.
+    fake.set_loading_ms(3000);
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.ready_timeout = Dur::secs(60);
+    })
+    .await;
+    let loads = fake.loads();
+    let t0 = std::time::Instant::now();
+    let chats = ["6281234500101", "6281234500102", "6281234500103"];
+    for round in 0..2 {
+        for chat in chats {
+            deliver(&app, chat, &format!("in-app {round} to {chat}")).await;
+        }
+    }
+    let in_app = t0.elapsed();
+    assert_eq!(fake.loads(), loads, "no send loaded the app again");
+    for chat in chats {
+        assert_eq!(
+            fake.sent_to(chat),
+            vec![format!("in-app 0 to {chat}"), format!("in-app 1 to {chat}")]
+        );
+    }
+    // A number that is not on WhatsApp shows the dialog in the app too.
+    fake.unregister("6281234500199");
+    let id = app.send_ok("6281234500199", "nobody").await;
+    let job = wait_job(&app, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["lastError"]["code"], "not-registered", "{job}");
+    assert_eq!(fake.loads(), loads);
+
+    // When the app ignores the link, the driver loads /send?phone= instead.
+    fake.set_in_app_links(false);
+    let t1 = std::time::Instant::now();
+    deliver(&app, "6281234500104", "by a fresh load").await;
+    let reload = t1.elapsed();
+    assert_eq!(fake.loads(), loads + 1);
+    assert_eq!(fake.sent_to("6281234500104"), vec!["by a fresh load"]);
+    eprintln!(
+        "MEASURE in-app: 6 sends in {in_app:.1?} ({:.0?} each); with a 3 s app load: {reload:.1?} for one",
+        in_app / 6
+    );
+    app.stop().await;
 }

@@ -44,6 +44,11 @@ pub struct Selectors {
     pub pairing_code: Vec<String>,
     /// `localStorage` keys that hold the account's own id (`"62812…:12@c.us"`).
     pub me_storage_keys: Vec<String>,
+    /// In the open chat's header: the element whose `title` (or text) shows the number.
+    pub chat_title: Vec<String>,
+    /// Links that open a chat in the running app, `{number}` standing for the digits; the
+    /// first is clicked (a fresh `/send?phone=` load is the fallback).
+    pub chat_links: Vec<String>,
     /// The main menu's button, to log out from the page.
     pub menu: Vec<String>,
     /// Texts of "Log out", in the menu and in its confirmation dialog.
@@ -101,6 +106,11 @@ impl Default for Selectors {
                 "[data-link-code]",
             ]),
             me_storage_keys: strings(&["last-wid-md", "last-wid"]),
+            chat_title: strings(&["#main header span[title]", "#main header span[dir='auto']"]),
+            chat_links: strings(&[
+                "https://api.whatsapp.com/send?phone={number}",
+                "https://wa.me/{number}",
+            ]),
             menu: strings(&[
                 "#side header span[data-icon='menu']",
                 "span[data-icon='menu']",

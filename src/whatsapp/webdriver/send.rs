@@ -15,15 +15,44 @@ use super::bubbles::{self, Claims, Ours, Signal, Snapshot};
 use super::page::{Page, chat_url, to_send_error};
 use crate::whatsapp::{Outbound, Receipt, SendError};
 
-/// After opening a chat: the compose box, the invalid-number dialog, or the login page.
+/// After opening a chat: the compose box, the invalid-number dialog, or the login page. With
+/// `arguments[1]` (digits), the compose box counts only when the chat's header shows them.
 const CHAT_STATE: &str = r#"
+const want = arguments[1];
 const [compose, i] = first(S.compose);
-if (compose) return { compose: i };
+if (compose) {
+  if (!want) return { compose: i };
+  const [t] = first(S.chat_title);
+  const shown = t ? (t.getAttribute('title') || t.textContent || '').replace(/\D/g, '') : '';
+  if (shown === want) return { compose: i };
+}
 const [dialog] = first(S.invalid_dialog);
 if (dialog && S.invalid_text.some(t => dialog.innerText.includes(t))) return { invalid: norm(dialog.innerText) };
 if (first(S.qr_ref)[0] || first(S.qr_canvas)[0]) return { login: true };
 return {};
 "#;
+
+/// In the running app (chat list shown, nothing loading): closes a dialog left open, then
+/// clicks a link to the chat as a person would click one sent to them. False when the app is
+/// not in a state to take it.
+const CLICK_CHAT_LINK: &str = r#"
+const [loading] = first(S.loading);
+const [ready] = first(S.ready);
+if (!ready || loading) return false;
+const [d] = first(S.invalid_dialog);
+if (d) { const b = d.querySelector('button, [role="button"]'); if (b) b.click(); }
+const a = document.createElement('a');
+a.href = arguments[1];
+a.style.display = 'none';
+document.body.appendChild(a);
+a.click();
+a.remove();
+return true;
+"#;
+
+/// How long a chat link clicked in the app may take to open its chat before the driver loads
+/// `/send?phone=` instead.
+const IN_APP_WAIT: Duration = Duration::from_secs(3);
 
 /// Inserts one line at the caret of the compose box as text input (any Unicode, which
 /// ChromeDriver's key typing cannot do outside the BMP).
@@ -101,15 +130,32 @@ pub(super) enum Chat {
     NotRegistered(String),
 }
 
-/// Opens the chat with `number` (`/send?phone=`, no text) and waits for the compose box or
-/// the invalid-number dialog, until `deadline`. Sends nothing.
+/// Opens the chat with `number` and waits for the compose box or the invalid-number dialog,
+/// until `deadline`; sends nothing. With `in_app`, first in the running app (a chat link
+/// clicked, the header checked); else, or when that does not open the chat, by loading
+/// `/send?phone=` (the whole app).
 pub(super) async fn open_chat(
     page: Page<'_>,
     web_url: &str,
     number: &str,
+    in_app: bool,
     deadline: Instant,
 ) -> Result<Chat, SendError> {
     let wd = |e: CmdError| to_send_error(&e);
+    if in_app && let Some(link) = page.sel.chat_links.first() {
+        let href = link.replace("{number}", number);
+        let clicked: bool = page
+            .run(CLICK_CHAT_LINK, vec![json!(href)])
+            .await
+            .map_err(wd)?;
+        if clicked {
+            let until = deadline.min(Instant::now() + IN_APP_WAIT);
+            if let Some(chat) = wait_chat(page, Some(number), until).await? {
+                return Ok(chat);
+            }
+            tracing::debug!("the chat link did not open the chat in the app; loading /send");
+        }
+    }
     let time_left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(
         time_left,
@@ -120,13 +166,29 @@ pub(super) async fn open_chat(
         Err(_) => return Err(SendError::new("timeout", "the chat did not open in time")),
         Ok(r) => r.map_err(wd)?,
     }
+    wait_chat(page, None, deadline)
+        .await?
+        .ok_or_else(|| SendError::new("timeout", "no compose box or invalid-number dialog in time"))
+}
+
+/// Waits until `until` for the chat (its header showing `number`, when given) or the
+/// invalid-number dialog; None when neither came.
+async fn wait_chat(
+    page: Page<'_>,
+    number: Option<&str>,
+    until: Instant,
+) -> Result<Option<Chat>, SendError> {
+    let wd = |e: CmdError| to_send_error(&e);
     loop {
-        let st: ChatState = page.run(CHAT_STATE, vec![]).await.map_err(wd)?;
+        let st: ChatState = page
+            .run(CHAT_STATE, vec![json!(number)])
+            .await
+            .map_err(wd)?;
         if let Some(compose) = st.compose {
-            return Ok(Chat::Open { compose });
+            return Ok(Some(Chat::Open { compose }));
         }
         if let Some(text) = st.invalid {
-            return Ok(Chat::NotRegistered(text));
+            return Ok(Some(Chat::NotRegistered(text)));
         }
         if st.login {
             return Err(SendError::new(
@@ -134,11 +196,8 @@ pub(super) async fn open_chat(
                 "WhatsApp Web shows the login page",
             ));
         }
-        if Instant::now() >= deadline {
-            return Err(SendError::new(
-                "timeout",
-                "no compose box or invalid-number dialog in time",
-            ));
+        if Instant::now() >= until {
+            return Ok(None);
         }
         tokio::time::sleep(STEP).await;
     }
@@ -152,6 +211,8 @@ const STEP: Duration = Duration::from_millis(50);
 pub struct SendSettings<'a> {
     pub web_url: &'a str,
     pub timeout: Duration,
+    /// Open the chat in the running app first.
+    pub in_app: bool,
 }
 
 /// Sends one message through the page, within `settings.timeout`. `claims` remembers which
@@ -166,15 +227,16 @@ pub async fn send(
     let wd = |e: CmdError| to_send_error(&e);
     let client = &page.browser.client;
 
-    let compose = match open_chat(page, settings.web_url, &m.number, deadline).await? {
-        Chat::Open { compose } => compose,
-        Chat::NotRegistered(text) => {
-            return Err(SendError::new(
-                "not-registered",
-                format!("WhatsApp Web says: {text}"),
-            ));
-        }
-    };
+    let compose =
+        match open_chat(page, settings.web_url, &m.number, settings.in_app, deadline).await? {
+            Chat::Open { compose } => compose,
+            Chat::NotRegistered(text) => {
+                return Err(SendError::new(
+                    "not-registered",
+                    format!("WhatsApp Web says: {text}"),
+                ));
+            }
+        };
 
     let observe = |minutes: i64, only: Option<String>| {
         page.run::<Snapshot>(OBSERVE, vec![json!(m.text), json!(minutes), json!(only)])

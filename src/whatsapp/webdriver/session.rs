@@ -117,7 +117,7 @@ impl Session<'_> {
                             continue;
                         }
                         let deadline = Instant::now() + cfg.send_timeout.0;
-                        let open = send::open_chat(page, &cfg.web_url, &number, deadline);
+                        let open = send::open_chat(page, &cfg.web_url, &number, cfg.open_chats_in_app, deadline);
                         match guarded(self.pulse, cfg.session_timeout.0, open).await {
                             Ok(r) => {
                                 let _ = reply.send(r.map(|chat| matches!(chat, send::Chat::Open { .. })));
@@ -171,7 +171,7 @@ impl Session<'_> {
                             let _ = reply.send(Err(SendError::new("not-ready", "WhatsApp is not connected")));
                             continue;
                         }
-                        let settings = SendSettings { web_url: &cfg.web_url, timeout: cfg.send_timeout.0 };
+                        let settings = SendSettings { web_url: &cfg.web_url, timeout: cfg.send_timeout.0, in_app: cfg.open_chats_in_app };
                         let send = send::send(page, &settings, &m, &mut *self.claims);
                         match guarded(self.pulse, cfg.session_timeout.0, send).await {
                             Ok(r) => {
