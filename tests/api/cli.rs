@@ -245,10 +245,8 @@ fn plugin_call_runs_a_hook_without_a_server() {
     }
 }
 
-#[tokio::test]
-async fn sessions_are_listed_added_and_removed_from_the_command_line() {
-    let app = crate::helpers::spawn_app().await;
-    // The CLI finds the gateway's database through a config naming the same data_dir.
+/// A folder with a gateway.toml that points the command line at `app`'s data directory.
+pub(crate) fn config_for(app: &crate::helpers::TestApp) -> tempfile::TempDir {
     let cli = tempfile::tempdir().unwrap();
     std::fs::write(
         cli.path().join("gateway.toml"),
@@ -258,6 +256,14 @@ async fn sessions_are_listed_added_and_removed_from_the_command_line() {
         ),
     )
     .unwrap();
+    cli
+}
+
+#[tokio::test]
+async fn sessions_are_listed_added_and_removed_from_the_command_line() {
+    let app = crate::helpers::spawn_app().await;
+    // The CLI finds the gateway's database through a config naming the same data_dir.
+    let cli = config_for(&app);
     let dir = cli.path();
     // While the gateway runs: list and qr read what it mirrors; add and remove point to the API.
     let (ok, out) = run(dir, &["session", "list"], None);

@@ -106,6 +106,14 @@ impl Browser {
         }
     }
 
+    /// Waits until nothing matches `css`.
+    async fn wait_gone(&self, css: &str, what: &str) {
+        crate::helpers::eventually(Duration::from_secs(15), what, || async {
+            self.text(css).await.is_none().then_some(())
+        })
+        .await;
+    }
+
     /// Clicks `css`. The page re-renders its tables as data arrives, so an element found a
     /// moment ago may be gone: find it again then.
     async fn click(&self, css: &str) {
@@ -282,8 +290,7 @@ async fn the_dashboard_shows_the_qr_code_while_a_scan_is_awaited() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The sessions view shows the same code under the session's row.
-    let t0 = Instant::now();
-    loop {
+    crate::helpers::eventually(Duration::from_secs(15), "the QR under default's row", || async {
         let v = b
             .client
             .execute(
@@ -292,12 +299,9 @@ async fn the_dashboard_shows_the_qr_code_while_a_scan_is_awaited() {
             )
             .await
             .unwrap();
-        if v.as_str() == Some(fake.current_ref().as_str()) {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(15), "{v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (v.as_str() == Some(fake.current_ref().as_str())).then_some(())
+    })
+    .await;
     b.screenshot("dashboard-qr.png").await;
     fake.scan();
     b.wait_text("#wa-state", |t| t == "connected").await;
@@ -358,14 +362,11 @@ async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_sessi
         )
         .await
         .unwrap();
-    let t0 = Instant::now();
-    while b.text(&row(&default_job, ".status")).await.is_some() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "the filter hides default's jobs"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    b.wait_gone(
+        &row(&default_job, ".status"),
+        "the filter hides default's jobs",
+    )
+    .await;
     assert!(b.text(&row(&sales_job, ".status")).await.is_some());
 
     // Stop, then delete (confirmed).
@@ -378,14 +379,8 @@ async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_sessi
         .await
         .unwrap();
     b.click(&session_cell("sales", "button.delete")).await;
-    let t0 = Instant::now();
-    while b.text(&session_cell("sales", ".state")).await.is_some() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "the deleted row goes"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    b.wait_gone(&session_cell("sales", ".state"), "the deleted row goes")
+        .await;
     let r = app.get("/api/sessions/sales").await;
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
     b.screenshot("dashboard-sessions.png").await;

@@ -205,15 +205,7 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     create_browser_session(&app, "p").await;
     app.wait_session_state("p", &["qr"], UP).await;
     // The terminal shows the same code (`wa-gateway session qr p`, while the gateway runs).
-    let cli = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cli.path().join("gateway.toml"),
-        format!(
-            "[storage]\ndata_dir = {:?}\n",
-            app.config.data_dir().display().to_string()
-        ),
-    )
-    .unwrap();
+    let cli = crate::cli::config_for(&app);
     let art = wa_gateway::whatsapp::qr::unicode(&qr_of(&app, "p").await).unwrap();
     eventually(UP, "the CLI prints the QR code", || async {
         let (ok, out) = crate::cli::run(cli.path(), &["session", "qr", "p"], None);

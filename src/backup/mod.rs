@@ -2,13 +2,13 @@
 //!
 //! A backup is one tar file: `manifest.json`, a consistent copy of the database taken with
 //! `VACUUM INTO` while the gateway keeps serving, the generated JWT secret (so tokens stay
-//! valid), and the browser profile when asked (so a restored gateway needs no new QR).
+//! valid), and every session's browser profile when asked (so a restored gateway needs no new
+//! QR; `profiles`). `lock` keeps one gateway per data directory.
 //! A restore refuses a data directory a gateway is using (it holds `gateway.lock`), checks the
 //! backup's integrity and schema first, and swaps files in with renames, keeping what it
 //! replaced, so it never leaves a half-restored database behind.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -18,50 +18,14 @@ use sqlx::{ConnectOptions, Connection};
 use crate::config::Config;
 use crate::db;
 
-const LOCK_FILE: &str = "gateway.lock";
+mod lock;
+mod profiles;
+
+pub use lock::DataDirLock;
+use profiles::{PROFILE_DIR, append_profile, dir_size, profile_in_archive, session_profiles};
+
 const SECRET_FILE: &str = "jwt-secret";
-const PROFILE_DIR: &str = "browser-profile";
 const FORMAT: u32 = 1;
-
-/// An exclusive lock on a data directory, held by a running gateway (and by a restore).
-pub struct DataDirLock {
-    _file: File,
-}
-
-impl DataDirLock {
-    /// Takes the lock, or says which process seems to hold it.
-    pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
-        let path = data_dir.join(LOCK_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        // Released when the file is closed (the process ends, or the lock is dropped).
-        if let Err(e) = file.try_lock() {
-            if let std::fs::TryLockError::Error(e) = e {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-            }
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "a wa-gateway is using {} (it holds {}{}); stop it first",
-                data_dir.display(),
-                path.display(),
-                match holder.trim() {
-                    "" => String::new(),
-                    pid => format!(", pid {pid}"),
-                }
-            );
-        }
-        file.set_len(0)?;
-        writeln!(file, "{}", std::process::id())?;
-        Ok(DataDirLock { _file: file })
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,41 +42,6 @@ struct Manifest {
     /// others in `sessions/<name>/browser-profile/`. Absent in backups from before sessions.
     #[serde(default)]
     profiles: Vec<String>,
-}
-
-/// Where a session's profile lies in the archive.
-fn profile_in_archive(session: &str) -> PathBuf {
-    if session == crate::sessions::DEFAULT {
-        PathBuf::from(PROFILE_DIR)
-    } else {
-        Path::new("sessions").join(session).join(PROFILE_DIR)
-    }
-}
-
-/// Every session's browser profile on disk: `default`'s (wherever `profile_dir` puts it) and
-/// each `<data_dir>/sessions/<name>/browser-profile`.
-fn session_profiles(config: &Config) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let default = config.browser_profile(crate::sessions::DEFAULT);
-    if default.is_dir() {
-        out.push((crate::sessions::DEFAULT.to_string(), default));
-    }
-    let dir = config.data_dir().join("sessions");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n != crate::sessions::DEFAULT && crate::config::valid_session_name(n))
-        .collect();
-    names.sort();
-    for name in names {
-        let p = config.browser_profile(&name);
-        if p.is_dir() {
-            out.push((name, p));
-        }
-    }
-    out
 }
 
 /// What a backup wrote.
@@ -146,20 +75,6 @@ async fn jobs_and_users(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<(i6
             .fetch_one(conn)
             .await?,
     )
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Writes a backup of the configured data directory to `to`, while a gateway may be running.
@@ -255,35 +170,6 @@ pub async fn backup(
         browser_profile: with_profile.then(|| profiles.iter().map(|(_, d)| dir_size(d)).sum()),
         profiles: profiles.into_iter().map(|(n, _)| n).collect(),
     })
-}
-
-/// The browser profile, without Chromium's lock links and caches (best effort while the
-/// browser runs: files that vanish mid-copy are skipped).
-fn append_profile(tar: &mut tar::Builder<File>, profile: &Path, at: &Path) -> anyhow::Result<()> {
-    fn walk(tar: &mut tar::Builder<File>, dir: &Path, rel: &Path) -> anyhow::Result<()> {
-        for entry in std::fs::read_dir(dir)?.flatten() {
-            let name = entry.file_name();
-            let n = name.to_string_lossy();
-            if n.starts_with("Singleton") || n.contains("Cache") || n == "Crashpad" {
-                continue;
-            }
-            let path = entry.path();
-            let inner = rel.join(&name);
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => walk(tar, &path, &inner)?,
-                Ok(t) if t.is_file() => {
-                    if let Err(e) = tar.append_path_with_name(&path, &inner)
-                        && path.exists()
-                    {
-                        return Err(e.into());
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-    walk(tar, profile, at)
 }
 
 /// What a restore did.
