@@ -4,7 +4,8 @@
 #     every 202 is fsynced (synchronous=FULL) before it is sent.
 #  2. drain: accepted jobs go through the sandbox driver with zero delay, 10,000 at a time, at
 #     concurrency 3 (the default), 32 and 128 (DRAIN_CONCURRENCY, DRAIN_JOBS to change).
-#  3. RSS: idle after start, peak (VmHWM) after the enqueue load.
+#  3. RSS: idle after start, peak (VmHWM) after the enqueue load, and sampled every 0.25 s all
+#     along: the last table gives the lowest and highest RSS of each phase.
 # Usage: bench/bench.sh [duration=10s] [connections=64]
 #        PLUGINS=bundled bench/bench.sh ...   the same with the four bundled WASM plugins loaded
 #        BIN=path/to/wa-gateway bench/bench.sh ...   measure that binary (no build), e.g. to
@@ -52,15 +53,24 @@ api() { curl -fs -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application
 rss_kb() { awk "/^$1:/ {print \$2}" /proc/$GW_PID/status; }
 
 start_gateway
+# RSS over time: one "ms phase kB" line every 0.25 s; `phase` names what runs now.
+echo idle > "$WORK/phase"
+( while kill -0 "$GW_PID" 2>/dev/null; do
+    echo "$(date +%s%3N) $(cat "$WORK/phase") $(rss_kb VmRSS)" >> "$WORK/rss.txt"; sleep 0.25
+  done ) &
+SAMPLER=$!
+phase() { echo "$1" > "$WORK/phase"; }
 TOKEN=$(curl -fs -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"bench-password"}' "$BASE/api/auth/login" | json 'd["accessToken"]')
 export TOKEN
 sleep 1
 echo "idle RSS: $(( $(rss_kb VmRSS) / 1024 )) MiB"
 
 api -d '{"paused":true}' "$BASE/api/whatsapp/queue/config" >/dev/null
+phase enqueue
 echo "== enqueue: wrk -t2 -c$CONNS -d$DURATION (queue paused) =="
 wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s bench/send-message.lua "$BASE/api/whatsapp/send-message" | tee "$WORK/wrk.txt" | grep -E 'Requests/sec|Latency|99%|BENCH|Non-2xx|Socket errors' || true
 echo "peak RSS under enqueue load: $(( $(rss_kb VmHWM) / 1024 )) MiB"
+phase after-enqueue
 WAITING=$(api "$BASE/api/whatsapp/status" | json 'd["queue"]["waiting"]')
 echo "jobs accepted and on disk: $WAITING"
 
@@ -73,9 +83,11 @@ drain() { # concurrency, jobs to drain
   local before target; before=$(api "$BASE/api/whatsapp/status" | field completed)
   target=$((before + n))
   local t0; t0=$(date +%s%3N)
+  phase "drain-c$conc"
   api -d '{"paused":false}' "$BASE/api/whatsapp/queue/config" >/dev/null
   while [ "$(api "$BASE/api/whatsapp/status" | field completed)" -lt "$target" ]; do sleep 0.05; done
   api -d '{"paused":true}' "$BASE/api/whatsapp/queue/config" >/dev/null
+  phase "after-drain-c$conc"
   sleep 0.2
   # The end is the newest completed job's finishedAt, by the gateway's own clock.
   local last; last=$(api "$BASE/api/whatsapp/jobs?status=completed&limit=1" | field finishedAt)
@@ -94,3 +106,9 @@ for c in $DRAINS; do
   fi
 done
 echo "peak RSS overall: $(( $(rss_kb VmHWM) / 1024 )) MiB"
+kill "$SAMPLER" 2>/dev/null || true
+echo "== RSS over time (sampled every 0.25 s) =="
+awk '{ n[$2]++; if (!($2 in lo) || $3 < lo[$2]) lo[$2] = $3; if ($3 > hi[$2]) hi[$2] = $3;
+       if (!($2 in first)) { first[$2] = NR; order[++k] = $2 } }
+     END { printf "%-18s %8s %9s %9s\n", "phase", "samples", "min MiB", "max MiB";
+           for (i = 1; i <= k; i++) { p = order[i]; printf "%-18s %8d %9.1f %9.1f\n", p, n[p], lo[p] / 1024, hi[p] / 1024 } }' "$WORK/rss.txt"
