@@ -6,8 +6,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::db::jobs::JobRow;
-use crate::whatsapp::MessageSender;
-use crate::whatsapp::SessionState;
+use crate::whatsapp::{Seen, SessionState};
 
 /// One event, as clients receive it (`data:` of an SSE message; its `event:` is `kind()`).
 #[derive(Debug, Clone, Serialize)]
@@ -123,33 +122,24 @@ impl Events {
         }
     }
 
-    /// Publishes a session driver's state and QR changes until `stop`.
-    pub fn watch_driver(
-        &self,
-        session: &str,
-        sender: std::sync::Arc<dyn MessageSender>,
-        stop: tokio_util::sync::CancellationToken,
-    ) {
-        let events = self.clone();
-        let session = session.to_string();
-        tokio::spawn(crate::whatsapp::watch(sender, stop, move |seen, before| {
-            if before.is_none_or(|b| b.state != seen.state || b.detail != seen.detail) {
-                events.publish(Event::WhatsApp {
-                    session: session.clone(),
-                    state: seen.state,
-                    detail: seen.detail.clone(),
-                    at: now(),
-                });
-            }
-            if let Some(code) = &seen.qr
-                && before.is_none_or(|b| b.qr.as_ref() != Some(code))
-            {
-                events.publish(Event::Qr {
-                    session: session.clone(),
-                    qr: code.clone(),
-                    at: now(),
-                });
-            }
-        }));
+    /// Publishes what changed in what a session's driver shows: its state, a new QR code.
+    pub fn driver_changed(&self, session: &str, seen: &Seen, before: Option<&Seen>) {
+        if before.is_none_or(|b| b.state != seen.state || b.detail != seen.detail) {
+            self.publish(Event::WhatsApp {
+                session: session.to_string(),
+                state: seen.state,
+                detail: seen.detail.clone(),
+                at: now(),
+            });
+        }
+        if let Some(code) = &seen.qr
+            && before.is_none_or(|b| b.qr.as_ref() != Some(code))
+        {
+            self.publish(Event::Qr {
+                session: session.to_string(),
+                qr: code.clone(),
+                at: now(),
+            });
+        }
     }
 }

@@ -65,12 +65,7 @@ async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, 
         jobs::counts_by_session(&state.db.read),
         jobs::retry_queue(&state.db.read, 200)
     )?;
-    let mut counts = Counts::default();
-    for c in by_session.values() {
-        for s in JobState::ALL {
-            counts.add(s, c.get(s));
-        }
-    }
+    let counts = Counts::total(by_session.values());
     Ok(Json(RetryQueue {
         counts,
         by_session,

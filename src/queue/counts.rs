@@ -83,13 +83,7 @@ impl LiveCounts {
 
     /// All sessions together.
     pub fn snapshot(&self) -> Counts {
-        let mut total = Counts::default();
-        for c in self.by_session().values() {
-            for s in JobState::ALL {
-                total.add(s, c.get(s));
-            }
-        }
-        total
+        Counts::total(self.by_session().values())
     }
 }
 

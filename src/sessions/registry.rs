@@ -240,9 +240,7 @@ impl Sessions {
         tasks.close();
         let waiter = tasks.clone();
         self.tracker.spawn(async move { waiter.wait().await });
-        self.events
-            .watch_driver(&s.name, sender.clone(), stop.child_token());
-        self.mirror(&s.name, sender.clone(), stop.child_token());
+        self.watch(&s.name, sender.clone(), stop.child_token());
         *s.running.lock().expect("running lock") = Some(Running {
             sender: sender.clone(),
             stop,
@@ -252,17 +250,14 @@ impl Sessions {
         Ok(())
     }
 
-    /// Keeps the session's row showing what its driver shows (state, QR, account), for the
-    /// CLI: the latest of each change is written, in order.
-    pub(super) fn mirror(
-        &self,
-        name: &str,
-        sender: Arc<dyn MessageSender>,
-        stop: CancellationToken,
-    ) {
+    /// One watcher per driver: each change of what it shows (state, QR, account) becomes its
+    /// events, and the latest of them is written into the session's row, in order, for the CLI.
+    fn watch(&self, name: &str, sender: Arc<dyn MessageSender>, stop: CancellationToken) {
         let (tx, mut rx) = tokio::sync::watch::channel(None::<Seen>);
-        tokio::spawn(crate::whatsapp::watch(sender, stop, move |now, _| {
-            let _ = tx.send(Some(now.clone()));
+        let (events, session) = (self.events.clone(), name.to_string());
+        tokio::spawn(crate::whatsapp::watch(sender, stop, move |seen, before| {
+            events.driver_changed(&session, seen, before);
+            let _ = tx.send(Some(seen.clone()));
         }));
         let (db, name) = (self.db.clone(), name.to_string());
         tokio::spawn(async move {

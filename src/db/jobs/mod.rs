@@ -155,6 +155,17 @@ impl Counts {
 }
 
 impl Counts {
+    /// The sum of several counts (every session's, say).
+    pub fn total<'a>(all: impl IntoIterator<Item = &'a Counts>) -> Counts {
+        let mut total = Counts::default();
+        for c in all {
+            for s in JobState::ALL {
+                total.add(s, c.get(s));
+            }
+        }
+        total
+    }
+
     /// Adds `n` jobs in `state`.
     pub fn add(&mut self, state: JobState, n: i64) {
         match state {
@@ -164,17 +175,6 @@ impl Counts {
             JobState::Failed => self.failed += n,
         }
     }
-}
-
-/// Jobs by state, all sessions together.
-pub async fn counts(pool: &SqlitePool) -> sqlx::Result<Counts> {
-    let mut total = Counts::default();
-    for c in counts_by_session(pool).await?.values() {
-        for s in JobState::ALL {
-            total.add(s, c.get(s));
-        }
-    }
-    Ok(total)
 }
 
 /// Jobs by session and state.

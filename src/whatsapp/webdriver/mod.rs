@@ -134,15 +134,31 @@ impl Shared {
     }
 }
 
+/// Where the session task answers a command.
+type Reply<T> = oneshot::Sender<Result<T, SendError>>;
+
 enum Command {
-    Send(Box<Outbound>, oneshot::Sender<Result<Receipt, SendError>>),
+    Send(Box<Outbound>, Reply<Receipt>),
     Restart(String),
     /// A pairing code for this phone number (digits).
-    Pair(String, oneshot::Sender<Result<String, SendError>>),
+    Pair(String, Reply<String>),
     /// Whether this number (digits) is on WhatsApp.
-    Check(String, oneshot::Sender<Result<bool, SendError>>),
+    Check(String, Reply<bool>),
     /// Log the device out from the page; false when it was not logged in.
-    LogOut(oneshot::Sender<Result<bool, SendError>>),
+    LogOut(Reply<bool>),
+}
+
+impl Command {
+    /// Answers the command with `err` without doing it (a restart has no answer).
+    fn refuse(self, err: SendError) {
+        let _ = match self {
+            Command::Send(_, r) => r.send(Err(err)).map_err(drop),
+            Command::Pair(_, r) => r.send(Err(err)).map_err(drop),
+            Command::Check(_, r) => r.send(Err(err)).map_err(drop),
+            Command::LogOut(r) => r.send(Err(err)).map_err(drop),
+            Command::Restart(_) => Ok(()),
+        };
+    }
 }
 
 pub struct WebDriver {
@@ -169,25 +185,45 @@ impl WebDriver {
         );
         Arc::new(WebDriver { shared, commands })
     }
+
+    fn connected(&self) -> Result<(), SendError> {
+        if self.shared.state() == SessionState::Connected {
+            Ok(())
+        } else {
+            Err(SendError::new("not-ready", "WhatsApp is not connected"))
+        }
+    }
+
+    /// Hands the session task a command and waits for its answer; `what` names the answer in
+    /// the error when the session ends first.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+        what: &str,
+    ) -> Result<T, SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(command(tx))
+            .await
+            .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(SendError::new(
+                "session-closed",
+                format!("the browser session ended before {what}"),
+            ))
+        })
+    }
 }
 
 impl MessageSender for WebDriver {
     fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a> {
         Box::pin(async move {
-            if self.shared.state() != SessionState::Connected {
-                return Err(SendError::new("not-ready", "WhatsApp is not connected"));
-            }
-            let (tx, rx) = oneshot::channel();
-            self.commands
-                .send(Command::Send(Box::new(message.clone()), tx))
-                .await
-                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
-            rx.await.unwrap_or_else(|_| {
-                Err(SendError::new(
-                    "session-closed",
-                    "the browser session ended before the send finished",
-                ))
-            })
+            self.connected()?;
+            self.ask(
+                |tx| Command::Send(Box::new(message.clone()), tx),
+                "the send finished",
+            )
+            .await
         })
     }
 
@@ -223,20 +259,9 @@ impl MessageSender for WebDriver {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SendError>> + Send + 'a>>
     {
         Box::pin(async move {
-            if self.shared.state() != SessionState::Connected {
-                return Err(SendError::new("not-ready", "WhatsApp is not connected"));
-            }
-            let (tx, rx) = oneshot::channel();
-            self.commands
-                .send(Command::Check(number.to_string(), tx))
+            self.connected()?;
+            self.ask(|tx| Command::Check(number.to_string(), tx), "the check")
                 .await
-                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
-            rx.await.unwrap_or_else(|_| {
-                Err(SendError::new(
-                    "session-closed",
-                    "the browser session ended before the check",
-                ))
-            })
         })
     }
 
@@ -244,19 +269,7 @@ impl MessageSender for WebDriver {
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SendError>> + Send + '_>>
     {
-        Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            self.commands
-                .send(Command::LogOut(tx))
-                .await
-                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
-            rx.await.unwrap_or_else(|_| {
-                Err(SendError::new(
-                    "session-closed",
-                    "the browser session ended before the logout",
-                ))
-            })
-        })
+        Box::pin(self.ask(Command::LogOut, "the logout"))
     }
 
     fn pairing_code<'a>(
@@ -264,19 +277,7 @@ impl MessageSender for WebDriver {
         phone: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, SendError>> + Send + 'a>>
     {
-        Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            self.commands
-                .send(Command::Pair(phone.to_string(), tx))
-                .await
-                .map_err(|_| SendError::new("session-closed", "the browser driver has stopped"))?;
-            rx.await.unwrap_or_else(|_| {
-                Err(SendError::new(
-                    "session-closed",
-                    "the browser session ended before the code showed",
-                ))
-            })
-        })
+        Box::pin(self.ask(|tx| Command::Pair(phone.to_string(), tx), "the code showed"))
     }
 
     fn restarts_by_cause(&self) -> Vec<(&'static str, u64)> {

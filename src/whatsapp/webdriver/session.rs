@@ -118,14 +118,9 @@ impl Session<'_> {
                         }
                         let deadline = Instant::now() + cfg.send_timeout.0;
                         let open = send::open_chat(page, &cfg.web_url, &number, cfg.open_chats_in_app, deadline);
-                        match guarded(self.pulse, cfg.session_timeout.0, open).await {
-                            Ok(r) => {
-                                let _ = reply.send(r.map(|chat| matches!(chat, send::Chat::Open { .. })));
-                            }
-                            Err(silent) => {
-                                let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering")));
-                                return End::Restart(RestartCause::Unresponsive { silent, during_send: false });
-                            }
+                        let exists = async { open.await.map(|chat| matches!(chat, send::Chat::Open { .. })) };
+                        if let Some(end) = self.errand(exists, reply).await {
+                            return end;
                         }
                         next_probe = next_probe.min(Instant::now() + WATCH_INTERVAL);
                     }
@@ -135,14 +130,8 @@ impl Session<'_> {
                             continue;
                         }
                         let out = super::link::log_out(page, Duration::from_secs(10));
-                        match guarded(self.pulse, cfg.session_timeout.0, out).await {
-                            Ok(r) => {
-                                let _ = reply.send(r.map(|()| true));
-                            }
-                            Err(silent) => {
-                                let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering")));
-                                return End::Restart(RestartCause::Unresponsive { silent, during_send: false });
-                            }
+                        if let Some(end) = self.errand(async { out.await.map(|()| true) }, reply).await {
+                            return end;
                         }
                     }
                     Some(Command::Pair(phone, reply)) => {
@@ -150,19 +139,16 @@ impl Session<'_> {
                             let _ = reply.send(Err(SendError::new("already-linked", "this session is logged in already; log it out first")));
                             continue;
                         }
+                        let shared = self.shared;
                         let pair = super::link::pairing_code(page, &phone, cfg.ready_timeout.0.min(Duration::from_secs(30)));
-                        match guarded(self.pulse, cfg.session_timeout.0, pair).await {
-                            Ok(r) => {
-                                if r.is_ok() {
-                                    self.shared.set_qr(None);
-                                    self.shared.set(SessionState::Pairing, "waiting for the pairing code to be typed on the phone");
-                                }
-                                let _ = reply.send(r);
-                            }
-                            Err(silent) => {
-                                let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering")));
-                                return End::Restart(RestartCause::Unresponsive { silent, during_send: false });
-                            }
+                        let pair = async {
+                            let code = pair.await?;
+                            shared.set_qr(None);
+                            shared.set(SessionState::Pairing, "waiting for the pairing code to be typed on the phone");
+                            Ok(code)
+                        };
+                        if let Some(end) = self.errand(pair, reply).await {
+                            return end;
                         }
                         next_probe = Instant::now() + WATCH_INTERVAL;
                     }
@@ -217,6 +203,31 @@ impl Session<'_> {
                         Ok(Err(e)) => tracing::debug!(error = %e, "page check failed"),
                     }
                 }
+            }
+        }
+    }
+
+    /// Runs an errand on the page (a number check, a logout, a pairing code) under the
+    /// watchdog and answers `reply`; Some(end) when the page fell silent meanwhile.
+    async fn errand<T>(
+        &self,
+        work: impl Future<Output = Result<T, SendError>>,
+        reply: super::Reply<T>,
+    ) -> Option<End> {
+        match guarded(self.pulse, self.cfg.session_timeout.0, work).await {
+            Ok(r) => {
+                let _ = reply.send(r);
+                None
+            }
+            Err(silent) => {
+                let _ = reply.send(Err(SendError::new(
+                    "session-closed",
+                    "the page stopped answering",
+                )));
+                Some(End::Restart(RestartCause::Unresponsive {
+                    silent,
+                    during_send: false,
+                }))
             }
         }
     }

@@ -91,14 +91,7 @@ pub(super) async fn supervise(
     // Anything still queued is answered, not dropped silently.
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
-        let closed = || SendError::new("session-closed", "the session is stopping");
-        match cmd {
-            Command::Send(_, reply) => drop(reply.send(Err(closed()))),
-            Command::Pair(_, reply) => drop(reply.send(Err(closed()))),
-            Command::LogOut(reply) => drop(reply.send(Err(closed()))),
-            Command::Check(_, reply) => drop(reply.send(Err(closed()))),
-            Command::Restart(_) => {}
-        }
+        cmd.refuse(SendError::new("session-closed", "the session is stopping"));
     }
 }
 
@@ -111,18 +104,9 @@ async fn idle(rx: &mut mpsc::Receiver<Command>, shutdown: &CancellationToken, d:
             _ = tokio::time::sleep_until(until) => return true,
             cmd = rx.recv() => match cmd {
                 None => return false,
-                Some(Command::Send(_, reply)) => {
-                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
-                }
                 Some(Command::Restart(_)) => return true,
-                Some(Command::Pair(_, reply)) => {
-                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
-                }
-                Some(Command::LogOut(reply)) => {
-                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
-                }
-                Some(Command::Check(_, reply)) => {
-                    let _ = reply.send(Err(SendError::new("not-ready", "the browser is restarting")));
+                Some(cmd) => {
+                    cmd.refuse(SendError::new("not-ready", "the browser is restarting"));
                 }
             }
         }
