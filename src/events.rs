@@ -38,6 +38,14 @@ pub enum Event {
         qr: String,
         at: String,
     },
+    /// A session rests after a sign of trouble (`rate-limited`) until `until`.
+    #[serde(rename = "cooldown", rename_all = "camelCase")]
+    Cooldown {
+        session: String,
+        until: String,
+        reason: String,
+        at: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +61,16 @@ impl Event {
             Event::Job { status, .. } => format!("job.{status}"),
             Event::WhatsApp { .. } => "whatsapp.state".into(),
             Event::Qr { .. } => "whatsapp.qr".into(),
+            Event::Cooldown { .. } => "session.cooldown".into(),
+        }
+    }
+
+    pub fn cooldown(session: &str, until: i64, reason: &str) -> Event {
+        Event::Cooldown {
+            session: session.to_string(),
+            until: crate::time::rfc3339(until),
+            reason: reason.to_string(),
+            at: now(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The four places where deployment rules decide: format a number, classify a failure, render a
-//! template, assign a priority.
+//! The places where deployment rules decide: format a number, classify a failure, render a
+//! template, assign a priority, and pace a session's sends.
 //!
 //! One trait, so the WASM plugin host can take over each hook; [`Builtin`] holds the neutral
 //! rules used when no plugin is configured.
@@ -35,6 +35,73 @@ pub enum Verdict {
     Permanent(String),
 }
 
+/// A message the pacer is about to let go, with what its session sent lately: the pace hook's
+/// question. Times are Unix milliseconds.
+#[derive(Debug, Clone)]
+pub struct PaceRequest {
+    pub session: String,
+    pub chat_id: String,
+    pub number: String,
+    pub text: String,
+    pub priority: Priority,
+    /// The session's rules in force (`[pacing]` and its own): what the built-in rule applies.
+    pub rules: wa_pacing::Rules,
+    /// The session's own rules only (key, written value): a plugin applies them over its config.
+    pub overrides: Vec<(String, String)>,
+    pub now: i64,
+    /// Milliseconds since midnight in the session's time zone.
+    pub local_ms: u32,
+    /// The session's sends of the last 24 hours, oldest first.
+    pub recent: Vec<wa_pacing::Sent>,
+    /// Its sends to this chat in the last hour, oldest first.
+    pub to_recipient: Vec<i64>,
+    pub first_contact: bool,
+    /// Whole days since the number was linked.
+    pub day: Option<u32>,
+    pub gap_draw: u32,
+}
+
+impl PaceRequest {
+    pub fn facts(&self) -> wa_pacing::Facts<'_> {
+        wa_pacing::Facts {
+            now: self.now,
+            local_ms: self.local_ms,
+            recent: &self.recent,
+            to_recipient: &self.to_recipient,
+            first_contact: self.first_contact,
+            day: self.day,
+            high_priority: self.priority == Priority::High,
+            gap_draw: self.gap_draw,
+        }
+    }
+}
+
+/// The pace hook's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paced {
+    Now,
+    /// Not before `until`, for `reason` (a rule's name); `this_message_only` when the rule holds
+    /// back only this message (its recipient, a first contact), not the whole session.
+    Defer {
+        until: i64,
+        reason: String,
+        this_message_only: bool,
+    },
+}
+
+impl From<wa_pacing::Decision> for Paced {
+    fn from(d: wa_pacing::Decision) -> Paced {
+        match d {
+            wa_pacing::Decision::Now => Paced::Now,
+            wa_pacing::Decision::Defer { until, rule } => Paced::Defer {
+                until,
+                reason: rule.as_str().to_string(),
+                this_message_only: rule.is_per_message(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HookError {
     /// The rule said no (a bad number, a missing variable): the client's input is at fault.
@@ -51,6 +118,8 @@ pub trait Hooks: Send + Sync + 'static {
     fn classify_error(&self, failure: &Failure) -> Verdict;
     fn render(&self, template: &str, variables: &[(String, String)]) -> Result<String, HookError>;
     fn assign_priority(&self, message: &Outgoing) -> Result<Priority, HookError>;
+    /// May the message go now? A failing plugin falls back to the built-in rules.
+    fn pace(&self, request: &PaceRequest) -> Paced;
 }
 
 /// Neutral rules: digits only with no country logic, the design's error table, `{{name}}`
@@ -101,6 +170,10 @@ impl Hooks for Builtin {
 
     fn assign_priority(&self, message: &Outgoing) -> Result<Priority, HookError> {
         Ok(message.requested.unwrap_or(Priority::Normal))
+    }
+
+    fn pace(&self, request: &PaceRequest) -> Paced {
+        wa_pacing::decide(&request.rules, &request.facts()).into()
     }
 }
 

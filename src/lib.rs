@@ -54,6 +54,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, time::Clock::system()).await
+}
+
+/// [`run`] with the queue's clock given: tests move it to test rules over time (pacing windows,
+/// quiet hours, cooldowns) without waiting.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: time::Clock,
+) -> anyhow::Result<()> {
     system::return_large_allocations();
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -92,6 +103,7 @@ pub async fn run(
         events.clone(),
         outbox.clone(),
         metrics.clone(),
+        clock,
     )
     .await?;
     let config = Arc::new(config);

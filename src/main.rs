@@ -176,6 +176,23 @@ fn plugin_command(cmd: PluginCommand) -> anyhow::Result<()> {
                     attempt,
                 }),
                 PluginHook::Render => CallInput::Render(input, vars),
+                // A first message of a fresh session, now: what the plugin's config alone says.
+                PluginHook::Pace => CallInput::Pace(Box::new(wa_gateway::hooks::PaceRequest {
+                    session: "default".into(),
+                    chat_id: "6281234567890@c.us".into(),
+                    number: "6281234567890".into(),
+                    text: input,
+                    priority: wa_gateway::domain::Priority::Normal,
+                    rules: wa_pacing::Rules::defaults(),
+                    overrides: Vec::new(),
+                    now: wa_gateway::time::now_ms(),
+                    local_ms: (wa_gateway::time::now_ms() % wa_pacing::DAY) as u32,
+                    recent: Vec::new(),
+                    to_recipient: Vec::new(),
+                    first_contact: true,
+                    day: None,
+                    gap_draw: 0,
+                })),
                 PluginHook::AssignPriority => {
                     let requested = match requested.as_deref() {
                         None => None,

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub retention_runs: std::sync::atomic::AtomicU64,
     /// (session, result, source) → number checks.
     number_checks: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    /// (session, rule) → times pacing held a session or a message back.
+    deferrals: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// route → (method, status) → requests. Keyed by route first so a hit allocates nothing.
     http: Mutex<BTreeMap<String, PerRoute>>,
 }
@@ -103,6 +105,7 @@ impl Default for Metrics {
             attempts: Histogram::new(ATTEMPTS),
             retention_runs: Default::default(),
             number_checks: Mutex::default(),
+            deferrals: Mutex::default(),
             http: Mutex::default(),
         }
     }
@@ -146,6 +149,24 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .entry((session.to_string(), result, source))
+            .or_default() += 1;
+    }
+
+    /// Pacing held back a session or a message by `rule` (a rule's name, `cooldown`, or
+    /// `plugin` for a reason of a pace plugin's own).
+    pub fn paced(&self, session: &str, rule: &str) {
+        let rule = wa_pacing::Rule::parse(rule)
+            .map(wa_pacing::Rule::as_str)
+            .unwrap_or(if rule == "cooldown" {
+                "cooldown"
+            } else {
+                "plugin"
+            });
+        *self
+            .deferrals
+            .lock()
+            .expect("metrics lock")
+            .entry((session.to_string(), rule))
             .or_default() += 1;
     }
 
@@ -285,6 +306,17 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "wa_gateway_number_checks_total{{session=\"{}\",result=\"{result}\",source=\"{source}\"}} {n}",
+                label(session)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_pacing_deferrals_total Times pacing held back a session or a message, by session and rule.\n# TYPE wa_gateway_pacing_deferrals_total counter"
+        );
+        for ((session, rule), n) in self.deferrals.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "wa_gateway_pacing_deferrals_total{{session=\"{}\",rule=\"{rule}\"}} {n}",
                 label(session)
             );
         }

@@ -74,16 +74,24 @@ pub struct JobView {
     last_error: Option<ErrorView>,
     created_at: String,
     updated_at: String,
+    /// When a waiting job will next be tried (pacing included).
     next_attempt_at: Option<String>,
+    /// The pacing rule that holds this waiting job back, if one does (`per_hour`, `gap`,
+    /// `quiet_hours`, `per_recipient_per_hour`, a cooldown's reason, ...).
+    paced_by: Option<String>,
     finished_at: Option<String>,
     /// What the driver saw when the job completed.
     receipt: Option<Receipt>,
 }
 
-impl From<JobRow> for JobView {
-    fn from(r: JobRow) -> Self {
+impl JobView {
+    /// The row, with when it will go as the queue's pacing sees it.
+    pub fn new(r: JobRow, queue: &crate::queue::Queue) -> Self {
+        let waiting = r.status == JobState::Waiting;
+        let (next, paced_by) = queue.next_attempt(&r);
         JobView {
-            next_attempt_at: (r.status == JobState::Waiting).then(|| rfc3339(r.run_at)),
+            next_attempt_at: waiting.then(|| rfc3339(next)),
+            paced_by: paced_by.filter(|_| waiting),
             last_error: r.error_code.map(|code| ErrorView {
                 code,
                 message: r.error_message.unwrap_or_default(),
@@ -116,7 +124,7 @@ async fn get_job(
     let row = jobs::get(&state.db.read, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Json(row.into()))
+    Ok(Json(JobView::new(row, &state.queue)))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -192,7 +200,10 @@ async fn list_jobs(
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
     Ok(Json(JobList {
-        jobs: rows.into_iter().map(JobView::from).collect(),
+        jobs: rows
+            .into_iter()
+            .map(|r| JobView::new(r, &state.queue))
+            .collect(),
         next_cursor,
     }))
 }
@@ -230,7 +241,7 @@ async fn transition(
     rule: &str,
 ) -> Result<Json<JobView>, ApiError> {
     match state.queue.admin(id.clone(), action).await? {
-        AdminOutcome::Done(row) => Ok(Json((*row).into())),
+        AdminOutcome::Done(row) => Ok(Json(JobView::new(*row, &state.queue))),
         AdminOutcome::NotFound => Err(not_found(&id)),
         AdminOutcome::WrongState(now) => Err(ApiError::Conflict(
             "invalid_state",

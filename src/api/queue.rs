@@ -69,7 +69,10 @@ async fn retry_queue(State(state): State<AppState>) -> Result<Json<RetryQueue>, 
     Ok(Json(RetryQueue {
         counts,
         by_session,
-        jobs: rows.into_iter().map(JobView::from).collect(),
+        jobs: rows
+            .into_iter()
+            .map(|r| JobView::new(r, &state.queue))
+            .collect(),
     }))
 }
 

@@ -279,7 +279,7 @@ pub(super) async fn send_message(
         message: text,
         template,
         priority: priority.rank(),
-        now: crate::time::now_ms(),
+        now: state.queue.clock().now_ms(),
     };
     let (want_chat, want_text) = (job.chat_id.clone(), job.message.clone());
     let (row, created) = state.queue.enqueue(job).await?;

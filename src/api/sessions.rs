@@ -11,7 +11,7 @@ use super::extract::{AppJson, OptionalJson};
 use super::routes::{ApiRouter, Method};
 use super::whatsapp::{QrAnswer, qr_answer};
 use crate::app::AppState;
-use crate::config::{ByteSize, DriverKind, QueueConfig};
+use crate::config::{ByteSize, DriverKind, PacingOverrides, QueueConfig};
 use crate::error::ApiError;
 use crate::sessions::{NewSession, SessionChange, SessionView};
 
@@ -86,17 +86,15 @@ struct SessionList {
     sessions: Vec<SessionView>,
 }
 
-fn view(state: &AppState, s: &crate::sessions::Session) -> SessionView {
-    SessionView::of(s, &state.queue)
+async fn view(state: &AppState, s: &crate::sessions::Session) -> SessionView {
+    SessionView::of(s, &state.queue).await
 }
 
 async fn list(State(state): State<AppState>) -> Json<SessionList> {
-    let sessions = state
-        .sessions
-        .list()
-        .iter()
-        .map(|s| view(&state, s))
-        .collect();
+    let mut sessions = Vec::new();
+    for s in state.sessions.list() {
+        sessions.push(view(&state, &s).await);
+    }
     Json(SessionList { sessions })
 }
 
@@ -123,6 +121,10 @@ struct Settings {
     /// `[whatsapp.webdriver] memory_limit`.
     #[serde(default, deserialize_with = "super::extract::non_null")]
     memory_limit: Option<ByteSize>,
+    /// The session's own pacing rules over `[pacing]`; they replace the ones it had (`{}`
+    /// clears them). See "Keeping your number safe" in the README.
+    #[serde(default, deserialize_with = "super::extract::non_null")]
+    pacing: Option<PacingOverrides>,
 }
 
 impl Settings {
@@ -153,6 +155,7 @@ impl Settings {
             paused: self.paused,
             browser_args: self.browser_args,
             memory_limit: self.memory_limit,
+            pacing: self.pacing,
         })
     }
 }
@@ -188,7 +191,7 @@ async fn create(
             settings,
         })
         .await?;
-    Ok(Answer(view(&state, &s)))
+    Ok(Answer(view(&state, &s).await))
 }
 
 async fn get(
@@ -196,7 +199,7 @@ async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let s = state.sessions.get(&name)?;
-    Ok(Json(view(&state, &s)))
+    Ok(Json(view(&state, &s).await))
 }
 
 async fn update(
@@ -206,7 +209,7 @@ async fn update(
 ) -> Result<Json<SessionView>, ApiError> {
     state.sessions.get(&name)?;
     let s = state.sessions.update(&name, req.check()?).await?;
-    Ok(Json(view(&state, &s)))
+    Ok(Json(view(&state, &s).await))
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -233,7 +236,7 @@ async fn start(
     Path(name): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let s = state.sessions.start(&name).await?;
-    Ok(Json(view(&state, &s)))
+    Ok(Json(view(&state, &s).await))
 }
 
 async fn stop(
@@ -241,7 +244,7 @@ async fn stop(
     Path(name): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let s = state.sessions.stop(&name).await?;
-    Ok(Json(view(&state, &s)))
+    Ok(Json(view(&state, &s).await))
 }
 
 async fn restart(
@@ -249,7 +252,7 @@ async fn restart(
     Path(name): Path<String>,
 ) -> Result<Answer<202, SessionView>, ApiError> {
     let s = state.sessions.restart(&name).await?;
-    Ok(Answer(view(&state, &s)))
+    Ok(Answer(view(&state, &s).await))
 }
 
 async fn logout(
@@ -257,7 +260,7 @@ async fn logout(
     Path(name): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let s = state.sessions.logout(&name).await?;
-    Ok(Json(view(&state, &s)))
+    Ok(Json(view(&state, &s).await))
 }
 
 async fn qr(

@@ -8,6 +8,7 @@
 
 mod auth;
 mod env;
+mod pacing;
 mod plugins;
 mod queue;
 mod server;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::AuthConfig;
 pub use env::ENV_PREFIX;
+pub use pacing::{Pacing, PacingConfig, PacingOverrides};
 pub use plugins::{PluginConfig, PluginHook, PluginLimits};
 pub use queue::QueueConfig;
 pub use server::{LogConfig, LogFormat, ServerConfig, StorageConfig};
@@ -46,6 +48,9 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Per-session send limits that keep numbers from being banned.
+    #[serde(default)]
+    pub pacing: PacingConfig,
     /// Message templates by name: `otp = "Your code is {{code}}"`.
     #[serde(default)]
     pub templates: BTreeMap<String, String>,
@@ -162,6 +167,7 @@ impl Config {
         self.auth.validate()?;
         self.queue.validate()?;
         self.whatsapp.validate()?;
+        self.pacing.validate()?;
         plugins::validate(&self.plugins)?;
         sessions::validate(&self.sessions)?;
         for w in &self.webhooks {

@@ -15,6 +15,7 @@ pub enum PluginHook {
     ClassifyError,
     Render,
     AssignPriority,
+    Pace,
 }
 
 impl PluginHook {
@@ -24,6 +25,7 @@ impl PluginHook {
             PluginHook::ClassifyError => "classify-error",
             PluginHook::Render => "render",
             PluginHook::AssignPriority => "assign-priority",
+            PluginHook::Pace => "pace",
         }
     }
 }

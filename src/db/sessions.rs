@@ -24,6 +24,13 @@ pub struct SessionRow {
     pub detail: Option<String>,
     /// The QR code awaiting a scan, while there is one.
     pub qr: Option<String>,
+    /// Its own pacing rules (JSON of `PacingOverrides`), over `[pacing]`.
+    pub pacing: Option<String>,
+    /// When its number was linked (the warm-up counts days from it).
+    pub linked_at: Option<i64>,
+    /// Resting after a sign of trouble, until then, for that reason.
+    pub cooldown_until: Option<i64>,
+    pub cooldown_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -43,6 +50,10 @@ impl SessionRow {
             state: None,
             detail: None,
             qr: None,
+            pacing: None,
+            linked_at: None,
+            cooldown_until: None,
+            cooldown_reason: None,
             created_at: now,
             updated_at: now,
         }
@@ -58,7 +69,7 @@ impl SessionRow {
 }
 
 const COLS: &str = "name, driver, started, paused, concurrency, browser_args, memory_limit, me, \
-    state, detail, qr, created_at, updated_at";
+    state, detail, qr, pacing, linked_at, cooldown_until, cooldown_reason, created_at, updated_at";
 
 pub async fn list<'e>(db: impl sqlx::SqliteExecutor<'e>) -> sqlx::Result<Vec<SessionRow>> {
     sqlx::query_as(&format!("SELECT {COLS} FROM sessions ORDER BY name"))
@@ -80,8 +91,8 @@ pub async fn get<'e>(
 pub async fn insert(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "INSERT INTO sessions (name, driver, started, paused, concurrency, browser_args, \
-         memory_limit, me, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT(name) DO NOTHING",
+         memory_limit, me, created_at, updated_at, pacing) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(name) DO NOTHING",
     )
     .bind(&row.name)
     .bind(row.driver)
@@ -93,6 +104,7 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Resu
     .bind(&row.me)
     .bind(row.created_at)
     .bind(row.updated_at)
+    .bind(&row.pacing)
     .execute(conn)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -102,7 +114,7 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Resu
 pub async fn update(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE sessions SET started = ?2, paused = ?3, concurrency = ?4, browser_args = ?5, \
-         memory_limit = ?6, me = ?7, updated_at = ?8 WHERE name = ?1",
+         memory_limit = ?6, me = ?7, updated_at = ?8, pacing = ?9 WHERE name = ?1",
     )
     .bind(&row.name)
     .bind(row.started)
@@ -112,6 +124,7 @@ pub async fn update(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Resu
     .bind(row.memory_limit)
     .bind(&row.me)
     .bind(row.updated_at)
+    .bind(&row.pacing)
     .execute(conn)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -47,5 +47,19 @@ pub mod prioritizer {
     });
 }
 
+pub mod pacer {
+    wasmtime::component::bindgen!({
+        world: "pacer",
+        path: "wit",
+        exports: { default: async },
+        with: {
+            "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host,
+            "wa-gateway:plugin/types": super::all::wa_gateway::plugin::types,
+        },
+    });
+}
+
 pub use all::wa_gateway::plugin::host::{Host, Level};
-pub use all::wa_gateway::plugin::types::{Failure, Outgoing, Priority, Verdict};
+pub use all::wa_gateway::plugin::types::{
+    Failure, Outgoing, PaceRequest, PaceVerdict, Priority, Sent, Verdict,
+};

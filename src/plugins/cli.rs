@@ -6,13 +6,14 @@ use std::path::Path;
 
 use super::{PluginError, PluginHooks, PluginHost};
 use crate::config::{PluginConfig, PluginHook};
-use crate::hooks::{Failure, HookError, Hooks, Outgoing, Verdict};
+use crate::hooks::{Failure, HookError, Hooks, Outgoing, PaceRequest, Paced, Verdict};
 
-const ALL_HOOKS: [PluginHook; 4] = [
+const ALL_HOOKS: [PluginHook; 5] = [
     PluginHook::FormatNumber,
     PluginHook::ClassifyError,
     PluginHook::Render,
     PluginHook::AssignPriority,
+    PluginHook::Pace,
 ];
 
 /// Which hooks a file serves, and its sha256.
@@ -34,7 +35,7 @@ pub fn check_file(path: &Path) -> Result<(String, Vec<PluginHook>), PluginError>
     match (served.is_empty(), first_error) {
         (true, Some(e)) => Err(e),
         (true, None) => Err(PluginError::Failed(format!(
-            "{} serves none of the hooks (format-number, classify-error, render, assign-priority)",
+            "{} serves none of the hooks (format-number, classify-error, render, assign-priority, pace)",
             path.display()
         ))),
         (false, _) => Ok((sha, served)),
@@ -61,6 +62,7 @@ pub enum CallInput {
     ClassifyError(Failure),
     Render(String, Vec<(String, String)>),
     AssignPriority(Outgoing),
+    Pace(Box<PaceRequest>),
 }
 
 impl CallInput {
@@ -70,9 +72,15 @@ impl CallInput {
             CallInput::ClassifyError(_) => PluginHook::ClassifyError,
             CallInput::Render(..) => PluginHook::Render,
             CallInput::AssignPriority(_) => PluginHook::AssignPriority,
+            CallInput::Pace(_) => PluginHook::Pace,
         }
     }
 }
+
+/// At the worker-time hooks the gateway hides a plugin's failure behind its built-in rule; the
+/// author needs to see it.
+const FELL_BACK: &str =
+    "the plugin failed (the reason is in the log above); the gateway would use its built-in rule";
 
 /// One call through the gateway's own hook code, with this one plugin in its slot. `Ok` is the
 /// hook's answer in words; `Err` is a failure of the plugin or of loading it.
@@ -95,12 +103,32 @@ pub fn call_file(
         CallInput::AssignPriority(m) => {
             words(hooks.assign_priority(&m).map(|p| p.as_str().to_string()))?
         }
+        CallInput::Pace(request) => {
+            let paced = hooks.pace(&request);
+            if hooks.list()[0].failures() > 0 {
+                return Err(FELL_BACK.into());
+            }
+            match paced {
+                Paced::Now => "now".to_string(),
+                Paced::Defer {
+                    until,
+                    reason,
+                    this_message_only,
+                } => format!(
+                    "defer until {} ({reason}{})",
+                    crate::time::rfc3339(until),
+                    if this_message_only {
+                        ", this message only"
+                    } else {
+                        ""
+                    }
+                ),
+            }
+        }
         CallInput::ClassifyError(f) => {
-            // At this hook the gateway hides a failure behind its built-in rule; the author
-            // needs to see it.
             let verdict = hooks.classify_error(&f);
             if hooks.list()[0].failures() > 0 {
-                return Err("the plugin failed (the reason is in the log above); the gateway would use its built-in rule".into());
+                return Err(FELL_BACK.into());
             }
             match verdict {
                 Verdict::Retry(None) => "retry (after the queue's backoff)".to_string(),

@@ -1,4 +1,4 @@
-//! The four hooks as types: each knows its world, how to instantiate it and how to call its one
+//! The hooks as types: each knows its world, how to instantiate it and how to call its one
 //! function, so the rest of the host is written once for all of them.
 
 use std::sync::Arc;
@@ -7,12 +7,12 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::bindings::{self, classifier, formatter, prioritizer, templater};
+use super::bindings::{self, classifier, formatter, pacer, prioritizer, templater};
 use super::call::CallFuture;
 use super::state::{PluginInfo, State};
 use crate::config::PluginHook;
 use crate::domain::Priority;
-use crate::hooks::{Failure, Outgoing, Verdict};
+use crate::hooks::{Failure, Outgoing, PaceRequest, Paced, Verdict};
 
 /// One hook's plugin world.
 pub(super) trait Hook {
@@ -40,6 +40,15 @@ pub(super) struct FormatNumber;
 pub(super) struct ClassifyError;
 pub(super) struct Render;
 pub(super) struct AssignPriority;
+pub(super) struct Pace;
+
+fn priority_to_wit(p: Priority) -> bindings::Priority {
+    match p {
+        Priority::High => bindings::Priority::High,
+        Priority::Normal => bindings::Priority::Normal,
+        Priority::Low => bindings::Priority::Low,
+    }
+}
 
 impl Hook for FormatNumber {
     const HOOK: PluginHook = PluginHook::FormatNumber;
@@ -126,17 +135,12 @@ impl Hook for AssignPriority {
         m: &'a Outgoing,
     ) -> CallFuture<'a, Priority> {
         Box::pin(async move {
-            let to_wit = |p: Priority| match p {
-                Priority::High => bindings::Priority::High,
-                Priority::Normal => bindings::Priority::Normal,
-                Priority::Low => bindings::Priority::Low,
-            };
             let arg = bindings::Outgoing {
                 number: m.number.clone(),
                 chat_id: m.chat_id.clone(),
                 text: m.text.clone(),
                 template: m.template.clone(),
-                requested: m.requested.map(to_wit),
+                requested: m.requested.map(priority_to_wit),
                 metadata: m.metadata.clone(),
             };
             let plugin = pre.instantiate_async(&mut *store).await?;
@@ -147,6 +151,55 @@ impl Hook for AssignPriority {
                     bindings::Priority::Low => Priority::Low,
                 },
             )
+        })
+    }
+}
+
+impl Hook for Pace {
+    const HOOK: PluginHook = PluginHook::Pace;
+    type Pre = pacer::PacerPre<State>;
+    type In = PaceRequest;
+    type Out = Paced;
+    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
+        pacer::PacerPre::new(pre)
+    }
+    fn invoke<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<State>,
+        r: &'a PaceRequest,
+    ) -> CallFuture<'a, Paced> {
+        Box::pin(async move {
+            let arg = bindings::PaceRequest {
+                session: r.session.clone(),
+                chat_id: r.chat_id.clone(),
+                number: r.number.clone(),
+                text: r.text.clone(),
+                priority: priority_to_wit(r.priority),
+                now: r.now.max(0) as u64,
+                local_ms: r.local_ms,
+                recent: r
+                    .recent
+                    .iter()
+                    .map(|s| bindings::Sent {
+                        at: s.at.max(0) as u64,
+                        first_contact: s.first_contact,
+                    })
+                    .collect(),
+                to_recipient: r.to_recipient.iter().map(|&t| t.max(0) as u64).collect(),
+                first_contact: r.first_contact,
+                day: r.day,
+                gap_draw: r.gap_draw,
+                rules: r.overrides.clone(),
+            };
+            let plugin = pre.instantiate_async(&mut *store).await?;
+            Ok(match plugin.call_pace(&mut *store, &arg).await? {
+                bindings::PaceVerdict::Now => Paced::Now,
+                bindings::PaceVerdict::Defer(d) => Paced::Defer {
+                    until: d.until.min(i64::MAX as u64) as i64,
+                    reason: d.reason,
+                    this_message_only: d.this_message_only,
+                },
+            })
         })
     }
 }

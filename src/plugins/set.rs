@@ -10,7 +10,7 @@ use super::hooks::{self, Hook, Slot};
 use super::{PluginError, PluginHost, PluginInfo};
 use crate::config::{PluginConfig, PluginHook};
 use crate::domain::Priority;
-use crate::hooks::{Builtin, Failure, HookError, Hooks, Outgoing, Verdict};
+use crate::hooks::{Builtin, Failure, HookError, Hooks, Outgoing, PaceRequest, Paced, Verdict};
 
 /// One loaded plugin per hook at most.
 #[derive(Default)]
@@ -19,6 +19,7 @@ pub(super) struct PluginSet {
     classify_error: Option<Slot<hooks::ClassifyError>>,
     render: Option<Slot<hooks::Render>>,
     assign_priority: Option<Slot<hooks::AssignPriority>>,
+    pace: Option<Slot<hooks::Pace>>,
 }
 
 impl PluginSet {
@@ -40,6 +41,7 @@ impl PluginSet {
                 PluginHook::ClassifyError => set.classify_error = Some(host.load(cfg, &path)?),
                 PluginHook::Render => set.render = Some(host.load(cfg, &path)?),
                 PluginHook::AssignPriority => set.assign_priority = Some(host.load(cfg, &path)?),
+                PluginHook::Pace => set.pace = Some(host.load(cfg, &path)?),
             }
         }
         Ok(set)
@@ -51,6 +53,7 @@ impl PluginSet {
             self.classify_error.as_ref().map(|s| &s.info),
             self.render.as_ref().map(|s| &s.info),
             self.assign_priority.as_ref().map(|s| &s.info),
+            self.pace.as_ref().map(|s| &s.info),
         ]
         .into_iter()
         .flatten()
@@ -144,6 +147,16 @@ impl Hooks for PluginHooks {
         match &self.current().assign_priority {
             None => Builtin.assign_priority(message),
             Some(p) => self.call(p, message),
+        }
+    }
+
+    fn pace(&self, request: &PaceRequest) -> Paced {
+        match &self.current().pace {
+            None => Builtin.pace(request),
+            Some(p) => self.call(p, request).unwrap_or_else(|e| {
+                tracing::warn!(session = %request.session, error = %e, "pace plugin failed; the built-in pacing rules decide");
+                Builtin.pace(request)
+            }),
         }
     }
 }

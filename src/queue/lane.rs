@@ -39,6 +39,8 @@ pub struct Lane {
     pub(super) closed: CancellationToken,
     /// This lane's sends in flight, with their outcomes.
     pub(super) inflight: TaskTracker,
+    /// Its pacing rules and what it sent lately.
+    pub(super) pacer: super::pacing::Pacer,
 }
 
 impl Lane {
@@ -53,6 +55,7 @@ impl Lane {
             wake: Notify::new(),
             closed: CancellationToken::new(),
             inflight: TaskTracker::new(),
+            pacer: Default::default(),
         }
     }
 
@@ -169,12 +172,13 @@ impl Queue {
     pub async fn fail_session(&self, name: &str) -> Result<u64, DbError> {
         let out = self.outbox.clone();
         let session = name.to_string();
+        let now = self.clock.now_ms();
         let (rows, written) = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
                 Box::pin(async move {
-                    let rows = jobs::fail_session(c, &session, crate::time::now_ms()).await?;
+                    let rows = jobs::fail_session(c, &session, now).await?;
                     let events: Vec<Event> =
                         rows.iter().map(|r| Event::from_row(r, "failed")).collect();
                     let written = out.write(c, &events).await?;

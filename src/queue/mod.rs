@@ -8,6 +8,7 @@
 mod batch;
 mod counts;
 mod lane;
+mod pacing;
 pub mod retention;
 pub mod retry;
 mod settings;
@@ -34,6 +35,7 @@ use counts::LiveCounts;
 
 pub use jobs::{Counts, JobRow, JobState, NewJob};
 pub use lane::{DefaultConcurrency, Lane};
+pub use pacing::{PacingView, TROUBLE_CODES};
 pub use settings::{QueueSettings, SettingsChange};
 pub use worker::Step;
 
@@ -61,6 +63,8 @@ impl JobOutbox {
 
 pub struct Queue {
     db: Db,
+    /// The time every rule of the queue reads (a test's own clock in tests).
+    clock: crate::time::Clock,
     hooks: Arc<dyn Hooks>,
     /// One lane per session, by name.
     lanes: RwLock<HashMap<String, Arc<Lane>>>,
@@ -96,14 +100,16 @@ impl Queue {
         events: Events,
         outbox: Option<Arc<Outbox>>,
         metrics: Arc<Metrics>,
+        clock: crate::time::Clock,
     ) -> anyhow::Result<Arc<Queue>> {
         let outbox = JobOutbox(outbox);
         let settings = settings::Settings::load(&db, config).await?;
-        recover(&db).await?;
+        recover(&db, clock.now_ms()).await?;
         let counts = LiveCounts::new(jobs::counts_by_session(&db.read).await?);
         let enqueues = enqueue_batcher(db.writer.clone(), events.clone(), outbox.clone());
-        let outcomes = outcome_batcher(db.writer.clone(), outbox.clone());
+        let outcomes = outcome_batcher(db.writer.clone(), outbox.clone(), clock.clone());
         Ok(Arc::new(Queue {
+            clock,
             events,
             outbox,
             metrics,
@@ -128,14 +134,18 @@ impl Queue {
     pub fn hooks(&self) -> &dyn Hooks {
         self.hooks.as_ref()
     }
+
+    pub fn clock(&self) -> &crate::time::Clock {
+        &self.clock
+    }
 }
 
 /// Puts jobs left `active` by a dead process back to `waiting`, before any lane runs.
-async fn recover(db: &Db) -> Result<(), DbError> {
+async fn recover(db: &Db, now: i64) -> Result<(), DbError> {
     let (recovered, looped) = db
         .writer
-        .exec(Durability::Durable, |c| {
-            Box::pin(async move { jobs::recover_active(c, crate::time::now_ms()).await })
+        .exec(Durability::Durable, move |c| {
+            Box::pin(async move { jobs::recover_active(c, now).await })
         })
         .await?;
     if recovered > 0 {
@@ -248,12 +258,13 @@ impl Queue {
     /// its event and webhook deliveries.
     pub async fn admin(&self, id: String, action: Admin) -> Result<AdminOutcome, DbError> {
         let out = self.outbox.clone();
+        let now = self.clock.now_ms();
         let (r, written) = self
             .db
             .writer
             .exec(Durability::Durable, move |c| {
                 Box::pin(async move {
-                    let r = jobs::admin(c, &id, action, crate::time::now_ms()).await?;
+                    let r = jobs::admin(c, &id, action, now).await?;
                     let events: Vec<Event> = match &r {
                         AdminOutcome::Done(row) => {
                             vec![Event::from_row(row, action.to().as_str())]
@@ -381,14 +392,16 @@ fn enqueue_batcher(
 fn outcome_batcher(
     writer: db::Writer,
     outbox: JobOutbox,
+    clock: crate::time::Clock,
 ) -> Batcher<(jobs::Finished, Event), bool> {
     Batcher::spawn(256, move |batch| -> BatchFuture<bool> {
         let (finished, events): (Vec<jobs::Finished>, Vec<Event>) = batch.into_iter().unzip();
         let single = jobs::all_completed(&finished) && outbox.0.is_none();
         let (out, wake) = (outbox.clone(), outbox.clone());
+        let now = clock.now_ms();
         let write = writer.exec_with(Durability::Relaxed, single, move |c| {
             Box::pin(async move {
-                let held = jobs::finish_many(c, &finished, crate::time::now_ms()).await?;
+                let held = jobs::finish_many(c, &finished, now).await?;
                 let moved: Vec<Event> = events
                     .into_iter()
                     .zip(&held)

@@ -35,7 +35,7 @@ pub(super) async fn run(
             if keep.is_zero() {
                 continue;
             }
-            let before = crate::time::now_ms() - keep.as_millis() as i64;
+            let before = queue.clock.now_ms() - keep.as_millis() as i64;
             loop {
                 if cancel.is_cancelled() {
                     return;
@@ -67,6 +67,18 @@ pub(super) async fn run(
                     }
                 }
             }
+        }
+        // The pacing windows look back a day: older sends only take room.
+        let before = queue.clock.now_ms() - crate::db::pacing::KEEP_SENT_MS;
+        if let Err(e) = queue
+            .db
+            .writer
+            .exec_with(Durability::Relaxed, true, move |c| {
+                Box::pin(async move { crate::db::pacing::prune_sent(c, before).await })
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "pruning the send history failed; trying again later");
         }
         queue
             .metrics

@@ -10,6 +10,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::pacing::PaceStep;
 use super::{JobRow, JobState, Lane, Queue, retry};
 use crate::db::jobs::Outcome;
 use crate::db::{DbError, Durability, jobs};
@@ -30,6 +31,8 @@ pub enum Step {
     Held,
     /// No job is due.
     Idle,
+    /// Pacing holds the session back until `until` (Unix ms), by `reason`.
+    Paced { until: i64, reason: String },
     /// One job was sent; it is now in `state` (`waiting` again for a retry), or `None` when its
     /// lease no longer held.
     Ran {
@@ -51,8 +54,17 @@ impl Queue {
         if !lane.is_ready() {
             return Ok(Step::Held);
         }
-        let Some(row) = self.claim(&lane, 1).await?.pop() else {
-            return Ok(Step::Idle);
+        let row = if lane.is_paced() {
+            match self.pace_step(&lane).await? {
+                PaceStep::Claimed(row) => row,
+                PaceStep::Held { until, reason } => return Ok(Step::Paced { until, reason }),
+                PaceStep::Idle => return Ok(Step::Idle),
+            }
+        } else {
+            match self.claim(&lane, 1).await?.pop() {
+                Some(row) => row,
+                None => return Ok(Step::Idle),
+            }
         };
         let job_id = row.id.clone();
         let state = process(self, &lane, row).await;
@@ -63,16 +75,34 @@ impl Queue {
     /// them active.
     async fn claim(&self, lane: &Lane, n: u32) -> Result<Vec<JobRow>, DbError> {
         let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
+        let session = lane.name().to_string();
+        self.claim_with(lane, move |c, now| {
+            Box::pin(async move { jobs::claim(c, &session, n as i64, now, lease).await })
+        })
+        .await
+    }
+
+    /// Claims what `pick` moves to `active` (given the time), with the jobs' `job.active`
+    /// deliveries, and counts them active.
+    pub(super) async fn claim_with<F>(&self, lane: &Lane, pick: F) -> Result<Vec<JobRow>, DbError>
+    where
+        F: for<'c> FnOnce(
+                &'c mut sqlx::SqliteConnection,
+                i64,
+            )
+                -> futures_util::future::BoxFuture<'c, sqlx::Result<Vec<JobRow>>>
+            + Send
+            + 'static,
+    {
         let out = self.outbox.clone();
         let single = out.0.is_none();
-        let session = lane.name().to_string();
+        let now = self.clock.now_ms();
         let (rows, written) = self
             .db
             .writer
             .exec_with(Durability::Relaxed, single, move |c| {
                 Box::pin(async move {
-                    let rows =
-                        jobs::claim(c, &session, n as i64, crate::time::now_ms(), lease).await?;
+                    let rows = pick(c, now).await?;
                     let active: Vec<Event> =
                         rows.iter().map(|r| Event::from_row(r, "active")).collect();
                     let written = out.write(c, &active).await?;
@@ -89,7 +119,6 @@ impl Queue {
             JobState::Active,
             rows.len() as i64,
         );
-        let now = crate::time::now_ms();
         for row in &rows {
             self.events.publish(Event::from_row(row, "active"));
             self.metrics
@@ -129,23 +158,41 @@ pub(super) async fn dispatch(
             );
             held_logged = true;
         }
-        let free = lane
-            .concurrency(settings.concurrency)
-            .saturating_sub(lane.active());
+        // A paced session sends one message at a time: the gap runs from the last send.
+        let paced = lane.is_paced();
+        let free = match paced {
+            true => 1,
+            false => lane.concurrency(settings.concurrency),
+        }
+        .saturating_sub(lane.active());
         if settings.paused || lane.paused() || !ready || free == 0 {
-            wait(&lane, sender.as_deref(), &cancel, IDLE_POLL).await;
+            wait(&queue, &lane, sender.as_deref(), &cancel, IDLE_POLL).await;
             continue;
         }
-        match queue.claim(&lane, free).await {
+        let claimed = match paced {
+            false => queue.claim(&lane, free).await,
+            true => match queue.pace_step(&lane).await {
+                Ok(PaceStep::Claimed(row)) => Ok(vec![row]),
+                Ok(PaceStep::Idle) => Ok(vec![]),
+                Ok(PaceStep::Held { until, .. }) => {
+                    let left = (until - queue.clock.now_ms()).max(1) as u64;
+                    let at_most = Duration::from_millis(left).min(IDLE_POLL);
+                    wait(&queue, &lane, sender.as_deref(), &cancel, at_most).await;
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match claimed {
             Ok(rows) if rows.is_empty() => {
                 let until_due = match jobs::next_run_at(&queue.db.read, &session).await {
                     Ok(Some(at)) => {
-                        Duration::from_millis((at - crate::time::now_ms()).max(1) as u64)
+                        Duration::from_millis((at - queue.clock.now_ms()).max(1) as u64)
                             .min(IDLE_POLL)
                     }
                     _ => IDLE_POLL,
                 };
-                wait(&lane, sender.as_deref(), &cancel, until_due).await;
+                wait(&queue, &lane, sender.as_deref(), &cancel, until_due).await;
             }
             Ok(rows) => {
                 for row in rows {
@@ -158,7 +205,7 @@ pub(super) async fn dispatch(
             }
             Err(e) => {
                 tracing::error!(session, error = %e, "cannot claim jobs; trying again shortly");
-                wait(&lane, sender.as_deref(), &cancel, IDLE_POLL).await;
+                wait(&queue, &lane, sender.as_deref(), &cancel, IDLE_POLL).await;
             }
         }
     }
@@ -169,6 +216,7 @@ pub(super) async fn dispatch(
 }
 
 async fn wait(
+    queue: &Queue,
     lane: &Lane,
     sender: Option<&dyn crate::whatsapp::MessageSender>,
     cancel: &CancellationToken,
@@ -185,6 +233,7 @@ async fn wait(
         _ = changed => {}
         _ = cancel.cancelled() => {}
         _ = lane.closed.cancelled() => {}
+        _ = queue.clock.moved() => {}
         _ = tokio::time::sleep(at_most) => {}
     }
 }
@@ -201,6 +250,7 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
         number: job.number.clone(),
         text: job.message.clone(),
         attempt,
+        typing: lane.typing_for(&job.message),
     };
     let started = std::time::Instant::now();
     let result = match lane.sender() {
@@ -237,7 +287,12 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
                 Box::new(move || tracing::info!(job.id = %id, "✅ Job {id} completed")),
             )
         }
-        Err(err) => decide(queue, &job.id, attempt, err),
+        Err(err) => {
+            if lane.is_paced() && super::TROUBLE_CODES.contains(&err.code.as_str()) {
+                queue.cool_down(lane, &err.code, &err.message).await;
+            }
+            decide(queue, &job.id, attempt, err)
+        }
     };
     let took = started.elapsed();
     let s = job.session.as_str();
@@ -262,6 +317,9 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
     };
     match queue.record(&job.session, finished, event).await {
         Ok(true) => {
+            if to == JobState::Completed && lane.is_paced() {
+                queue.paced_sent(lane, &job);
+            }
             log();
             Some(to)
         }
@@ -297,7 +355,7 @@ fn decide(
             let delay = after.unwrap_or_else(|| {
                 crate::time::backoff(attempt, queue.backoff_base, queue.backoff_max)
             });
-            let run_at = crate::time::now_ms() + delay.as_millis() as i64;
+            let run_at = queue.clock.now_ms() + delay.as_millis() as i64;
             let log_code = code.clone();
             (
                 Outcome::Retry {

@@ -20,6 +20,7 @@ impl Sessions {
                 new.name
             )));
         }
+        self.check_pacing(&new.settings)?;
         let _op = self.ops.lock().await;
         if self.get(&new.name).is_ok() {
             return Err(SessionError::Exists(new.name));
@@ -55,12 +56,26 @@ impl Sessions {
         Ok(s)
     }
 
+    /// Pacing rules a session may set: the file's with them on top must hold.
+    fn check_pacing(&self, change: &SessionChange) -> Result<(), SessionError> {
+        match &change.pacing {
+            Some(own) => self
+                .config
+                .pacing
+                .resolve(own)
+                .map(|_| ())
+                .map_err(|e| SessionError::Invalid(format!("pacing: {e}"))),
+            None => Ok(()),
+        }
+    }
+
     /// Changes settings at run time; a browser setting restarts that browser only.
     pub async fn update(
         &self,
         name: &str,
         change: SessionChange,
     ) -> Result<Arc<Session>, SessionError> {
+        self.check_pacing(&change)?;
         let _op = self.ops.lock().await;
         let s = self.get(name)?;
         let relaunch = {
@@ -68,7 +83,7 @@ impl Sessions {
             change.apply(&mut row) && row.driver == DriverKind::Webdriver
         };
         self.store(&s).await?;
-        s.configure_lane();
+        s.configure_lane(&self.config.pacing);
         if relaunch && s.sender().is_some() {
             tracing::info!(
                 session = name,
@@ -155,6 +170,15 @@ impl Sessions {
             row.me = None;
         }
         self.store(&s).await?;
+        // The next link may be another number: its warm-up starts again.
+        let n = name.to_string();
+        self.db
+            .writer
+            .exec(Durability::Durable, move |c| {
+                Box::pin(async move { crate::db::pacing::set_linked(c, &n, None).await })
+            })
+            .await?;
+        s.lane.set_linked(None);
         self.events
             .publish(Events::whatsapp_now(&s.name, s.status()));
         tracing::info!(
@@ -178,7 +202,10 @@ impl Sessions {
         self.db
             .writer
             .exec(Durability::Durable, move |c| {
-                Box::pin(async move { rows::delete(c, &n).await })
+                Box::pin(async move {
+                    crate::db::pacing::forget_session(c, &n).await?;
+                    rows::delete(c, &n).await
+                })
             })
             .await?;
         driver::remove_session_dir(&self.config, name)

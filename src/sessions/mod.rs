@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ByteSize, Config, DriverKind};
+use crate::config::{ByteSize, Config, DriverKind, PacingConfig, PacingOverrides};
 use crate::db::sessions::SessionRow;
 use crate::db::{Db, DbError};
 use crate::events::Events;
@@ -88,6 +88,8 @@ pub struct SessionChange {
     pub paused: Option<bool>,
     pub browser_args: Option<Vec<String>>,
     pub memory_limit: Option<ByteSize>,
+    /// Its own pacing rules, replacing the ones it had (`{}`: `[pacing]` alone).
+    pub pacing: Option<PacingOverrides>,
 }
 
 impl SessionChange {
@@ -98,6 +100,11 @@ impl SessionChange {
         }
         if let Some(p) = self.paused {
             row.paused = p;
+        }
+        if let Some(own) = &self.pacing {
+            row.pacing = (*own != PacingOverrides::default())
+                .then(|| serde_json::to_string(own).ok())
+                .flatten();
         }
         let mut relaunch = false;
         if let Some(a) = &self.browser_args {
@@ -189,7 +196,18 @@ impl Session {
         self.driver() == DriverKind::Webdriver && self.sender().is_some()
     }
 
-    fn configure_lane(&self) {
+    /// The session's own pacing rules.
+    pub fn pacing(&self) -> PacingOverrides {
+        self.row
+            .lock()
+            .expect("row lock")
+            .pacing
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+
+    fn configure_lane(&self, pacing: &PacingConfig) {
         let row = self.row();
         let default = match row.driver {
             DriverKind::Webdriver => DefaultConcurrency::One,
@@ -197,6 +215,12 @@ impl Session {
         };
         self.lane
             .configure(row.concurrency.map(|c| c as u32), default, row.paused);
+        // Checked when set; a stored value the file no longer allows falls back to the file.
+        let resolved = pacing.resolve(&self.pacing()).or_else(|e| {
+            tracing::warn!(session = %self.name, "session {}: its pacing rules no longer hold ({e}); [pacing] applies", self.name);
+            pacing.resolve(&PacingOverrides::default())
+        });
+        self.lane.set_pacing(resolved.ok().filter(|p| p.enabled));
     }
 }
 

@@ -155,6 +155,7 @@ impl Sessions {
             paused: Some(d.paused),
             browser_args: (!d.browser_args.is_empty()).then(|| d.browser_args.clone()),
             memory_limit: d.memory_limit,
+            pacing: None,
         }
         .apply(&mut row);
         row
@@ -178,7 +179,11 @@ impl Sessions {
                 crate::time::now_ms(),
             )),
         });
-        s.configure_lane();
+        s.configure_lane(&self.config.pacing);
+        let row = s.row();
+        s.lane.set_linked(row.linked_at);
+        s.lane
+            .set_cooldown(row.cooldown_until.zip(row.cooldown_reason));
         self.map
             .write()
             .expect("sessions lock")
@@ -240,7 +245,7 @@ impl Sessions {
         tasks.close();
         let waiter = tasks.clone();
         self.tracker.spawn(async move { waiter.wait().await });
-        self.watch(&s.name, sender.clone(), stop.child_token());
+        self.watch(s, sender.clone(), stop.child_token());
         *s.running.lock().expect("running lock") = Some(Running {
             sender: sender.clone(),
             stop,
@@ -252,20 +257,39 @@ impl Sessions {
 
     /// One watcher per driver: each change of what it shows (state, QR, account) becomes its
     /// events, and the latest of them is written into the session's row, in order, for the CLI.
-    fn watch(&self, name: &str, sender: Arc<dyn MessageSender>, stop: CancellationToken) {
+    /// The first connection marks when the number was linked (pacing's warm-up).
+    fn watch(&self, s: &Session, sender: Arc<dyn MessageSender>, stop: CancellationToken) {
         let (tx, mut rx) = tokio::sync::watch::channel(None::<Seen>);
-        let (events, session) = (self.events.clone(), name.to_string());
+        let (events, session) = (self.events.clone(), s.name.clone());
         tokio::spawn(crate::whatsapp::watch(sender, stop, move |seen, before| {
             events.driver_changed(&session, seen, before);
             let _ = tx.send(Some(seen.clone()));
         }));
-        let (db, name) = (self.db.clone(), name.to_string());
+        let (db, name, lane) = (self.db.clone(), s.name.clone(), s.lane.clone());
+        let clock = self.queue.clock().clone();
+        let mut linked = s.row().linked_at.is_some();
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let Some(seen) = rx.borrow_and_update().clone() else {
                     continue;
                 };
+                let connected = seen.state == SessionState::Connected;
                 let _ = write_seen(&db, &name, seen).await;
+                if connected && !linked {
+                    let (n, at) = (name.clone(), clock.now_ms());
+                    let stored = db
+                        .writer
+                        .exec(Durability::Durable, move |c| {
+                            Box::pin(
+                                async move { crate::db::pacing::set_linked(c, &n, Some(at)).await },
+                            )
+                        })
+                        .await;
+                    if let Ok(at) = stored {
+                        lane.set_linked(at);
+                        linked = true;
+                    }
+                }
             }
         });
     }

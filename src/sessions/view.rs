@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::Session;
-use crate::config::DriverKind;
-use crate::queue::Queue;
+use crate::config::{DriverKind, PacingOverrides};
+use crate::queue::{PacingView, Queue};
 use crate::whatsapp::SessionState;
 
 /// A session's jobs by state.
@@ -39,10 +39,16 @@ pub struct SessionView {
     /// Bytes; null: `[whatsapp.webdriver] memory_limit`.
     pub memory_limit: Option<u64>,
     pub queue: SessionsQueue,
+    /// How its pacing stands: when the next send may go, what was sent, why it waits.
+    pub pacing: PacingView,
+    /// Its own pacing rules over `[pacing]` (empty: the file's alone).
+    pub pacing_rules: PacingOverrides,
 }
 
 impl SessionView {
-    pub fn of(s: &Session, queue: &Queue) -> SessionView {
+    /// The session, with its pacing as the queue sees it now.
+    pub async fn of(s: &Session, queue: &Queue) -> SessionView {
+        let pacing = queue.pacing_view(s.name()).await;
         let row = s.row();
         let status = s.status();
         let c = queue.counts_of(s.name());
@@ -64,6 +70,8 @@ impl SessionView {
                 completed: c.completed,
                 failed: c.failed,
             },
+            pacing,
+            pacing_rules: s.pacing(),
         }
     }
 }

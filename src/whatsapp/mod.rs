@@ -20,6 +20,8 @@ pub struct Outbound {
     pub text: String,
     /// 1 for the first try.
     pub attempt: u32,
+    /// Show the recipient "typing…" this long before the text goes (pacing; zero: none).
+    pub typing: std::time::Duration,
 }
 
 /// What a driver reports back after a delivery; kept on the completed job.

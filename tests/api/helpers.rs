@@ -33,7 +33,8 @@ impl std::ops::Deref for TestApp {
     }
 }
 
-/// The test config: no sandbox delay, short backoff (20ms → 160ms), a fixed JWT secret.
+/// The test config: no sandbox delay, short backoff (20ms → 160ms), no pacing, a fixed JWT
+/// secret.
 pub fn test_config(dir: &Path) -> Config {
     let text = format!(
         r#"
@@ -49,6 +50,8 @@ shutdown_grace = "5s"
 [whatsapp.sandbox]
 delay = "0ms"
 outbox = "outbox.jsonl"
+[pacing]
+enabled = false
 [templates]
 otp = "Your code is {{{{code}}}}."
 "#

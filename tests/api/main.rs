@@ -11,6 +11,7 @@ mod helpers;
 mod jobs;
 mod metrics;
 mod openapi;
+mod pacing;
 mod plugins;
 mod process;
 mod process_logs;

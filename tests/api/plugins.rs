@@ -14,7 +14,7 @@ fn dist(file: &str) -> PathBuf {
         .join(file)
 }
 
-fn plugin(name: &str, hook: PluginHook, file: &str, config: &[(&str, &str)]) -> PluginConfig {
+pub fn plugin(name: &str, hook: PluginHook, file: &str, config: &[(&str, &str)]) -> PluginConfig {
     PluginConfig {
         name: name.into(),
         hook,

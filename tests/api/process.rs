@@ -44,6 +44,8 @@ shutdown_grace = "5s"
 [whatsapp.sandbox]
 delay = "{delay}"
 outbox = "data/outbox.jsonl"
+[pacing]
+enabled = false
 "#
     );
     std::fs::write(dir.join("gateway.toml"), text).unwrap();

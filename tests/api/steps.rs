@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use wa_gateway::config::{Config, Dur};
 use wa_gateway::db::Db;
-use wa_gateway::queue::{DefaultConcurrency, JobState, NewJob, Queue, SettingsChange, Step};
+use wa_gateway::hooks::{Builtin, Hooks};
+use wa_gateway::queue::{DefaultConcurrency, JobState, Lane, NewJob, Queue, SettingsChange, Step};
+use wa_gateway::time::Clock;
 
 use crate::helpers::test_config;
 
@@ -14,30 +16,49 @@ async fn queue_alone(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     tweak(&mut config);
+    let (queue, db) = queue_on(&dir, &config, Arc::new(Builtin), Clock::system()).await;
+    (dir, queue, db)
+}
+
+/// A queue on the database in `dir` (a restart when one was there), with these hooks and this
+/// clock, and a `default` lane on the sandbox driver.
+pub async fn queue_on(
+    dir: &tempfile::TempDir,
+    config: &Config,
+    hooks: Arc<dyn Hooks>,
+    clock: Clock,
+) -> (Arc<Queue>, Db) {
+    let _ = dir;
     std::fs::create_dir_all(config.data_dir()).unwrap();
     let (db, _writer) = Db::open(&config.database_path()).await.unwrap();
+    let queue = Queue::new(
+        db.clone(),
+        &config.queue,
+        hooks,
+        wa_gateway::events::Events::new(),
+        None,
+        Arc::new(wa_gateway::metrics::Metrics::default()),
+        clock,
+    )
+    .await
+    .unwrap();
+    sandbox_lane(&queue, config, "default");
+    (queue, db)
+}
+
+/// Opens a lane for `session` on the sandbox driver (no delay).
+pub fn sandbox_lane(queue: &Arc<Queue>, config: &Config, session: &str) -> Arc<Lane> {
     let sender = Arc::new(
         wa_gateway::whatsapp::sandbox::Sandbox::new(
-            "default",
+            session,
             std::time::Duration::ZERO,
             &config.data_dir().join("outbox.jsonl"),
         )
         .unwrap(),
     );
-    let queue = Queue::new(
-        db.clone(),
-        &config.queue,
-        Arc::new(wa_gateway::hooks::Builtin),
-        wa_gateway::events::Events::new(),
-        None,
-        Arc::new(wa_gateway::metrics::Metrics::default()),
-    )
-    .await
-    .unwrap();
-    queue
-        .open_lane("default", DefaultConcurrency::Queue)
-        .set_sender(Some(sender));
-    (dir, queue, db)
+    let lane = queue.open_lane(session, DefaultConcurrency::Queue);
+    lane.set_sender(Some(sender));
+    lane
 }
 
 fn job(n: u32, number: &str, priority: i64) -> NewJob {

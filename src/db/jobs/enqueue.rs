@@ -46,6 +46,7 @@ impl NewJob {
             updated_at: self.now,
             finished_at: None,
             receipt: None,
+            paced: None,
         }
     }
 }

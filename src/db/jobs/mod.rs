@@ -90,11 +90,13 @@ pub struct JobRow {
     pub finished_at: Option<i64>,
     /// The driver's receipt (JSON), once completed.
     pub receipt: Option<String>,
+    /// The pacing rule that holds this waiting job back until `run_at`.
+    pub paced: Option<String>,
 }
 
 pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, message, template, priority, status, \
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
-    receipt";
+    receipt, paced";
 
 pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE id = ?1"))

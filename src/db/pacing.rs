@@ -1,0 +1,185 @@
+//! What pacing reads and writes: each session's sends of the last days (`sent_log`), the
+//! numbers it has exchanged messages with (`contacts`), a job held back by a rule, and a
+//! session's cooldown.
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::jobs::{COLS, JobRow};
+
+/// How long sends are kept in `sent_log`: the widest window (a day), with room.
+pub const KEEP_SENT_MS: i64 = 2 * 86_400_000;
+
+/// Records sends that completed at `now`: in the log, flagged when the chat was new to the
+/// session, and the chat among the session's contacts.
+pub async fn record_sent(
+    conn: &mut SqliteConnection,
+    sent: &[(&str, &str)],
+    now: i64,
+) -> sqlx::Result<()> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(sent).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    sqlx::query(
+        "INSERT INTO sent_log (session, chat_id, at, first_contact) \
+         SELECT value->>0, value->>1, ?1, NOT EXISTS (SELECT 1 FROM contacts c \
+             WHERE c.session = value->>0 AND c.chat_id = value->>1) \
+         FROM json_each(?2)",
+    )
+    .bind(now)
+    .bind(&json)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO contacts (session, chat_id, first_at) \
+         SELECT value->>0, value->>1, ?1 FROM json_each(?2)",
+    )
+    .bind(now)
+    .bind(&json)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One send of a session's history.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SentRow {
+    pub at: i64,
+    pub chat_id: String,
+    pub first_contact: bool,
+}
+
+/// A session's sends since `since`, oldest first: at most the `limit` latest.
+pub async fn history(
+    pool: &SqlitePool,
+    session: &str,
+    since: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<SentRow>> {
+    let mut rows: Vec<SentRow> = sqlx::query_as(
+        "SELECT at, chat_id, first_contact FROM sent_log WHERE session = ?1 AND at >= ?2 \
+         ORDER BY at DESC LIMIT ?3",
+    )
+    .bind(session)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// True when the session has exchanged messages with this chat.
+pub async fn is_contact(pool: &SqlitePool, session: &str, chat_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM contacts WHERE session = ?1 AND chat_id = ?2)")
+        .bind(session)
+        .bind(chat_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// The session's next due job, in claim order (high priority first, then oldest).
+pub async fn next_due(pool: &SqlitePool, session: &str, now: i64) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM jobs INDEXED BY jobs_claim \
+         WHERE session = ?1 AND status = 'waiting' AND run_at <= ?2 ORDER BY priority, seq LIMIT 1"
+    ))
+    .bind(session)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Claims one job by its seq, if it is still waiting (as `jobs::claim` does for many).
+pub async fn claim_one(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    now: i64,
+    lease: i64,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?2, updated_at = ?3, \
+         paced = NULL WHERE seq = ?1 AND status = 'waiting' RETURNING {COLS}"
+    ))
+    .bind(seq)
+    .bind(lease)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Holds a waiting job back until `until` because of `rule`, spending no attempt.
+pub async fn defer(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    until: i64,
+    rule: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET run_at = ?2, paced = ?3 WHERE seq = ?1 AND status = 'waiting'",
+    )
+    .bind(seq)
+    .bind(until)
+    .bind(rule)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Starts (or ends, with `None`) a session's cooldown.
+pub async fn set_cooldown(
+    conn: &mut SqliteConnection,
+    session: &str,
+    cooldown: Option<(i64, &str)>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET cooldown_until = ?2, cooldown_reason = ?3 WHERE name = ?1")
+        .bind(session)
+        .bind(cooldown.map(|c| c.0))
+        .bind(cooldown.map(|c| c.1))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// When the session's number was linked: the first connection sets it, later ones keep it
+/// (`None` forgets it, after a logout). Returns the value in force.
+pub async fn set_linked(
+    conn: &mut SqliteConnection,
+    session: &str,
+    at: Option<i64>,
+) -> sqlx::Result<Option<i64>> {
+    let q = match at {
+        Some(_) => {
+            "UPDATE sessions SET linked_at = COALESCE(linked_at, ?2) WHERE name = ?1 RETURNING linked_at"
+        }
+        None => "UPDATE sessions SET linked_at = ?2 WHERE name = ?1 RETURNING linked_at",
+    };
+    Ok(sqlx::query_scalar::<_, Option<i64>>(q)
+        .bind(session)
+        .bind(at)
+        .fetch_optional(conn)
+        .await?
+        .flatten())
+}
+
+/// Deletes sends older than `before`; how many.
+pub async fn prune_sent(conn: &mut SqliteConnection, before: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM sent_log WHERE at < ?1")
+        .bind(before)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// A deleted session's history and contacts.
+pub async fn forget_session(conn: &mut SqliteConnection, session: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM sent_log WHERE session = ?1")
+        .bind(session)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM contacts WHERE session = ?1")
+        .bind(session)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
