@@ -204,7 +204,9 @@ impl PacingConfig {
             .map_err(|_| format!("timezone: {tz_name:?} is not an IANA time zone name"))?;
         let typing = wa_pacing::parse_typing(own.typing.as_deref().unwrap_or(&self.typing))?;
         let cooldown = match &own.cooldown {
-            Some(c) => Duration::from_millis(wa_pacing::parse_duration_ms(c)?),
+            Some(c) => Duration::from_millis(
+                wa_pacing::parse_duration_ms(c).map_err(|e| format!("cooldown: {e}"))?,
+            ),
             None => self.cooldown.0,
         };
         Ok(Pacing {

@@ -269,6 +269,10 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
             }
         }
     };
+    // A paced lane counts the send before its slot frees, so the next decision sees it.
+    if result.is_ok() && lane.is_paced() {
+        queue.paced_sent(lane, &job);
+    }
     // The send is over: free its slot now, so the next claim can share a transaction with this
     // outcome. `concurrency` bounds sends in flight; recording does not touch WhatsApp.
     queue.active.fetch_sub(1, Ordering::AcqRel);
@@ -317,9 +321,6 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
     };
     match queue.record(&job.session, finished, event).await {
         Ok(true) => {
-            if to == JobState::Completed && lane.is_paced() {
-                queue.paced_sent(lane, &job);
-            }
             log();
             Some(to)
         }

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub config: Config,
     /// The HTTP client, logged in as the test user (`app.get(..)` and the rest, through Deref).
     pub api: Api,
+    /// The queue's clock: the system's, unless the test started the app with its own.
+    pub clock: wa_gateway::time::Clock,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -75,17 +77,46 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts the app on an existing data directory (a restart).
 pub async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
+    start_with_clock(dir, config, wa_gateway::time::Clock::system()).await
+}
+
+/// A fresh app whose queue reads `clock`, which the test moves.
+pub async fn spawn_app_with_clock(
+    clock: wa_gateway::time::Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    wa_gateway::cli::add_user(&config, EMAIL, PASSWORD.into())
+        .await
+        .expect("add user");
+    start_with_clock(dir, config, clock).await
+}
+
+/// Starts the app on an existing data directory with this clock.
+pub async fn start_with_clock(
+    dir: tempfile::TempDir,
+    config: Config,
+    clock: wa_gateway::time::Clock,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(wa_gateway::run(config.clone(), listener, shutdown.clone()));
+    let handle = tokio::spawn(wa_gateway::run_with_clock(
+        config.clone(),
+        listener,
+        shutdown.clone(),
+        clock.clone(),
+    ));
     TestApp {
         addr,
         dir,
         config,
         api: Api::login_at(format!("http://{addr}"), EMAIL, PASSWORD).await,
+        clock,
         shutdown,
         handle: Some(handle),
     }
@@ -93,7 +124,15 @@ pub async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
 
 impl TestApp {
     /// Stops the app gracefully and hands back its data directory and config for a restart.
-    pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
+    pub async fn stop(self) -> (tempfile::TempDir, Config) {
+        let (dir, config, _) = self.stop_keeping_clock().await;
+        (dir, config)
+    }
+
+    /// Stops the app; its data directory, config and clock, for a restart at the same time.
+    pub async fn stop_keeping_clock(
+        mut self,
+    ) -> (tempfile::TempDir, Config, wa_gateway::time::Clock) {
         self.shutdown.cancel();
         let handle = self.handle.take().unwrap();
         tokio::time::timeout(Duration::from_secs(15), handle)
@@ -101,7 +140,8 @@ impl TestApp {
             .expect("app stops in time")
             .expect("join")
             .expect("run returned an error");
-        (self.dir, self.config.clone())
+        let clock = self.clock.clone();
+        (self.dir, self.config.clone(), clock)
     }
 
     pub fn outbox_path(&self) -> PathBuf {

@@ -12,6 +12,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 mod pacing;
+mod pacing_api;
 mod plugins;
 mod process;
 mod process_logs;

@@ -74,6 +74,14 @@ impl Rules {
     /// Sets one rule from its written form: `gap = "3s..8s"`, a cap as a number (`0` or `off`:
     /// no cap), `warmup = "20,40,80"` (empty: none), `quiet_hours = "21:00-08:00"` (`off`: none).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        self.set_inner(key, value)
+            .map_err(|e| match e.starts_with(key) {
+                true => e,
+                false => format!("{key}: {e}"),
+            })
+    }
+
+    fn set_inner(&mut self, key: &str, value: &str) -> Result<(), String> {
         let v = value.trim();
         match key {
             "gap" => self.gap = parse_gap(v)?,
