@@ -34,6 +34,8 @@ pub struct Sent {
     pub id: String,
     delivered: bool,
     at_ms: u128,
+    /// How long the recipient saw "typing…": from the first input in the box to the send.
+    pub typing_ms: u64,
 }
 
 /// How the page renders the messages of a chat: each way the real site does it.
@@ -603,6 +605,8 @@ struct SendBody {
     phone: String,
     text: String,
     id: String,
+    #[serde(default)]
+    typing_ms: u64,
 }
 
 async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
@@ -627,6 +631,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         id: b.id,
         delivered,
         at_ms,
+        typing_ms: b.typing_ms,
     });
     Json(json!({ "delivered": delivered, "freeze": freeze }))
 }

@@ -355,3 +355,45 @@ async fn chats_open_in_the_running_app_without_a_reload_and_fall_back_to_send() 
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_paced_session_shows_typing_for_a_time_that_grows_with_the_text_within_its_bound() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, |c| {
+        let p = &mut c.pacing;
+        p.enabled = true;
+        p.gap = "0s".into();
+        (p.per_minute, p.per_hour, p.per_day) = (0, 0, 0);
+        (p.per_recipient_per_hour, p.first_contact_per_day) = (0, 0);
+        p.warmup = vec![];
+        p.typing = "40ms/char, max 2s".into();
+    })
+    .await;
+    // 10, 30 and 200 characters: 400 ms, 1.2 s, and the 2 s bound.
+    let texts = [
+        "0123456789".to_string(),
+        "typing grows with every letter".to_string(),
+        "x".repeat(200),
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        deliver(&app, &format!("62812555000{}", 10 + i), text).await;
+    }
+    let typed: Vec<u64> = texts
+        .iter()
+        .map(|t| {
+            let s = fake.sent();
+            s.iter().find(|m| &m.text == t).expect("sent").typing_ms
+        })
+        .collect();
+    // From the first word in the box to Enter: the wanted time, plus a WebDriver round trip.
+    let slack = 700;
+    for (got, want) in typed.iter().zip([400, 1_200, 2_000]) {
+        assert!(
+            (want..want + slack).contains(got),
+            "typing {typed:?} ms, wanted about {want}"
+        );
+    }
+    assert!(typed[0] < typed[1] && typed[1] < typed[2], "{typed:?}");
+}

@@ -215,6 +215,41 @@ pub struct SendSettings<'a> {
     pub in_app: bool,
 }
 
+/// One step of typing a text: some words, or a new line.
+#[derive(Debug, PartialEq)]
+enum Piece {
+    Text(String),
+    NewLine,
+}
+
+/// The text as it is typed: each line whole, or, with a typing time, word by word (never
+/// splitting a word, so an emoji sequence goes in whole).
+fn typed_pieces(text: &str, typing: Duration) -> Vec<Piece> {
+    let mut out = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push(Piece::NewLine);
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if typing.is_zero() {
+            out.push(Piece::Text(line.to_string()));
+            continue;
+        }
+        // Words with the spaces before them.
+        let mut start = 0;
+        for (at, _) in line.match_indices(' ') {
+            if at > start && !line[start..at].trim().is_empty() {
+                out.push(Piece::Text(line[start..at].to_string()));
+                start = at;
+            }
+        }
+        out.push(Piece::Text(line[start..].to_string()));
+    }
+    out
+}
+
 /// Sends one message through the page, within `settings.timeout`. `claims` remembers which
 /// bubble belongs to which job, across sends and restarts.
 pub async fn send(
@@ -254,7 +289,7 @@ pub async fn send(
             claims.claim(id, &m.job_id);
         }
     } else {
-        type_text(page, compose, &m.text).await?;
+        type_text(page, compose, &m.text, m.typing).await?;
         let element = client
             .find(Locator::Css(&page.sel.compose[compose]))
             .await
@@ -294,8 +329,15 @@ pub async fn send(
     }
 }
 
-/// Types the text into the compose box, line by line, and checks what the box holds.
-async fn type_text(page: Page<'_>, compose: usize, text: &str) -> Result<(), SendError> {
+/// Types the text into the compose box, line by line, and checks what the box holds. With a
+/// `typing` time (pacing), the words go in one after another over that time, so the recipient
+/// sees "typing…" until the text is sent.
+async fn type_text(
+    page: Page<'_>,
+    compose: usize,
+    text: &str,
+    typing: Duration,
+) -> Result<(), SendError> {
     let wd = |e: CmdError| to_send_error(&e);
     let element = page
         .browser
@@ -304,24 +346,33 @@ async fn type_text(page: Page<'_>, compose: usize, text: &str) -> Result<(), Sen
         .await
         .map_err(wd)?;
     let _: bool = page.run(CLEAR, vec![]).await.map_err(wd)?;
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
+    let pieces = typed_pieces(text, typing);
+    let started = Instant::now();
+    for (k, piece) in pieces.iter().enumerate() {
+        if !typing.is_zero() {
+            tokio::time::sleep_until(
+                (started + typing.mul_f64(k as f64 / pieces.len() as f64)).into(),
+            )
+            .await;
+        }
+        match piece {
             // Shift+Enter: a new line, not a send.
-            element
+            Piece::NewLine => element
                 .send_keys("\u{E008}\u{E007}\u{E000}")
                 .await
-                .map_err(wd)?;
-        }
-        if !line.is_empty() {
-            let ok: bool = page.run(INSERT, vec![json!(line)]).await.map_err(wd)?;
-            if !ok {
-                return Err(SendError::new(
-                    "protocol-error",
-                    "the compose box did not take the text",
-                ));
+                .map_err(wd)?,
+            Piece::Text(t) => {
+                let ok: bool = page.run(INSERT, vec![json!(t)]).await.map_err(wd)?;
+                if !ok {
+                    return Err(SendError::new(
+                        "protocol-error",
+                        "the compose box did not take the text",
+                    ));
+                }
             }
         }
     }
+    tokio::time::sleep_until((started + typing).into()).await;
     let composed: bool = page.run(COMPOSED, vec![json!(text)]).await.map_err(wd)?;
     if !composed {
         let _: Result<bool, _> = page.run(CLEAR, vec![]).await;
@@ -345,5 +396,34 @@ fn receipt(o: &Ours, b: &bubbles::Bubble, icon: &str) -> Receipt {
         bubble_time: b.time.clone(),
         matched_by: Some(o.signal.as_str().to_string()),
         already_sent: already,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_text_goes_in_word_by_word_and_loses_nothing() {
+        let text = "Halo  Ani,\nkode 42 👨‍👩‍👧";
+        let pieces = typed_pieces(text, Duration::from_secs(1));
+        let mut back = String::new();
+        for p in &pieces {
+            match p {
+                Piece::Text(t) => back.push_str(t),
+                Piece::NewLine => back.push('\n'),
+            }
+        }
+        assert_eq!(back, text);
+        assert_eq!(pieces[0], Piece::Text("Halo".into()));
+        assert!(pieces.contains(&Piece::Text(" 👨‍👩‍👧".into())));
+        assert_eq!(
+            typed_pieces(text, Duration::ZERO),
+            vec![
+                Piece::Text("Halo  Ani,".into()),
+                Piece::NewLine,
+                Piece::Text("kode 42 👨‍👩‍👧".into())
+            ]
+        );
     }
 }
