@@ -170,6 +170,8 @@ struct Inner {
     loads: u32,
     /// A link to a chat clicked in the running app opens that chat in place.
     in_app_links: bool,
+    /// Accounts WhatsApp has banned: their messages are refused and their pages show the ban.
+    banned: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -232,6 +234,7 @@ impl FakeWa {
             loading_ms: 300,
             loads: 0,
             in_app_links: true,
+            banned: HashSet::new(),
         }));
         let app = Router::new()
             .route("/", get(page))
@@ -313,6 +316,10 @@ impl FakeWa {
                 *valid = false;
             }
         }
+    }
+    /// WhatsApp bans the account: its next message is refused, and its pages show the ban.
+    pub fn ban_account(&self, account: &str) {
+        self.lock().banned.insert(account.to_string());
     }
     /// The phone types the pairing code its device shows; false for an unknown code.
     pub fn confirm_pairing(&self, code: &str) -> bool {
@@ -546,7 +553,13 @@ async fn session(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
     let mut s = s.lock().unwrap();
     let valid = s.sessions.get(&q.token).is_some_and(|(_, v)| *v);
     let freeze = valid && std::mem::take(&mut s.freeze);
-    Json(json!({ "valid": valid, "conflict": valid && s.conflict, "freeze": freeze }))
+    let banned = s
+        .sessions
+        .get(&q.token)
+        .is_some_and(|(a, _)| s.banned.contains(a));
+    Json(
+        json!({ "valid": valid, "conflict": valid && s.conflict, "freeze": freeze, "banned": banned }),
+    )
 }
 
 /// The page logged itself out (menu → Log out): the phone no longer lists the device.
@@ -615,6 +628,9 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         Some((a, true)) => a.clone(),
         _ => return Json(json!({ "delivered": false })),
     };
+    if s.banned.contains(&account) {
+        return Json(json!({ "delivered": false, "banned": true }));
+    }
     let delivered = !s.held.contains(&b.phone);
     let freeze = std::mem::take(&mut s.freeze_on_send);
     if freeze {

@@ -362,13 +362,8 @@ async fn a_paced_session_shows_typing_for_a_time_that_grows_with_the_text_within
         return;
     };
     let app = connected_app(&fake, |c| {
-        let p = &mut c.pacing;
-        p.enabled = true;
-        p.gap = "0s".into();
-        (p.per_minute, p.per_hour, p.per_day) = (0, 0, 0);
-        (p.per_recipient_per_hour, p.first_contact_per_day) = (0, 0);
-        p.warmup = vec![];
-        p.typing = "40ms/char, max 2s".into();
+        paced_without_limits(c);
+        c.pacing.typing = "40ms/char, max 2s".into();
     })
     .await;
     // 10, 30 and 200 characters: 400 ms, 1.2 s, and the 2 s bound.
@@ -396,4 +391,46 @@ async fn a_paced_session_shows_typing_for_a_time_that_grows_with_the_text_within
         );
     }
     assert!(typed[0] < typed[1] && typed[1] < typed[2], "{typed:?}");
+}
+
+/// Pacing on with every rule off: only the typing and cooldown under test apply.
+fn paced_without_limits(c: &mut wa_gateway::config::Config) {
+    let p = &mut c.pacing;
+    p.enabled = true;
+    p.gap = "0s".into();
+    (p.per_minute, p.per_hour, p.per_day) = (0, 0, 0);
+    (p.per_recipient_per_hour, p.first_contact_per_day) = (0, 0);
+    p.warmup = vec![];
+    p.typing = "off".into();
+}
+
+#[tokio::test]
+async fn a_ban_screen_fails_the_send_rate_limited_and_rests_the_session() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, paced_without_limits).await;
+    deliver(&app, "6281255500020", "before the ban").await;
+    fake.ban_account(crate::fake_whatsapp::ACCOUNT);
+    let started = Instant::now();
+    let id = app.send_ok("6281255500021", "after the ban").await;
+    let job = wait_job(&app, &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["lastError"]["code"], "rate-limited", "{job}");
+    assert!(
+        job["lastError"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("block page"),
+        "{job}"
+    );
+    // Well before the send timeout: the block page ends the wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let s = app.session("default").await;
+    assert_eq!(s["pacing"]["state"], "cooldown", "{s}");
+    assert!(fake.sent_to("6281255500021").is_empty());
 }

@@ -84,6 +84,9 @@ const out = { url: location.href, matched: {} };
 for (const t of S.conflict_text) {
   if (text.includes(t)) { out.state = 'conflict'; return out; }
 }
+for (const t of S.blocked_text) {
+  if (text.includes(t)) { out.state = 'blocked'; out.blocked = t; return out; }
+}
 const [loading, li] = first(S.loading);
 const [ready, ri] = first(S.ready);
 if (ready && !loading) {
@@ -107,6 +110,12 @@ if (ref || canvas) {
 if (loading) { out.state = 'loading'; out.matched.loading = li; return out; }
 out.state = 'unknown';
 return out;
+"#;
+
+const BLOCKED: &str = r#"
+const text = document.body ? document.body.innerText : '';
+for (const t of S.blocked_text) { if (text.includes(t)) return t; }
+return null;
 "#;
 
 const CLICK_RELOAD: &str = r#"
@@ -133,6 +142,8 @@ pub enum PageState {
     Conflict,
     /// A pairing code is shown, for the phone to confirm.
     Pairing,
+    /// A block page: a 429 error page or a ban screen.
+    Blocked,
     /// Nothing the selectors know (yet).
     #[serde(other)]
     Unknown,
@@ -151,6 +162,9 @@ pub struct Probe {
     /// The account's own id as the page keeps it, once logged in.
     #[serde(default)]
     pub me: Option<String>,
+    /// The block page's text that matched.
+    #[serde(default)]
+    pub blocked: Option<String>,
     #[serde(default)]
     pub matched: std::collections::BTreeMap<String, i64>,
 }
@@ -199,6 +213,14 @@ impl Page<'_> {
 
     pub async fn probe(&self) -> Result<Probe, CmdError> {
         self.run(PROBE, vec![]).await
+    }
+
+    /// The block page's text the page shows, if it shows one.
+    pub async fn blocked(&self) -> Option<String> {
+        self.run::<Option<String>>(BLOCKED, vec![])
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn click_reload(&self) -> Result<bool, CmdError> {

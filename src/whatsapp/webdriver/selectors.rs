@@ -20,6 +20,9 @@ pub struct Selectors {
     pub conflict_text: Vec<String>,
     /// Button texts that take the session over on the conflict screen.
     pub conflict_takeover: Vec<String>,
+    /// Texts of a block page (a 429 error page, a ban screen): a send that meets one fails
+    /// `rate-limited`, which rests a paced session for its cooldown.
+    pub blocked_text: Vec<String>,
     pub invalid_dialog: Vec<String>,
     pub invalid_text: Vec<String>,
     pub compose: Vec<String>,
@@ -78,6 +81,11 @@ impl Default for Selectors {
             ]),
             conflict_text: strings(&["WhatsApp is open in another window"]),
             conflict_takeover: strings(&["Use here", "Use Here"]),
+            blocked_text: strings(&[
+                "HTTP ERROR 429",
+                "is banned from using WhatsApp",
+                "not allowed to use WhatsApp",
+            ]),
             invalid_dialog: strings(&[
                 "div[role='dialog']",
                 "div[data-animate-modal-popup='true']",

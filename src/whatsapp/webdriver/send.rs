@@ -206,6 +206,8 @@ async fn wait_chat(
 /// How far back (minutes) a retry looks for its text already in the chat.
 const LOOK_FIRST_MINUTES: i64 = 10;
 const STEP: Duration = Duration::from_millis(50);
+/// How often a send waiting for its tick looks for a block page.
+const BLOCK_CHECK: Duration = Duration::from_secs(1);
 
 /// What a send needs from the session besides the page.
 pub struct SendSettings<'a> {
@@ -251,8 +253,31 @@ fn typed_pieces(text: &str, typing: Duration) -> Vec<Piece> {
 }
 
 /// Sends one message through the page, within `settings.timeout`. `claims` remembers which
-/// bubble belongs to which job, across sends and restarts.
+/// bubble belongs to which job, across sends and restarts. A send that fails on a block page
+/// (a 429, a ban screen) fails `rate-limited`: the sign of trouble pacing rests a session for.
 pub async fn send(
+    page: Page<'_>,
+    settings: &SendSettings<'_>,
+    m: &Outbound,
+    claims: &mut Claims,
+) -> Result<Receipt, SendError> {
+    match send_once(page, settings, m, claims).await {
+        Err(e) if e.code != "rate-limited" => match page.blocked().await {
+            Some(text) => Err(blocked(&text)),
+            None => Err(e),
+        },
+        r => r,
+    }
+}
+
+fn blocked(text: &str) -> SendError {
+    SendError::new(
+        "rate-limited",
+        format!("WhatsApp Web shows a block page ({text})"),
+    )
+}
+
+async fn send_once(
     page: Page<'_>,
     settings: &SendSettings<'_>,
     m: &Outbound,
@@ -298,6 +323,7 @@ pub async fn send(
     }
 
     // Sent once our bubble shows a sent icon.
+    let mut next_block_check = Instant::now() + BLOCK_CHECK;
     loop {
         let known_id = ours.as_ref().and_then(|o| o.id.clone());
         let now = observe(-1, known_id).await.map_err(wd)?;
@@ -313,6 +339,13 @@ pub async fn send(
             && page.sel.sent_icons.iter().any(|s| s == icon)
         {
             return Ok(receipt(o, b, icon));
+        }
+        // No tick yet: a block page ends the wait at once.
+        if Instant::now() >= next_block_check {
+            if let Some(text) = page.blocked().await {
+                return Err(blocked(&text));
+            }
+            next_block_check = Instant::now() + BLOCK_CHECK;
         }
         if Instant::now() >= deadline {
             return Err(SendError::new(

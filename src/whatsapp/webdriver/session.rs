@@ -288,6 +288,16 @@ impl Session<'_> {
                 }
                 shared.set(state, detail);
             }
+            PageState::Blocked => {
+                let what = p.blocked.unwrap_or_default();
+                tracing::error!(
+                    "⛔ WhatsApp Web shows a block page ({what:?}); sends fail rate-limited"
+                );
+                shared.set(
+                    SessionState::Failed,
+                    &format!("WhatsApp Web shows a block page ({what}); a paced session rests for its cooldown"),
+                );
+            }
             PageState::Pairing => {
                 shared.set(
                     SessionState::Pairing,
