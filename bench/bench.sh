@@ -35,6 +35,10 @@ level = "warn"
 delay = "0ms"
 outbox = "data/outbox.jsonl"
 TOML
+# The queue's own speed, not pacing's gaps (a binary from before pacing has no [pacing]).
+if grep -q first_contact_per_day "$BIN"; then
+  printf '[pacing]\nenabled = false\n' >> "$WORK/gateway.toml"
+fi
 if [ "${PLUGINS:-}" = "bundled" ]; then
   # The [[plugins]] part of the repository's gateway.toml, with absolute paths.
   sed -n '/^\[\[plugins\]\]/,$p' gateway.toml | sed "s|path = \"plugins/|path = \"$PWD/plugins/|" >> "$WORK/gateway.toml"

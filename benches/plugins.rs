@@ -108,4 +108,54 @@ fn main() {
         micros(plugins_p50.saturating_sub(builtin_p50)),
         micros(plugins_p99.saturating_sub(builtin_p99))
     );
+    pace();
+}
+
+/// The pace hook once per paced send, with a full day behind it: 1,000 sends (the default
+/// `per_day`), the bundled plugin against the built-in rules.
+fn pace() {
+    let pacing = wa_gateway::config::PluginConfig {
+        name: "pacing".into(),
+        hook: wa_gateway::config::PluginHook::Pace,
+        path: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/dist/pacing.wasm"),
+        sha256: None,
+        config: Default::default(),
+        limits: Default::default(),
+    };
+    let host = PluginHost::new().expect("plugin host");
+    let hooks = PluginHooks::load(host, &[pacing], std::path::Path::new(".")).expect("loads");
+    let now = wa_gateway::time::now_ms();
+    let request = wa_gateway::hooks::PaceRequest {
+        session: "default".into(),
+        chat_id: "6281234567890@c.us".into(),
+        number: "6281234567890".into(),
+        text: "Your code is 4821.".into(),
+        priority: Priority::Normal,
+        rules: wa_pacing::Rules::defaults(),
+        overrides: Vec::new(),
+        now,
+        local_ms: 12 * 3_600_000,
+        recent: (0..1_000)
+            .map(|i| wa_pacing::Sent {
+                at: now - 86_000_000 + i * 86_000,
+                first_contact: i % 10 == 0,
+            })
+            .collect(),
+        to_recipient: vec![now - 600_000],
+        first_contact: false,
+        day: Some(30),
+        gap_draw: 1 << 31,
+    };
+    let plugin = hooks.pace(&request);
+    assert_eq!(
+        plugin,
+        Builtin.pace(&request),
+        "the plugin decides as the built-in rules"
+    );
+    measure("pace, plugin, 1,000 sent", || {
+        hooks.pace(&request);
+    });
+    measure("pace, built-in, 1,000 sent", || {
+        Builtin.pace(&request);
+    });
 }

@@ -1,6 +1,7 @@
-//! Live events: job state changes, WhatsApp state changes and new QR codes, published once and
-//! read by `GET /api/events` (Server-Sent Events). Every job event carries its `jobId`,
-//! `messageId` and `session`, so clients can match them; every WhatsApp event names its session.
+//! Live events: job state changes, WhatsApp state changes, new QR codes and pacing cooldowns,
+//! published once and read by `GET /api/events` (Server-Sent Events). Every job event carries
+//! its `jobId`, `messageId` and `session`, so clients can match them; every other event names
+//! its session.
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -55,7 +56,7 @@ pub struct EventError {
 }
 
 impl Event {
-    /// The SSE event name: `job.<status>`, `whatsapp.state` or `whatsapp.qr`.
+    /// The SSE event name: `job.<status>`, `whatsapp.state`, `whatsapp.qr` or `session.cooldown`.
     pub fn kind(&self) -> String {
         match self {
             Event::Job { status, .. } => format!("job.{status}"),

@@ -383,6 +383,26 @@ async fn the_dashboard_adds_stops_and_deletes_sessions_and_filters_jobs_by_sessi
         .await;
     let r = app.get("/api/sessions/sales").await;
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // Pacing: off in the test config; a cap of one a minute holds the second message.
+    b.wait_text(&session_cell("default", ".pacing"), |t| t == "off")
+        .await;
+    let one_a_minute =
+        serde_json::json!({"pacing": {"enabled": true, "gap": "0s", "perMinute": 1}});
+    assert!(
+        app.patch("/api/sessions/default", &one_a_minute)
+            .await
+            .status()
+            .is_success()
+    );
+    app.send_ok("6281234567892", "paced one").await;
+    app.send_ok("6281234567893", "paced two").await;
+    let shown = b
+        .wait_text(&session_cell("default", ".pacing"), |t| {
+            t.starts_with("held by per_minute")
+        })
+        .await;
+    assert!(shown.contains("1/h") && shown.contains("today"), "{shown}");
     b.screenshot("dashboard-sessions.png").await;
     b.close().await;
     app.stop().await;
