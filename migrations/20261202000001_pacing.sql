@@ -16,6 +16,18 @@ CREATE TABLE contacts (
     PRIMARY KEY (session, chat_id)
 ) WITHOUT ROWID;
 
+-- Every completion is logged by the statement that completes it, at no extra round trip: the
+-- chat is a first contact when the session had never written to it.
+CREATE TRIGGER jobs_sent AFTER UPDATE OF status ON jobs
+WHEN NEW.status = 'completed' AND OLD.status = 'active'
+BEGIN
+    INSERT INTO sent_log (session, chat_id, at, first_contact)
+    VALUES (NEW.session, NEW.chat_id, NEW.finished_at,
+            NOT EXISTS (SELECT 1 FROM contacts WHERE session = NEW.session AND chat_id = NEW.chat_id));
+    INSERT OR IGNORE INTO contacts (session, chat_id, first_at)
+    VALUES (NEW.session, NEW.chat_id, NEW.finished_at);
+END;
+
 ALTER TABLE sessions ADD COLUMN pacing TEXT;
 ALTER TABLE sessions ADD COLUMN linked_at INTEGER;
 ALTER TABLE sessions ADD COLUMN cooldown_until INTEGER;

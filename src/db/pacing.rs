@@ -1,6 +1,6 @@
 //! What pacing reads and writes: each session's sends of the last days (`sent_log`), the
-//! numbers it has exchanged messages with (`contacts`), a job held back by a rule, and a
-//! session's cooldown.
+//! numbers it has exchanged messages with (`contacts`), both written by the `jobs_sent` trigger
+//! as jobs complete; a job held back by a rule, and a session's cooldown.
 
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -8,38 +8,6 @@ use super::jobs::{COLS, JobRow};
 
 /// How long sends are kept in `sent_log`: the widest window (a day), with room.
 pub const KEEP_SENT_MS: i64 = 2 * 86_400_000;
-
-/// Records sends that completed at `now`: in the log, flagged when the chat was new to the
-/// session, and the chat among the session's contacts.
-pub async fn record_sent(
-    conn: &mut SqliteConnection,
-    sent: &[(&str, &str)],
-    now: i64,
-) -> sqlx::Result<()> {
-    if sent.is_empty() {
-        return Ok(());
-    }
-    let json = serde_json::to_string(sent).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    sqlx::query(
-        "INSERT INTO sent_log (session, chat_id, at, first_contact) \
-         SELECT value->>0, value->>1, ?1, NOT EXISTS (SELECT 1 FROM contacts c \
-             WHERE c.session = value->>0 AND c.chat_id = value->>1) \
-         FROM json_each(?2)",
-    )
-    .bind(now)
-    .bind(&json)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT OR IGNORE INTO contacts (session, chat_id, first_at) \
-         SELECT value->>0, value->>1, ?1 FROM json_each(?2)",
-    )
-    .bind(now)
-    .bind(&json)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 /// One send of a session's history.
 #[derive(Debug, Clone, sqlx::FromRow)]

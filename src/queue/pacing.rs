@@ -81,12 +81,15 @@ pub struct PacingView {
     pub cap_today: Option<u32>,
     /// The rule that holds the session back, or why it cools down.
     pub reason: Option<String>,
+    /// RFC 3339: when a phone linked the session's number (the warm-up counts days from it);
+    /// null for the sandbox, and for numbers linked before the gateway kept it.
+    pub linked_at: Option<String>,
 }
 
 /// What a paced lane's step found.
 pub(super) enum PaceStep {
     /// This job may go, and is claimed.
-    Claimed(JobRow),
+    Claimed(Box<JobRow>),
     /// Nothing may go before `until`.
     Held { until: i64, reason: String },
     /// No job is due.
@@ -189,7 +192,7 @@ impl Queue {
                         .await?;
                     if let Some(row) = claimed.into_iter().next() {
                         lane.pacer.state().claimed = Some((row.seq, first_contact));
-                        return Ok(PaceStep::Claimed(row));
+                        return Ok(PaceStep::Claimed(Box::new(row)));
                     }
                 }
                 Paced::Defer {
@@ -355,9 +358,11 @@ impl Queue {
                 ..Default::default()
             };
         };
+        let linked_at = lane.pacer.state().linked_at.map(crate::time::rfc3339);
         let Some(pacing) = lane.pacer.pacing().filter(|p| p.enabled) else {
             return PacingView {
                 state: "off",
+                linked_at,
                 ..Default::default()
             };
         };
@@ -386,6 +391,7 @@ impl Queue {
             sent_today: count(DAY),
             cap_today: pacing.rules.daily_cap(day).map(|(n, _)| n),
             reason: hold.map(|(_, r)| r),
+            linked_at,
         }
     }
 
@@ -393,10 +399,8 @@ impl Queue {
     /// does: its `run_at` (moved by a rule of its own, named on it), or later while its session
     /// is held back or cooling down.
     pub fn next_attempt(&self, job: &JobRow) -> (i64, Option<String>) {
-        let own = job
-            .paced
-            .clone()
-            .filter(|_| job.run_at > self.clock.now_ms());
+        let now = self.clock.now_ms();
+        let own = job.paced.clone().filter(|_| job.run_at > now);
         let Some(lane) = self
             .lane(&job.session)
             .filter(|l| job.status == JobState::Waiting && l.is_paced())
@@ -407,7 +411,7 @@ impl Queue {
         let session = [st.cooldown.clone(), st.held.clone()]
             .into_iter()
             .flatten()
-            .filter(|(until, _)| *until > job.run_at)
+            .filter(|(until, _)| *until > job.run_at && *until > now)
             .max_by_key(|(until, _)| *until);
         match session {
             Some((until, why)) => (until, Some(why)),

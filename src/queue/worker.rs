@@ -21,6 +21,8 @@ use crate::whatsapp::{Outbound, SendError};
 
 /// Longest sleep between looks at the table when nothing wakes the dispatcher.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Longest sleep of a lane its pacing holds back.
+const HELD_POLL: Duration = Duration::from_secs(60);
 
 /// What one step of the worker did ([`Queue::try_execute_one`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl Queue {
         }
         let row = if lane.is_paced() {
             match self.pace_step(&lane).await? {
-                PaceStep::Claimed(row) => row,
+                PaceStep::Claimed(row) => *row,
                 PaceStep::Held { until, reason } => return Ok(Step::Paced { until, reason }),
                 PaceStep::Idle => return Ok(Step::Idle),
             }
@@ -172,11 +174,14 @@ pub(super) async fn dispatch(
         let claimed = match paced {
             false => queue.claim(&lane, free).await,
             true => match queue.pace_step(&lane).await {
-                Ok(PaceStep::Claimed(row)) => Ok(vec![row]),
+                Ok(PaceStep::Claimed(row)) => Ok(vec![*row]),
                 Ok(PaceStep::Idle) => Ok(vec![]),
                 Ok(PaceStep::Held { until, .. }) => {
+                    // Nothing may go before `until`: sleep until then (a new job, a changed
+                    // setting or a stopped session wakes it sooner), looking once a minute in
+                    // case the system clock jumps.
                     let left = (until - queue.clock.now_ms()).max(1) as u64;
-                    let at_most = Duration::from_millis(left).min(IDLE_POLL);
+                    let at_most = Duration::from_millis(left).min(HELD_POLL);
                     wait(&queue, &lane, sender.as_deref(), &cancel, at_most).await;
                     continue;
                 }

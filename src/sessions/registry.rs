@@ -267,7 +267,9 @@ impl Sessions {
         }));
         let (db, name, lane) = (self.db.clone(), s.name.clone(), s.lane.clone());
         let clock = self.queue.clock().clone();
-        let mut linked = s.row().linked_at.is_some();
+        // A phone links a webdriver session's number; the sandbox has none to warm up.
+        let row = s.row();
+        let mut linked = row.linked_at.is_some() || row.driver != DriverKind::Webdriver;
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let Some(seen) = rx.borrow_and_update().clone() else {

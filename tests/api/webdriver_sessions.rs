@@ -228,6 +228,12 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     assert!(fake.confirm_pairing(&code));
     let s = app.wait_session_state("p", &["connected"], UP).await;
     assert_eq!(s["me"], "6281100000099");
+    // The link starts the number's warm-up.
+    eventually(UP, "linkedAt is set", || async {
+        let s = app.session("p").await;
+        s["pacing"]["linkedAt"].is_string().then_some(())
+    })
+    .await;
     // Number checks through the browser, both ways, without sending anything.
     fake.unregister("6281234500404");
     let yes = app
@@ -258,6 +264,10 @@ async fn a_session_links_with_a_pairing_code_and_a_logout_asks_for_a_new_one() {
     assert_eq!(fake.linked_accounts(), ["6281100000099"]);
     let out = app.session_action("p", "logout").await;
     assert_eq!(out["state"], "logged_out");
+    assert!(
+        out["pacing"]["linkedAt"].is_null(),
+        "the next link may be another number: {out}"
+    );
     assert!(fake.linked_accounts().is_empty(), "the device is unlinked");
     assert!(!app.config.browser_profile("p").exists());
     app.session_action("p", "start").await;

@@ -85,7 +85,7 @@ const COMPLETE: &str = "UPDATE jobs SET status = 'completed', lease = NULL, upda
      FROM (SELECT value->>'seq' AS seq, value->>'lease' AS lease, \
                   value->>'receipt' AS receipt FROM json_each(?2)) AS done \
      WHERE jobs.seq = done.seq AND +jobs.status = 'active' AND jobs.lease = done.lease \
-     RETURNING jobs.seq, jobs.session, jobs.chat_id";
+     RETURNING jobs.seq";
 
 #[derive(serde::Serialize)]
 struct Done<'a> {
@@ -117,17 +117,14 @@ pub async fn finish_many(
         // Each completion is (seq, lease, receipt) in one JSON array: the lease check is per
         // row by construction, with nothing to keep in step.
         let rows = serde_json::to_string(&done).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let sent: Vec<(i64, String, String)> = sqlx::query_as(COMPLETE)
-            .bind(now)
-            .bind(rows)
-            .fetch_all(&mut *conn)
-            .await?;
-        let to: Vec<(&str, &str)> = sent
-            .iter()
-            .map(|(_, s, c)| (s.as_str(), c.as_str()))
-            .collect();
-        crate::db::pacing::record_sent(conn, &to, now).await?;
-        completed.extend(sent.iter().map(|(seq, _, _)| *seq));
+        // The `jobs_sent` trigger logs each completion for pacing, in this statement.
+        completed.extend(
+            sqlx::query_scalar::<_, i64>(COMPLETE)
+                .bind(now)
+                .bind(rows)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
     }
     let mut out = Vec::with_capacity(batch.len());
     for f in batch {

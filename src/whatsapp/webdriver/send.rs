@@ -383,10 +383,8 @@ async fn type_text(
     let started = Instant::now();
     for (k, piece) in pieces.iter().enumerate() {
         if !typing.is_zero() {
-            tokio::time::sleep_until(
-                (started + typing.mul_f64(k as f64 / pieces.len() as f64)).into(),
-            )
-            .await;
+            tokio::time::sleep_until(started + typing.mul_f64(k as f64 / pieces.len() as f64))
+                .await;
         }
         match piece {
             // Shift+Enter: a new line, not a send.
@@ -405,7 +403,7 @@ async fn type_text(
             }
         }
     }
-    tokio::time::sleep_until((started + typing).into()).await;
+    tokio::time::sleep_until(started + typing).await;
     let composed: bool = page.run(COMPOSED, vec![json!(text)]).await.map_err(wd)?;
     if !composed {
         let _: Result<bool, _> = page.run(CLEAR, vec![]).await;

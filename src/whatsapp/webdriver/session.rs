@@ -295,7 +295,7 @@ impl Session<'_> {
                 );
                 shared.set(
                     SessionState::Failed,
-                    &format!("WhatsApp Web shows a block page ({what}); a paced session rests for its cooldown"),
+                    format!("WhatsApp Web shows a block page ({what}); a paced session rests for its cooldown"),
                 );
             }
             PageState::Pairing => {
