@@ -53,6 +53,9 @@ data_dir = "data"
 jwt_secret = "bench-secret-bench-secret-bench-secret"
 [log]
 level = "warn"
+# The driver's own speed: pacing's gaps would set it instead.
+[pacing]
+enabled = false
 [whatsapp]
 driver = "webdriver"
 [whatsapp.webdriver]
