@@ -178,27 +178,6 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// An optional whole number that JSON may write as `5` or `5.0` (JSON Schema's `integer`
-/// admits both); a fraction, a value out of range or `null` is refused. Use with
-/// `#[serde(default, deserialize_with = "…")]`.
-pub fn integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    use serde::Deserialize as _;
-    let n = serde_json::Number::deserialize(d)?;
-    let whole = n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-            .map(|f| f as u64)
-    });
-    whole
-        .and_then(|w| T::try_from(w).ok())
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number in range")))
-}
-
 /// An optional field that may be left out but not sent as `null` (the document says so too,
 /// see `openapi::absent_not_null`). Use with `#[serde(default, deserialize_with = "…")]`.
 pub fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>

@@ -132,11 +132,11 @@ async fn clear_queue(
 struct ConfigRequest {
     /// Sends at once, 1 to 256.
     #[schemars(range(min = 1, max = QueueConfig::MAX_CONCURRENCY))]
-    #[serde(default, deserialize_with = "super::extract::integer")]
+    #[serde(default, deserialize_with = "crate::config::whole_number")]
     concurrency: Option<u32>,
     /// Retries after the first attempt, 0 to 100.
     #[schemars(range(max = QueueConfig::MAX_RETRIES))]
-    #[serde(default, deserialize_with = "super::extract::integer")]
+    #[serde(default, deserialize_with = "crate::config::whole_number")]
     max_retries: Option<u32>,
     #[serde(default, deserialize_with = "super::extract::non_null")]
     paused: Option<bool>,

@@ -106,7 +106,7 @@ struct Settings {
     /// Sends at once, 1 to 256; default 1 for webdriver (a browser types one message at a
     /// time), the queue's concurrency for the sandbox.
     #[schemars(range(min = 1, max = QueueConfig::MAX_CONCURRENCY))]
-    #[serde(default, deserialize_with = "super::extract::integer")]
+    #[serde(default, deserialize_with = "crate::config::whole_number")]
     concurrency: Option<u32>,
     /// Hold this session's jobs (they wait).
     #[serde(default, deserialize_with = "super::extract::non_null")]

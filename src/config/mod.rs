@@ -29,7 +29,7 @@ pub use plugins::{PluginConfig, PluginHook, PluginLimits};
 pub use queue::QueueConfig;
 pub use server::{LogConfig, LogFormat, ServerConfig, StorageConfig};
 pub use sessions::{SessionConfig, valid_session_name};
-pub use units::{ByteSize, Dur};
+pub use units::{ByteSize, Dur, whole_number, whole_number_or_null, whole_numbers_or_null};
 pub use webhooks::WebhookConfig;
 pub use whatsapp::{DriverKind, SandboxConfig, Selectors, WebDriverConfig, WhatsAppConfig};
 

@@ -59,7 +59,7 @@ impl Default for PacingConfig {
 /// A session's own pacing, over `[pacing]`: each field set replaces the file's value. Caps take
 /// 0 for no cap.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct PacingOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -67,18 +67,41 @@ pub struct PacingOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{1,9}(ms|s|m|h|d)(\.\.[0-9]{1,9}(ms|s|m|h|d))?$"))]
     pub gap: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::whole_number_or_null"
+    )]
+    #[schemars(range(max = u32::MAX))]
     pub per_minute: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::whole_number_or_null"
+    )]
+    #[schemars(range(max = u32::MAX))]
     pub per_hour: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::whole_number_or_null"
+    )]
+    #[schemars(range(max = u32::MAX))]
     pub per_day: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::whole_number_or_null"
+    )]
+    #[schemars(range(max = u32::MAX))]
     pub per_recipient_per_hour: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::whole_number_or_null"
+    )]
+    #[schemars(range(max = u32::MAX))]
     pub first_contact_per_day: Option<u32>,
     /// Daily caps of a new number's first days, e.g. [20, 40, 80, 160, 320].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::whole_numbers_or_null"
+    )]
     #[schemars(length(max = 60), extend("items" = {"type": "integer", "minimum": 1, "maximum": 4294967295u64}))]
     pub warmup: Option<Vec<u32>>,
     /// e.g. "21:00-08:00", or "off".

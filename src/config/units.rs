@@ -96,6 +96,49 @@ impl Serialize for ByteSize {
     }
 }
 
+/// An optional whole number that JSON may write as `5` or `5.0` (JSON Schema's `integer`
+/// admits both); a fraction, a value out of range or `null` is refused. Use with
+/// `#[serde(default, deserialize_with = "…")]`.
+pub fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    whole(serde_json::Number::deserialize(d)?).map(Some)
+}
+
+/// [`whole_number`], with `null` as absent.
+pub fn whole_number_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(whole)
+        .transpose()
+}
+
+/// A list of whole numbers as [`whole_number`] reads each, `null` as absent.
+pub fn whole_numbers_or_null<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    Option::<Vec<serde_json::Number>>::deserialize(d)?
+        .map(|v| v.into_iter().map(whole).collect())
+        .transpose()
+}
+
+fn whole<T: TryFrom<u64>, E: serde::de::Error>(n: serde_json::Number) -> Result<T, E> {
+    let w = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    w.and_then(|w| T::try_from(w).ok())
+        .ok_or_else(|| E::custom(format!("{n} is not a whole number in range")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
