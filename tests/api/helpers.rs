@@ -66,13 +66,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    wa_gateway::cli::add_user(&config, EMAIL, PASSWORD.into())
-        .await
-        .expect("add user");
-    start(dir, config).await
+    spawn_app_with_clock(wa_gateway::time::Clock::system(), tweak).await
 }
 
 /// Starts the app on an existing data directory (a restart).

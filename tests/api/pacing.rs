@@ -77,7 +77,17 @@ impl Paced {
     async fn new(book: Rulebook, own: PacingOverrides) -> Paced {
         let dir = tempfile::tempdir().unwrap();
         let config = test_config(dir.path());
-        let clock = Clock::manual(T0);
+        Paced::open(dir, config, Clock::manual(T0), book, own).await
+    }
+
+    /// A queue on the database in `dir`, its `default` lane paced by `own`.
+    async fn open(
+        dir: tempfile::TempDir,
+        config: Config,
+        clock: Clock,
+        book: Rulebook,
+        own: PacingOverrides,
+    ) -> Paced {
         let (queue, db) = queue_on(&dir, &config, hooks(book, &config), clock.clone()).await;
         let p = Paced {
             dir,
@@ -111,17 +121,7 @@ impl Paced {
         } = self;
         drop(queue);
         drop(db);
-        let (queue, db) = queue_on(&dir, &config, hooks(book, &config), clock.clone()).await;
-        let p = Paced {
-            dir,
-            config,
-            queue,
-            db,
-            clock,
-            book,
-        };
-        p.pace("default", &own);
-        p
+        Paced::open(dir, config, clock, book, own).await
     }
 
     async fn enqueue(&self, session: &str, n: u32, number: &str, priority: i64) {
