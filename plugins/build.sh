@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
-# The repository's root, not just plugins/: the pacing plugin builds crates/pacing too.
-ROOT=$(cd .. && pwd)
-export RUSTFLAGS="--remap-path-prefix=$ROOT=/repo --remap-path-prefix=$CARGO_HOME_DIR=/cargo ${RUSTFLAGS:-}"
+export RUSTFLAGS="--remap-path-prefix=$PWD=/plugins --remap-path-prefix=$CARGO_HOME_DIR=/cargo ${RUSTFLAGS:-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --locked --target wasm32-wasip2 --quiet
 mkdir -p dist
