@@ -39,6 +39,16 @@ pub enum Event {
         qr: String,
         at: String,
     },
+    /// A sent message got further: `delivered` (two ticks) or `read` (blue ticks).
+    #[serde(rename = "message", rename_all = "camelCase")]
+    Message {
+        job_id: String,
+        message_id: String,
+        session: String,
+        chat_id: String,
+        status: crate::whatsapp::Ack,
+        at: String,
+    },
     /// A session rests after a sign of trouble (`rate-limited`) until `until`.
     #[serde(rename = "cooldown", rename_all = "camelCase")]
     Cooldown {
@@ -56,14 +66,42 @@ pub struct EventError {
 }
 
 impl Event {
-    /// The SSE event name: `job.<status>`, `whatsapp.state`, `whatsapp.qr` or `session.cooldown`.
+    /// The SSE event name: `job.<status>`, `message.delivered`, `message.read`,
+    /// `whatsapp.state`, `whatsapp.qr` or `session.cooldown`.
     pub fn kind(&self) -> String {
         match self {
             Event::Job { status, .. } => format!("job.{status}"),
             Event::WhatsApp { .. } => "whatsapp.state".into(),
             Event::Qr { .. } => "whatsapp.qr".into(),
             Event::Cooldown { .. } => "session.cooldown".into(),
+            Event::Message { status, .. } => format!("message.{}", status.as_str()),
         }
+    }
+
+    /// The job's message reached `status` at `at` (ms).
+    pub fn ack(row: &JobRow, status: crate::whatsapp::Ack, at: i64) -> Event {
+        Event::Message {
+            job_id: row.id.clone(),
+            message_id: row.message_id.clone(),
+            session: row.session.clone(),
+            chat_id: row.chat_id.clone(),
+            status,
+            at: crate::time::rfc3339(at),
+        }
+    }
+
+    /// The id of the job the event is about, if it is about one.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Event::Job { job_id, .. } | Event::Message { job_id, .. } => Some(job_id),
+            _ => None,
+        }
+    }
+
+    /// Job events reach the webhooks through the transaction that changes the job; the others
+    /// through the recorder.
+    pub fn written_with_its_job(&self) -> bool {
+        self.job_id().is_some()
     }
 
     pub fn cooldown(session: &str, until: i64, reason: &str) -> Event {

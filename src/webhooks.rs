@@ -74,10 +74,7 @@ impl Outbox {
         let mut woken = Vec::new();
         for event in events {
             let kind = event.kind();
-            let job_id = match event {
-                Event::Job { job_id, .. } => Some(job_id.as_str()),
-                _ => None,
-            };
+            let job_id = event.job_id();
             for (i, h) in self.hooks.iter().enumerate() {
                 if !h.wants(&kind) {
                     continue;
@@ -181,7 +178,7 @@ async fn record(
                 Err(RecvError::Closed) => return,
             },
         };
-        if matches!(event, Event::Job { .. }) {
+        if event.written_with_its_job() {
             continue;
         }
         let o = outbox.clone();

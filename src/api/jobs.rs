@@ -80,8 +80,13 @@ pub struct JobView {
     /// `quiet_hours`, `per_recipient_per_hour`, a cooldown's reason, ...).
     paced_by: Option<String>,
     finished_at: Option<String>,
-    /// What the driver saw when the job completed.
+    /// Once completed: how far the message got (`status`: sent, delivered, read) and what the
+    /// driver saw when it went.
     receipt: Option<Receipt>,
+    /// When the recipient's phone got it (two ticks), once the driver saw it.
+    delivered_at: Option<String>,
+    /// When the recipient read it (blue ticks), once the driver saw it.
+    read_at: Option<String>,
 }
 
 impl JobView {
@@ -108,7 +113,16 @@ impl JobView {
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             finished_at: r.finished_at.map(rfc3339),
-            receipt: r.receipt.and_then(|t| serde_json::from_str(&t).ok()),
+            receipt: (r.status == JobState::Completed).then(|| {
+                let mut receipt: Receipt = r
+                    .receipt
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                receipt.status = r.ack.as_deref().and_then(crate::whatsapp::Ack::parse);
+                receipt
+            }),
+            delivered_at: r.delivered_at.map(rfc3339),
+            read_at: r.read_at.map(rfc3339),
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct WhatsAppConfig {
     pub max_browsers: Option<u32>,
     /// How long a number check's answer is reused before the session's browser is asked again.
     pub number_check_ttl: Dur,
+    /// How long a sent message's receipts (delivered, read) are watched after it was sent.
+    pub receipt_watch: Dur,
     pub sandbox: SandboxConfig,
     pub webdriver: WebDriverConfig,
 }
@@ -49,6 +51,7 @@ impl Default for WhatsAppConfig {
             driver: DriverKind::Sandbox,
             max_browsers: None,
             number_check_ttl: Dur::secs(24 * 3600),
+            receipt_watch: Dur::secs(24 * 3600),
             sandbox: SandboxConfig::default(),
             webdriver: WebDriverConfig::default(),
         }

@@ -5,6 +5,7 @@
 //! claims and sends, one step of which tests can run on their own; `lane` keeps each
 //! session's jobs apart, so one held session never blocks another.
 
+mod acks;
 mod batch;
 mod counts;
 mod lane;

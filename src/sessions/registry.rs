@@ -259,6 +259,7 @@ impl Sessions {
     /// events, and the latest of them is written into the session's row, in order, for the CLI.
     /// The first connection marks when the number was linked (pacing's warm-up).
     fn watch(&self, s: &Session, sender: Arc<dyn MessageSender>, stop: CancellationToken) {
+        self.keep_acks(s, sender.as_ref(), stop.clone());
         let (tx, mut rx) = tokio::sync::watch::channel(None::<Seen>);
         let (events, session) = (self.events.clone(), s.name.clone());
         tokio::spawn(crate::whatsapp::watch(sender, stop, move |seen, before| {
@@ -291,6 +292,39 @@ impl Sessions {
                         lane.set_linked(at);
                         linked = true;
                     }
+                }
+            }
+        });
+    }
+
+    /// Keeps the receipts the driver sees on the session's jobs, until `stop`.
+    fn keep_acks(&self, s: &Session, sender: &dyn MessageSender, stop: CancellationToken) {
+        let Some(mut rx) = sender.acks() else {
+            return;
+        };
+        let (queue, name) = (self.queue.clone(), s.name.clone());
+        let watch = self.config.whatsapp.receipt_watch.0;
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let first = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = rx.recv() => r,
+                };
+                let mut seen = match first {
+                    Ok(a) => vec![a],
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(session = %name, missed = n, "receipts came faster than they were kept; {n} were dropped");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                // What else has come meanwhile goes in the same transaction.
+                while let Ok(a) = rx.try_recv() {
+                    seen.push(a);
+                }
+                if let Err(e) = queue.record_acks(&name, seen, watch).await {
+                    tracing::error!(session = %name, error = %e, "cannot keep receipts");
                 }
             }
         });

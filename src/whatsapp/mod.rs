@@ -24,10 +24,53 @@ pub struct Outbound {
     pub typing: std::time::Duration,
 }
 
+/// How far a sent message got: the ticks WhatsApp shows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Ack {
+    /// One tick: WhatsApp's server has it.
+    Sent,
+    /// Two ticks: the recipient's phone has it.
+    Delivered,
+    /// Two blue ticks: the recipient opened the chat.
+    Read,
+}
+
+impl Ack {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ack::Sent => "sent",
+            Ack::Delivered => "delivered",
+            Ack::Read => "read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Ack> {
+        [Ack::Sent, Ack::Delivered, Ack::Read]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// A receipt a driver saw: in a chat, for one message (`bubble_id`) or for the chat's messages
+/// up to now (its last message's ticks, which cover the earlier ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckSeen {
+    pub chat_id: String,
+    pub bubble_id: Option<String>,
+    pub ack: Ack,
+}
+
 /// What a driver reports back after a delivery; kept on the completed job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
+    /// How far it got: `sent`, `delivered` or `read` (kept on the job, raised as the driver
+    /// sees more ticks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Ack>,
     /// What the driver saw, for people.
     pub detail: String,
     /// The message's `data-id` in WhatsApp Web, where the page gives one.
@@ -151,6 +194,11 @@ pub trait MessageSender: Send + Sync + 'static {
     }
     /// The login QR code's string while a scan is awaited.
     fn qr(&self) -> Option<String> {
+        None
+    }
+    /// Receipts as the driver sees them, for the queue to keep on the jobs; none from a driver
+    /// that sees no receipts.
+    fn acks(&self) -> Option<tokio::sync::broadcast::Receiver<AckSeen>> {
         None
     }
     /// The account's own number (digits), once the driver knows it.

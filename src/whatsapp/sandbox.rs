@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{
-    MessageSender, Outbound, Receipt, SendError, SendFuture, SessionState, WhatsAppStatus,
+    Ack, AckSeen, MessageSender, Outbound, Receipt, SendError, SendFuture, SessionState,
+    WhatsAppStatus,
 };
 
 pub struct Sandbox {
@@ -20,6 +21,7 @@ pub struct Sandbox {
     outbox_path: PathBuf,
     outbox: Mutex<File>,
     since: String,
+    acks: tokio::sync::broadcast::Sender<AckSeen>,
 }
 
 impl Sandbox {
@@ -40,6 +42,7 @@ impl Sandbox {
             outbox_path: outbox.to_path_buf(),
             outbox: Mutex::new(file),
             since: crate::time::rfc3339(crate::time::now_ms()),
+            acks: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -104,7 +107,41 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// The recipient's phone: it gets every message after `delay` (two ticks), but for numbers
+    /// ending `0006` (a phone that stays off); numbers ending `0005` also read it after another
+    /// `delay` (blue ticks).
+    fn phone_receives(&self, m: &Outbound) {
+        let suffix = m
+            .number
+            .get(m.number.len().saturating_sub(4)..)
+            .unwrap_or("");
+        if suffix == "0006" {
+            return;
+        }
+        let (tx, delay, chat_id) = (self.acks.clone(), self.delay, m.chat_id.clone());
+        let reads = suffix == "0005";
+        tokio::spawn(async move {
+            let seen = |ack| AckSeen {
+                chat_id: chat_id.clone(),
+                bubble_id: None,
+                ack,
+            };
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(seen(Ack::Delivered));
+            if reads {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(seen(Ack::Read));
+            }
+        });
+    }
+}
+
 impl MessageSender for Sandbox {
+    fn acks(&self) -> Option<tokio::sync::broadcast::Receiver<AckSeen>> {
+        Some(self.acks.subscribe())
+    }
+
     fn send<'a>(&'a self, m: &'a Outbound) -> SendFuture<'a> {
         Box::pin(async move {
             if !self.delay.is_zero() {
@@ -114,6 +151,7 @@ impl MessageSender for Sandbox {
                 return Err(err);
             }
             self.deliver(m)?;
+            self.phone_receives(m);
             // Nothing to keep: the outbox line is the receipt.
             Ok(Receipt::default())
         })
@@ -123,7 +161,7 @@ impl MessageSender for Sandbox {
         WhatsAppStatus {
             state: SessionState::Connected,
             detail: format!(
-                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose",
+                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose, 0005 reads, 0006 is never delivered",
                 self.outbox_path.display()
             ),
             driver: "sandbox",

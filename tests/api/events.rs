@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::helpers::{TestApp, error_code, spawn_app};
 
 /// Reads SSE frames into (event, data) pairs until `done` says so, or 10 s pass.
-async fn collect(
+pub(crate) async fn collect(
     app: &TestApp,
     mut done: impl FnMut(&[(String, Value)]) -> bool,
     during: impl std::future::Future<Output = ()>,
@@ -82,7 +82,7 @@ async fn job_events_follow_a_message_from_waiting_to_completed_and_failed() {
     let of = |id: &str| -> Vec<String> {
         events
             .iter()
-            .filter(|(_, v)| v["jobId"] == id)
+            .filter(|(k, v)| v["jobId"] == id && k.starts_with("job."))
             .map(|(k, _)| k.clone())
             .collect()
     };

@@ -1,5 +1,6 @@
 //! Integration tests: the real server over HTTP, each test with its own SQLite file and port.
 
+mod acks;
 mod auth;
 mod cli;
 mod client;

@@ -47,6 +47,9 @@ impl NewJob {
             finished_at: None,
             receipt: None,
             paced: None,
+            ack: None,
+            delivered_at: None,
+            read_at: None,
         }
     }
 }

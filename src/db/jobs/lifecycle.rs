@@ -81,7 +81,7 @@ pub fn all_completed(batch: &[Finished]) -> bool {
 /// unary `+` keeps SQLite from walking every active job through the status index: each
 /// completion is found by its primary key (a test pins this plan).
 const COMPLETE: &str = "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?1, \
-     finished_at = ?1, receipt = done.receipt \
+     finished_at = ?1, receipt = done.receipt, ack = 'sent' \
      FROM (SELECT value->>'seq' AS seq, value->>'lease' AS lease, \
                   value->>'receipt' AS receipt FROM json_each(?2)) AS done \
      WHERE jobs.seq = done.seq AND +jobs.status = 'active' AND jobs.lease = done.lease \

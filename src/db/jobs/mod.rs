@@ -3,12 +3,14 @@
 //! on the claim's lease, so a job recovered by a restart is never overwritten by a stale
 //! worker), `admin` (requeue, cancel, clear, prune).
 
+mod acks;
 mod admin;
 mod enqueue;
 mod lifecycle;
 
 use sqlx::SqlitePool;
 
+pub use acks::raise_ack;
 pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
 pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
 pub use lifecycle::{
@@ -92,11 +94,15 @@ pub struct JobRow {
     pub receipt: Option<String>,
     /// The pacing rule that holds this waiting job back until `run_at`.
     pub paced: Option<String>,
+    /// Once completed: `sent`, `delivered` or `read`.
+    pub ack: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub read_at: Option<i64>,
 }
 
 pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, message, template, priority, status, \
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
-    receipt, paced";
+    receipt, paced, ack, delivered_at, read_at";
 
 pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE id = ?1"))

@@ -418,6 +418,7 @@ async fn type_text(
 fn receipt(o: &Ours, b: &bubbles::Bubble, icon: &str) -> Receipt {
     let already = o.signal == Signal::Text;
     Receipt {
+        status: None,
         detail: if already {
             format!("already in the chat from an earlier attempt ({icon}); not sent again")
         } else {
