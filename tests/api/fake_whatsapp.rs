@@ -33,6 +33,10 @@ pub struct Sent {
     /// The message id the page gave it (the end of its bubble's `data-id`).
     pub id: String,
     delivered: bool,
+    /// The recipient's phone has it (two ticks).
+    reached: bool,
+    /// The recipient read it (blue ticks).
+    read: bool,
     at_ms: u128,
     /// How long the recipient saw "typing…": from the first input in the box to the send.
     pub typing_ms: u64,
@@ -172,6 +176,10 @@ struct Inner {
     in_app_links: bool,
     /// Accounts WhatsApp has banned: their messages are refused and their pages show the ban.
     banned: HashSet<String>,
+    /// Recipients whose phone is off: our messages to them stay at one tick.
+    offline: HashSet<String>,
+    /// Read shown as older builds did (`msg-dblcheck-ack`), not as a blue `msg-dblcheck`.
+    old_read_icon: bool,
 }
 
 #[derive(Clone)]
@@ -235,6 +243,8 @@ impl FakeWa {
             loads: 0,
             in_app_links: true,
             banned: HashSet::new(),
+            offline: HashSet::new(),
+            old_read_icon: false,
         }));
         let app = Router::new()
             .route("/", get(page))
@@ -250,6 +260,7 @@ impl FakeWa {
             .route("/fake/takeover", post(takeover))
             .route("/fake/registered", get(registered))
             .route("/fake/chat", get(chat))
+            .route("/fake/chats", get(chats))
             .route("/fake/send", post(send))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -401,9 +412,42 @@ impl FakeWa {
     pub fn release_ticks(&self, phone: &str) {
         let mut s = self.lock();
         s.held.remove(phone);
+        let reached = !s.offline.contains(phone);
         for m in s.sent.iter_mut().filter(|m| m.phone == phone) {
             m.delivered = true;
+            m.reached |= reached;
         }
+    }
+    /// The recipient's phone is off: messages to it stay at one tick until [`FakeWa::phone_on`].
+    pub fn phone_off(&self, phone: &str) {
+        self.lock().offline.insert(phone.to_string());
+    }
+    /// The phone comes back: what was sent to it arrives (two ticks).
+    pub fn phone_on(&self, phone: &str) {
+        let mut s = self.lock();
+        s.offline.remove(phone);
+        for m in s
+            .sent
+            .iter_mut()
+            .filter(|m| m.phone == phone && m.delivered)
+        {
+            m.reached = true;
+        }
+    }
+    /// The recipient opens the chat: everything sent to it is read (blue ticks).
+    pub fn read_chat(&self, phone: &str) {
+        for m in self
+            .lock()
+            .sent
+            .iter_mut()
+            .filter(|m| m.phone == phone && m.delivered)
+        {
+            (m.reached, m.read) = (true, true);
+        }
+    }
+    /// Read as older builds showed it: the `msg-dblcheck-ack` icon.
+    pub fn set_old_read_icon(&self, on: bool) {
+        self.lock().old_read_icon = on;
     }
     pub fn unregister(&self, phone: &str) {
         self.lock().unregistered.insert(phone.to_string());
@@ -592,6 +636,50 @@ struct ChatQ {
     token: String,
 }
 
+impl Inner {
+    /// A message's ticks as the page draws them: (`data-icon`, `aria-label`).
+    fn ticks(&self, m: &Sent) -> (&'static str, &'static str) {
+        match (m.delivered, m.reached, m.read) {
+            (false, _, _) => ("msg-time", " Pending "),
+            (true, false, _) => ("msg-check", " Sent "),
+            (true, true, false) => ("msg-dblcheck", " Delivered "),
+            (true, true, true) if self.old_read_icon => ("msg-dblcheck-ack", " Read "),
+            (true, true, true) => ("msg-dblcheck", " Read "),
+        }
+    }
+}
+
+/// This account's chats, latest first: each with its messages' ticks (the chat list shows the
+/// last one's, an open chat each one's).
+async fn chats(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
+    let s = s.lock().unwrap();
+    let Some((account, _)) = s.sessions.get(&q.token) else {
+        return Json(json!([]));
+    };
+    let mut order: Vec<&str> = Vec::new();
+    for m in s.sent.iter().rev().filter(|m| &m.account == account) {
+        if !order.contains(&m.phone.as_str()) {
+            order.push(&m.phone);
+        }
+    }
+    let list: Vec<Value> = order
+        .iter()
+        .map(|phone| {
+            let msgs: Vec<Value> = s
+                .sent
+                .iter()
+                .filter(|m| &m.account == account && m.phone == *phone)
+                .map(|m| {
+                    let (icon, label) = s.ticks(m);
+                    json!({ "id": m.id, "text": m.text, "icon": icon, "label": label })
+                })
+                .collect();
+            json!({ "phone": phone, "msgs": msgs })
+        })
+        .collect();
+    Json(json!(list))
+}
+
 /// The chat as this account sees it: the messages it sent there.
 async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
     let s = s.lock().unwrap();
@@ -601,12 +689,8 @@ async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
         .iter()
         .filter(|m| m.phone == q.phone && Some(&m.account) == account.as_ref())
         .map(|m| {
-            json!({
-                "id": m.id,
-                "text": m.text,
-                "icon": if m.delivered { "msg-dblcheck" } else { "msg-time" },
-                "at": m.at_ms as u64,
-            })
+            let (icon, label) = s.ticks(m);
+            json!({ "id": m.id, "text": m.text, "icon": icon, "label": label, "at": m.at_ms as u64 })
         })
         .collect();
     Json(json!(msgs))
@@ -632,6 +716,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         return Json(json!({ "delivered": false, "banned": true }));
     }
     let delivered = !s.held.contains(&b.phone);
+    let reached = delivered && !s.offline.contains(&b.phone);
     let freeze = std::mem::take(&mut s.freeze_on_send);
     if freeze {
         s.frozen_at = Some(Instant::now());
@@ -646,6 +731,8 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         text: b.text,
         id: b.id,
         delivered,
+        reached,
+        read: false,
         at_ms,
         typing_ms: b.typing_ms,
     });

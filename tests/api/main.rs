@@ -23,6 +23,7 @@ mod sessions;
 mod steps;
 mod storage;
 mod webdriver;
+mod webdriver_acks;
 mod webdriver_recovery;
 mod webdriver_sends;
 mod webdriver_sessions;

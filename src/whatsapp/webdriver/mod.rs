@@ -7,6 +7,7 @@
 //! the page stops proving healthy for `session_timeout`, when the session dies, or when the
 //! browser grows past `memory_limit`.
 
+mod acks;
 mod browser;
 mod bubbles;
 mod cause;
@@ -49,6 +50,8 @@ struct Shared {
     causes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// The running browser's processes, for [`MessageSender::kill`].
     family: Mutex<Option<Family>>,
+    /// Receipts the page showed, for the queue.
+    acks: tokio::sync::broadcast::Sender<crate::whatsapp::AckSeen>,
 }
 
 impl Shared {
@@ -65,6 +68,7 @@ impl Shared {
             changed,
             causes: Default::default(),
             family: Mutex::new(None),
+            acks: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -243,6 +247,10 @@ impl MessageSender for WebDriver {
         Box::pin(async move {
             let _ = rx.changed().await;
         })
+    }
+
+    fn acks(&self) -> Option<tokio::sync::broadcast::Receiver<crate::whatsapp::AckSeen>> {
+        Some(self.shared.acks.subscribe())
     }
 
     fn qr(&self) -> Option<String> {

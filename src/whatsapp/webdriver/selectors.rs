@@ -37,6 +37,17 @@ pub struct Selectors {
     pub pending_icons: Vec<String>,
     /// `data-icon` values that mean "sent" (or better).
     pub sent_icons: Vec<String>,
+    /// `data-icon` values that mean "delivered" (two ticks; read when blue, see `read_labels`).
+    pub delivered_icons: Vec<String>,
+    /// `data-icon` values that mean "read" by themselves (older builds).
+    pub read_icons: Vec<String>,
+    /// Words in a tick's `aria-label` that mean "read" (the blue double tick).
+    pub read_labels: Vec<String>,
+    /// The chat list's rows.
+    pub chat_rows: Vec<String>,
+    /// Inside a row: the element whose `title` names the chat (the number, for an unsaved
+    /// contact).
+    pub chat_row_title: Vec<String>,
     /// Texts of the QR page's link to log in with a phone number instead.
     pub pairing_link_text: Vec<String>,
     /// The phone number field of that form.
@@ -102,6 +113,11 @@ impl Default for Selectors {
             bubble_status: strings(&["span[data-icon^='msg-']"]),
             pending_icons: strings(&["msg-time"]),
             sent_icons: strings(&["msg-check", "msg-dblcheck", "msg-dblcheck-ack"]),
+            delivered_icons: strings(&["msg-dblcheck"]),
+            read_icons: strings(&["msg-dblcheck-ack"]),
+            read_labels: strings(&["Read"]),
+            chat_rows: strings(&["#pane-side div[role='row']", "#pane-side [role='listitem']"]),
+            chat_row_title: strings(&["span[title]"]),
             pairing_link_text: strings(&["Link with phone number", "Log in with phone number"]),
             pairing_phone: strings(&[
                 "input[aria-label='Type your phone number.']",

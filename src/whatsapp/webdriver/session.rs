@@ -33,6 +33,8 @@ pub(super) enum End {
 /// How often the page is looked at while it is not connected (reading the QR code, noticing a
 /// scan).
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a connected page is looked at for receipts, between sends.
+const RECEIPTS_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the watchdog looks at the page's pulse while something waits on the page.
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 
@@ -99,6 +101,8 @@ impl Session<'_> {
         }
         self.pulse.beat();
         let mut next_probe = Instant::now();
+        let mut next_receipts = Instant::now() + RECEIPTS_INTERVAL;
+        let mut receipts = super::acks::Watch::default();
         loop {
             let connected = self.shared.state() == SessionState::Connected;
             let page = Page {
@@ -183,6 +187,19 @@ impl Session<'_> {
                         next_probe = next_probe.min(Instant::now() + WATCH_INTERVAL);
                     }
                 },
+                // Receipts between sends: never while a command waits.
+                _ = tokio::time::sleep_until(next_receipts), if connected && self.rx.is_empty() => {
+                    next_receipts = Instant::now() + RECEIPTS_INTERVAL;
+                    match guarded(self.pulse, cfg.session_timeout.0, receipts.look(page)).await {
+                        Err(silent) => return End::Restart(RestartCause::Unresponsive { silent, during_send: false }),
+                        Ok(Ok(seen)) => {
+                            for a in seen {
+                                let _ = self.shared.acks.send(a);
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "looking for receipts failed"),
+                    }
+                }
                 _ = tokio::time::sleep_until(next_probe) => {
                     next_probe = Instant::now() + if connected { cfg.keepalive_interval.0 } else { WATCH_INTERVAL };
                     match guarded(self.pulse, cfg.session_timeout.0, page.probe()).await {
