@@ -4,7 +4,8 @@
 //! the memory of Chromium and of the gateway after many sends through the queue.
 //! Run: `cargo bench --bench webdriver` (500 sends); a debug build sends 10, as a smoke test.
 //! `OPEN_CHATS_IN_APP=false` loads the app for every send (the old way), `LOADING_MS=3000`
-//! makes the stand-in's app load as slow as the real one, `SENDS=40` sends fewer.
+//! makes the stand-in's app load as slow as the real one, `SENDS=40` sends fewer,
+//! `RECEIPT_INTERVAL=0s` watches no receipts (to see what watching them costs the sends).
 
 #[path = "../tests/api/fake_whatsapp.rs"]
 #[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
@@ -42,6 +43,7 @@ async fn main() {
     let latency_sample = (sends / 10).max(5).min(sends);
     let in_app: bool = env_or("OPEN_CHATS_IN_APP", true);
     let loading_ms: u64 = env_or("LOADING_MS", 300);
+    let receipt_interval: String = env_or("RECEIPT_INTERVAL", "2s".to_string());
     let fake = fake_whatsapp::FakeWa::start().await;
     fake.set_loading_ms(loading_ms);
     let dir = tempfile::tempdir().unwrap();
@@ -61,6 +63,7 @@ driver = "webdriver"
 [whatsapp.webdriver]
 web_url = "{}"
 open_chats_in_app = {in_app}
+receipt_interval = "{receipt_interval}"
 "#,
         fake.url
     );
@@ -122,7 +125,7 @@ open_chats_in_app = {in_app}
     };
     println!(
         "The gateway with the WebDriver driver, against the local WhatsApp Web stand-in ({build}); \
-         app load {loading_ms} ms, chats opened {}:",
+         app load {loading_ms} ms, receipts looked at every {receipt_interval}, chats opened {}:",
         if in_app {
             "in the running app"
         } else {
@@ -147,6 +150,37 @@ open_chats_in_app = {in_app}
         fake.loads(),
         procs.len()
     );
+    // Receipts: every message reached its phone (delivered); now every chat reads them all.
+    let watching = receipt_interval != "0s";
+    if watching {
+        let statuses = |want: &'static str| {
+            let api = &api;
+            async move {
+                let list = api.get_json("/api/whatsapp/jobs?limit=500").await;
+                list["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|j| j["receipt"]["status"] == want)
+                    .count()
+            }
+        };
+        let t = Instant::now();
+        for i in 0..50.min(sends) {
+            fake.read_chat(&number(i));
+        }
+        let newest = sends.min(500);
+        client::eventually(
+            Duration::from_secs(120),
+            "every message shows read",
+            || async { (statuses("read").await >= newest).then_some(()) },
+        )
+        .await;
+        println!(
+            "receipts: {sends} messages in watch (delivered); all 50 chats read → the newest {newest} jobs read in {:.1?} (looks every {receipt_interval})",
+            t.elapsed()
+        );
+    }
     shutdown.cancel();
     server.await.unwrap().unwrap();
     assert!(

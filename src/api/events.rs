@@ -20,7 +20,7 @@ pub fn routes() -> ApiRouter {
     ApiRouter::authenticated().route(
         Method::Get,
         "/events",
-        "Live events (Server-Sent Events): whatsapp.state of every session first, then job.waiting, job.active, job.completed, job.failed, whatsapp.state, whatsapp.qr and session.cooldown; data is the event as JSON.",
+        "Live events (Server-Sent Events): whatsapp.state of every session first, then job.waiting, job.active, job.completed, job.failed, message.delivered, message.read, whatsapp.state, whatsapp.qr and session.cooldown; data is the event as JSON.",
         events,
     )
 }

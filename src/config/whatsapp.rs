@@ -82,6 +82,9 @@ pub struct WebDriverConfig {
     /// Open chats in the running app (a chat link clicked in the page) instead of loading the
     /// app again per message; `/send?phone=` stays the fallback.
     pub open_chats_in_app: bool,
+    /// How often a connected page is looked at for receipts between sends (the open chat's
+    /// ticks, the chat list's); `0s` watches none.
+    pub receipt_interval: Dur,
     /// The browser is restarted (between sends) when its processes use more than this.
     pub memory_limit: ByteSize,
     pub selectors: Selectors,
@@ -103,6 +106,7 @@ impl Default for WebDriverConfig {
             send_timeout: Dur::secs(30),
             takeover_on_conflict: true,
             open_chats_in_app: true,
+            receipt_interval: Dur::secs(2),
             memory_limit: ByteSize(1 << 30),
             selectors: Selectors::default(),
         }

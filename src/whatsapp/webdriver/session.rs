@@ -33,8 +33,6 @@ pub(super) enum End {
 /// How often the page is looked at while it is not connected (reading the QR code, noticing a
 /// scan).
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
-/// How often a connected page is looked at for receipts, between sends.
-const RECEIPTS_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the watchdog looks at the page's pulse while something waits on the page.
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 
@@ -101,7 +99,8 @@ impl Session<'_> {
         }
         self.pulse.beat();
         let mut next_probe = Instant::now();
-        let mut next_receipts = Instant::now() + RECEIPTS_INTERVAL;
+        let watch_receipts = !cfg.receipt_interval.0.is_zero();
+        let mut next_receipts = Instant::now() + cfg.receipt_interval.0;
         let mut receipts = super::acks::Watch::default();
         loop {
             let connected = self.shared.state() == SessionState::Connected;
@@ -188,8 +187,8 @@ impl Session<'_> {
                     }
                 },
                 // Receipts between sends: never while a command waits.
-                _ = tokio::time::sleep_until(next_receipts), if connected && self.rx.is_empty() => {
-                    next_receipts = Instant::now() + RECEIPTS_INTERVAL;
+                _ = tokio::time::sleep_until(next_receipts), if watch_receipts && connected && self.rx.is_empty() => {
+                    next_receipts = Instant::now() + cfg.receipt_interval.0;
                     match guarded(self.pulse, cfg.session_timeout.0, receipts.look(page)).await {
                         Err(silent) => return End::Restart(RestartCause::Unresponsive { silent, during_send: false }),
                         Ok(Ok(seen)) => {
