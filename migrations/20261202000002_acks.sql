@@ -3,6 +3,8 @@
 ALTER TABLE jobs ADD COLUMN ack TEXT;
 ALTER TABLE jobs ADD COLUMN delivered_at INTEGER;
 ALTER TABLE jobs ADD COLUMN read_at INTEGER;
--- The messages whose receipts are still watched, per chat.
-CREATE INDEX jobs_watch ON jobs (session, chat_id, finished_at)
+-- The messages a receipt can still raise, per chat: those not yet delivered, those not yet
+-- read. Each raise touches only the rows it moves.
+CREATE INDEX jobs_undelivered ON jobs (session, chat_id) WHERE status = 'completed' AND ack = 'sent';
+CREATE INDEX jobs_unread ON jobs (session, chat_id)
     WHERE status = 'completed' AND ack IN ('sent', 'delivered');

@@ -17,6 +17,9 @@ use crate::events::{Event, Events};
 use crate::queue::{DefaultConcurrency, Queue};
 use crate::whatsapp::{MessageSender, Seen, SessionState};
 
+/// How long receipts are gathered into one write.
+const ACK_BATCH: Duration = Duration::from_millis(200);
+
 /// Writes what a driver shows into its session's row.
 async fn write_seen(db: &Db, name: &str, seen: Seen) -> Result<(), DbError> {
     let name = name.to_string();
@@ -319,8 +322,10 @@ impl Sessions {
                     }
                     Err(RecvError::Closed) => return,
                 };
-                // What else has come meanwhile goes in the same transaction.
-                while let Ok(a) = rx.try_recv() {
+                // What else comes within a moment goes in the same transaction: a busy sandbox
+                // reports every message, and one update per chat covers them all.
+                let window = tokio::time::Instant::now() + ACK_BATCH;
+                while let Ok(Ok(a)) = tokio::time::timeout_at(window, rx.recv()).await {
                     seen.push(a);
                 }
                 if let Err(e) = queue.record_acks(&name, seen, watch).await {

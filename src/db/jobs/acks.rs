@@ -6,6 +6,16 @@ use sqlx::SqliteConnection;
 use super::{COLS, JobRow};
 use crate::whatsapp::{Ack, AckSeen};
 
+fn raise_sql(index: &str, from: &str, column: &str) -> String {
+    format!(
+        "UPDATE jobs INDEXED BY {index} SET ack = ?3, {column} = ?4, updated_at = ?4 \
+         WHERE session = ?1 AND chat_id = ?2 AND status = 'completed' AND {from} \
+         AND finished_at >= ?5 AND finished_at <= ?4 \
+         AND (?6 IS NULL OR receipt->>'bubbleId' = ?6) \
+         RETURNING {COLS}"
+    )
+}
+
 /// Raises the watched jobs `seen` covers to its ack: the one message of its bubble, or every
 /// message of its chat that completed since `since` (the chat's last ticks cover the earlier
 /// ones). Returns each job that moved, with the steps it took (a read on a job still `sent`
@@ -24,26 +34,50 @@ pub async fn raise_ack(
         Ack::Read => &[Ack::Delivered, Ack::Read],
     };
     for &step in steps {
-        let (from, column) = match step {
-            Ack::Read => ("('sent', 'delivered')", "read_at"),
-            _ => ("('sent')", "delivered_at"),
+        // Through the partial index of its candidates: a raise walks only the jobs it can move
+        // (by `finished_at`, the planner would walk every job of the watch window).
+        let (index, from, column) = match step {
+            Ack::Read => ("jobs_unread", "ack IN ('sent', 'delivered')", "read_at"),
+            _ => ("jobs_undelivered", "ack = 'sent'", "delivered_at"),
         };
-        let rows: Vec<JobRow> = sqlx::query_as(&format!(
-            "UPDATE jobs SET ack = ?3, {column} = ?4, updated_at = ?4 \
-             WHERE session = ?1 AND chat_id = ?2 AND status = 'completed' AND ack IN {from} \
-             AND finished_at >= ?5 AND finished_at <= ?4 \
-             AND (?6 IS NULL OR receipt->>'bubbleId' = ?6) \
-             RETURNING {COLS}"
-        ))
-        .bind(session)
-        .bind(&seen.chat_id)
-        .bind(step.as_str())
-        .bind(now)
-        .bind(since)
-        .bind(&seen.bubble_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows: Vec<JobRow> = sqlx::query_as(&raise_sql(index, from, column))
+            .bind(session)
+            .bind(&seen.chat_id)
+            .bind(step.as_str())
+            .bind(now)
+            .bind(since)
+            .bind(&seen.bubble_id)
+            .fetch_all(&mut *conn)
+            .await?;
         moved.extend(rows.into_iter().map(|r| (r, step)));
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_raise_walks_only_the_jobs_it_can_move() {
+        let mut c = super::super::test_db::open().await;
+        for (from, index) in [
+            ("ack = 'sent'", "jobs_undelivered"),
+            ("ack IN ('sent', 'delivered')", "jobs_unread"),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                super::raise_sql(index, from, "delivered_at")
+            ))
+            .bind("default")
+            .bind("6281234567890@c.us")
+            .bind("delivered")
+            .bind(0)
+            .bind(0)
+            .bind(None::<String>)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+            assert!(steps.iter().any(|s| s.contains(index)), "{from}: {steps:?}");
+        }
+    }
 }
