@@ -17,6 +17,7 @@ mod selectors;
 mod send;
 mod session;
 mod supervisor;
+mod typing;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -54,30 +54,6 @@ return true;
 /// `/send?phone=` instead.
 const IN_APP_WAIT: Duration = Duration::from_secs(3);
 
-/// Inserts one line at the caret of the compose box as text input (any Unicode, which
-/// ChromeDriver's key typing cannot do outside the BMP).
-const INSERT: &str = r#"
-const [box] = first(S.compose);
-if (!box) return false;
-box.focus();
-return document.execCommand('insertText', false, arguments[1]);
-"#;
-
-/// Whether the compose box holds the text, read as the page renders it (emoji as images).
-const COMPOSED: &str = r#"
-const [box] = first(S.compose);
-return box ? sameText({ text: readText(box).text, cut: false }, flat(arguments[1])) : false;
-"#;
-
-const CLEAR: &str = r#"
-const [box] = first(S.compose);
-if (!box) return false;
-box.focus();
-document.execCommand('selectAll', false, null);
-document.execCommand('delete', false, null);
-return true;
-"#;
-
 /// The chat's newest outgoing bubbles (or only the one with `data-id` = `arguments[3]`): id,
 /// icon, time, whether the text reads as `arguments[1]`, and whether the bubble's time is
 /// within `arguments[2]` minutes (negative: any time). Ids that repeat are not ids.
@@ -217,41 +193,6 @@ pub struct SendSettings<'a> {
     pub in_app: bool,
 }
 
-/// One step of typing a text: some words, or a new line.
-#[derive(Debug, PartialEq)]
-enum Piece {
-    Text(String),
-    NewLine,
-}
-
-/// The text as it is typed: each line whole, or, with a typing time, word by word (never
-/// splitting a word, so an emoji sequence goes in whole).
-fn typed_pieces(text: &str, typing: Duration) -> Vec<Piece> {
-    let mut out = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push(Piece::NewLine);
-        }
-        if line.is_empty() {
-            continue;
-        }
-        if typing.is_zero() {
-            out.push(Piece::Text(line.to_string()));
-            continue;
-        }
-        // Words with the spaces before them.
-        let mut start = 0;
-        for (at, _) in line.match_indices(' ') {
-            if at > start && !line[start..at].trim().is_empty() {
-                out.push(Piece::Text(line[start..at].to_string()));
-                start = at;
-            }
-        }
-        out.push(Piece::Text(line[start..].to_string()));
-    }
-    out
-}
-
 /// Sends one message through the page, within `settings.timeout`. `claims` remembers which
 /// bubble belongs to which job, across sends and restarts. A send that fails on a block page
 /// (a 429, a ban screen) fails `rate-limited`: the sign of trouble pacing rests a session for.
@@ -314,7 +255,7 @@ async fn send_once(
             claims.claim(id, &m.job_id);
         }
     } else {
-        type_text(page, compose, &m.text, m.typing).await?;
+        super::typing::type_text(page, compose, &m.text, m.typing).await?;
         let element = client
             .find(Locator::Css(&page.sel.compose[compose]))
             .await
@@ -362,59 +303,6 @@ async fn send_once(
     }
 }
 
-/// Types the text into the compose box, line by line, and checks what the box holds. With a
-/// `typing` time (pacing), the words go in one after another over that time, so the recipient
-/// sees "typing…" until the text is sent.
-async fn type_text(
-    page: Page<'_>,
-    compose: usize,
-    text: &str,
-    typing: Duration,
-) -> Result<(), SendError> {
-    let wd = |e: CmdError| to_send_error(&e);
-    let element = page
-        .browser
-        .client
-        .find(Locator::Css(&page.sel.compose[compose]))
-        .await
-        .map_err(wd)?;
-    let _: bool = page.run(CLEAR, vec![]).await.map_err(wd)?;
-    let pieces = typed_pieces(text, typing);
-    let started = Instant::now();
-    for (k, piece) in pieces.iter().enumerate() {
-        if !typing.is_zero() {
-            tokio::time::sleep_until(started + typing.mul_f64(k as f64 / pieces.len() as f64))
-                .await;
-        }
-        match piece {
-            // Shift+Enter: a new line, not a send.
-            Piece::NewLine => element
-                .send_keys("\u{E008}\u{E007}\u{E000}")
-                .await
-                .map_err(wd)?,
-            Piece::Text(t) => {
-                let ok: bool = page.run(INSERT, vec![json!(t)]).await.map_err(wd)?;
-                if !ok {
-                    return Err(SendError::new(
-                        "protocol-error",
-                        "the compose box did not take the text",
-                    ));
-                }
-            }
-        }
-    }
-    tokio::time::sleep_until(started + typing).await;
-    let composed: bool = page.run(COMPOSED, vec![json!(text)]).await.map_err(wd)?;
-    if !composed {
-        let _: Result<bool, _> = page.run(CLEAR, vec![]).await;
-        return Err(SendError::new(
-            "protocol-error",
-            "the compose box does not hold the text as given; nothing was sent",
-        ));
-    }
-    Ok(())
-}
-
 fn receipt(o: &Ours, b: &bubbles::Bubble, icon: &str) -> Receipt {
     let already = o.signal == Signal::Text;
     Receipt {
@@ -428,34 +316,5 @@ fn receipt(o: &Ours, b: &bubbles::Bubble, icon: &str) -> Receipt {
         bubble_time: b.time.clone(),
         matched_by: Some(o.signal.as_str().to_string()),
         already_sent: already,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_typed_text_goes_in_word_by_word_and_loses_nothing() {
-        let text = "Halo  Ani,\nkode 42 👨‍👩‍👧";
-        let pieces = typed_pieces(text, Duration::from_secs(1));
-        let mut back = String::new();
-        for p in &pieces {
-            match p {
-                Piece::Text(t) => back.push_str(t),
-                Piece::NewLine => back.push('\n'),
-            }
-        }
-        assert_eq!(back, text);
-        assert_eq!(pieces[0], Piece::Text("Halo".into()));
-        assert!(pieces.contains(&Piece::Text(" 👨‍👩‍👧".into())));
-        assert_eq!(
-            typed_pieces(text, Duration::ZERO),
-            vec![
-                Piece::Text("Halo  Ani,".into()),
-                Piece::NewLine,
-                Piece::Text("kode 42 👨‍👩‍👧".into())
-            ]
-        );
     }
 }
