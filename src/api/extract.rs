@@ -178,6 +178,23 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// An optional field holding a JSON object (a struct), refusing what serde would also take for
+/// one (an array of its fields in order) and `null`. Use with
+/// `#[serde(default, deserialize_with = "…")]`.
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    match serde_json::Value::deserialize(d)? {
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("expected an object")),
+    }
+}
+
 /// An optional field that may be left out but not sent as `null` (the document says so too,
 /// see `openapi::absent_not_null`). Use with `#[serde(default, deserialize_with = "…")]`.
 pub fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>

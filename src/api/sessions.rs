@@ -123,7 +123,7 @@ struct Settings {
     memory_limit: Option<ByteSize>,
     /// The session's own pacing rules over `[pacing]`; they replace the ones it had (`{}`
     /// clears them). See "Keeping your number safe" in the README.
-    #[serde(default, deserialize_with = "super::extract::non_null")]
+    #[serde(default, deserialize_with = "super::extract::object")]
     pacing: Option<PacingOverrides>,
 }
 
