@@ -34,6 +34,7 @@ async fn a_session_s_own_rules_hold_its_jobs_and_show_when_they_will_go() {
         (json!({"pacing": {"timezone": "Mars/Olympus"}}), "timezone"),
         (json!({"pacing": {"typing": "quickly"}}), "typing"),
         (json!({"pacing": [null, null]}), "object"),
+        (json!({"pacing": {"typing": ""}}), "typing"),
     ] {
         let r = app.patch("/api/sessions/default", &bad).await;
         let status = r.status();

@@ -47,14 +47,14 @@ pub fn parse_gap(s: &str) -> Result<(u64, u64), String> {
     Ok((lo.min(hi), lo.max(hi)))
 }
 
-/// `"21:00-08:00"` (across midnight) or `"13:00-14:00"` → local seconds of the day; `"off"`, an
-/// empty string or an empty window (`"08:00-08:00"`) → none.
+/// `"21:00-08:00"` (across midnight) or `"13:00-14:00"` → local seconds of the day; `"off"` or
+/// an empty window (`"08:00-08:00"`) → none.
 pub fn parse_quiet_hours(s: &str) -> Result<Option<(u32, u32)>, String> {
     let s = s.trim();
-    if s.is_empty() || s == "off" {
+    if s == "off" {
         return Ok(None);
     }
-    let bad = || format!("quiet_hours {s:?}: write it like \"21:00-08:00\"");
+    let bad = || format!("quiet_hours {s:?}: write it like \"21:00-08:00\", or \"off\"");
     let clock = |t: &str| -> Result<u32, String> {
         let (h, m) = t.trim().split_once(':').ok_or_else(bad)?;
         let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
@@ -72,10 +72,10 @@ pub fn parse_quiet_hours(s: &str) -> Result<Option<(u32, u32)>, String> {
 /// `"40ms/char, max 6s"` → (ms per character, most ms); `"off"` → (0, 0).
 pub fn parse_typing(s: &str) -> Result<(u64, u64), String> {
     let s = s.trim();
-    if s.is_empty() || s == "off" {
+    if s == "off" {
         return Ok((0, 0));
     }
-    let bad = || format!("typing {s:?}: write it like \"40ms/char, max 6s\"");
+    let bad = || format!("typing {s:?}: write it like \"40ms/char, max 6s\", or \"off\"");
     let (per, max) = s.split_once(',').ok_or_else(bad)?;
     let per = per.trim().strip_suffix("/char").ok_or_else(bad)?;
     let max = max.trim().strip_prefix("max").ok_or_else(bad)?;

@@ -45,6 +45,10 @@ fn the_written_forms_parse_and_bad_ones_say_why() {
     assert_eq!(parse_typing("40ms/char, max 6s"), Ok((40, 6_000)));
     assert_eq!(parse_typing("off"), Ok((0, 0)));
     assert!(parse_typing("fast").is_err());
+    assert!(
+        parse_typing("").is_err() && parse_quiet_hours("").is_err(),
+        "say \"off\""
+    );
     let mut r = Rules::none();
     r.set("per_hour", "30").unwrap();
     r.set("warmup", "[20, 40]").unwrap();
