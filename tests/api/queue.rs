@@ -297,10 +297,10 @@ async fn live_status_counts_agree_with_the_database_after_every_kind_of_transiti
 
 #[tokio::test]
 async fn a_pause_during_a_drain_holds_the_jobs_not_yet_claimed() {
-    // One slot, 50ms a send.
+    // One slot, 200ms a send: a loaded machine still pauses it long before half has gone.
     let app = spawn_app_with(|c| {
         c.queue.concurrency = 1;
-        c.whatsapp.sandbox.delay = wa_gateway::config::Dur::millis(50);
+        c.whatsapp.sandbox.delay = wa_gateway::config::Dur::millis(200);
     })
     .await;
     let mut ids = Vec::new();
