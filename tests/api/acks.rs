@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wa_gateway::config::WebhookConfig;
 
-use crate::helpers::{SECRET, eventually, spawn_app_with};
+use crate::helpers::{eventually, spawn_app_with};
 
 const UP: Duration = Duration::from_secs(10);
 
@@ -34,13 +33,10 @@ async fn wait_ack(app: &crate::helpers::TestApp, job: &str, want: &str) -> Value
 async fn a_message_goes_sent_delivered_read_and_each_step_fires_once() {
     let app = spawn_app_with(|c| {
         c.whatsapp.sandbox.delay = wa_gateway::config::Dur::millis(50);
-        c.webhooks = vec![WebhookConfig {
-            // Nobody listens: the deliveries stay pending, which is all this test reads.
-            url: "http://127.0.0.1:9/hook".into(),
-            events: vec!["message.delivered".into(), "message.read".into()],
-            secret: SECRET.into(),
-            max_attempts: 20,
-        }];
+        c.webhooks = vec![crate::helpers::unheard_webhook(&[
+            "message.delivered",
+            "message.read",
+        ])];
     })
     .await;
     // Sandbox: ...0005 reads, ...0006 is never delivered, others are delivered.

@@ -183,3 +183,14 @@ pub fn kill9(pid: u32) {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
 }
+
+/// A webhook nobody listens to: its deliveries stay pending, for tests that read them through
+/// `GET /api/webhooks/deliveries`.
+pub fn unheard_webhook(events: &[&str]) -> wa_gateway::config::WebhookConfig {
+    wa_gateway::config::WebhookConfig {
+        url: "http://127.0.0.1:9/hook".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        secret: SECRET.into(),
+        max_attempts: 20,
+    }
+}

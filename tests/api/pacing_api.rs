@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wa_gateway::config::WebhookConfig;
 use wa_gateway::time::Clock;
 
-use crate::helpers::{SECRET, eventually, spawn_app_with_clock, start_with_clock};
+use crate::helpers::{eventually, spawn_app_with_clock, start_with_clock};
 
 /// 2026-12-01T12:00:00Z.
 const T0: i64 = 1_796_126_400_000;
@@ -102,13 +101,7 @@ async fn a_session_s_own_rules_hold_its_jobs_and_show_when_they_will_go() {
 async fn a_cooldown_fires_its_event_and_webhook_and_outlasts_a_restart() {
     let clock = Clock::manual(T0);
     let app = spawn_app_with_clock(clock.clone(), |c| {
-        c.webhooks = vec![WebhookConfig {
-            // Nobody listens: the delivery stays pending, which is all this test reads.
-            url: "http://127.0.0.1:9/hook".into(),
-            events: vec!["session.cooldown".into()],
-            secret: SECRET.into(),
-            max_attempts: 20,
-        }];
+        c.webhooks = vec![crate::helpers::unheard_webhook(&["session.cooldown"])];
     })
     .await;
     app.patch("/api/sessions/default", &one_a_minute()).await;

@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wa_gateway::config::WebhookConfig;
 
-use crate::helpers::{SECRET, TestApp, eventually};
+use crate::helpers::{TestApp, eventually};
 use crate::webdriver::{browser_session, connected_app, deliver};
 
 const UP: Duration = Duration::from_secs(20);
@@ -37,13 +36,10 @@ async fn receipts_progress_from_the_chat_list_and_the_open_chat_once_each() {
         return;
     };
     let app = connected_app(&fake, |c| {
-        c.webhooks = vec![WebhookConfig {
-            // Nobody listens: the deliveries stay pending, which is all this test reads.
-            url: "http://127.0.0.1:9/hook".into(),
-            events: vec!["message.delivered".into(), "message.read".into()],
-            secret: SECRET.into(),
-            max_attempts: 20,
-        }];
+        c.webhooks = vec![crate::helpers::unheard_webhook(&[
+            "message.delivered",
+            "message.read",
+        ])];
     })
     .await;
     let (a, b, c, d) = (
