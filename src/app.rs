@@ -21,6 +21,8 @@ pub struct App {
     /// The plugin host, when gateway.toml names plugins.
     pub plugins: Option<Arc<PluginHooks>>,
     pub templates: BTreeMap<String, String>,
+    /// Files to send: `[media]`'s rules and the guarded URL fetcher.
+    pub media: Arc<crate::media::Media>,
     pub max_body_bytes: usize,
     /// Longest a request may take (the event stream is exempt).
     pub request_timeout: std::time::Duration,

@@ -1,4 +1,5 @@
-//! Domain types that are valid by construction: a phone number, a chat id, a priority.
+//! Domain types that are valid by construction: a phone number, a chat id, a priority, what a
+//! file is sent as.
 
 use std::fmt;
 
@@ -102,6 +103,62 @@ impl Priority {
             Priority::High => "high",
             Priority::Normal => "normal",
             Priority::Low => "low",
+        }
+    }
+}
+
+/// What WhatsApp shows a file as: a photo, a video or a voice-less audio in the chat, or a
+/// document (any file, with its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+}
+
+impl MediaKind {
+    pub const ALL: [MediaKind; 4] = [
+        MediaKind::Image,
+        MediaKind::Video,
+        MediaKind::Audio,
+        MediaKind::Document,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::Document => "document",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MediaKind> {
+        MediaKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What a file of this MIME type is sent as when the request does not say: the photo and
+    /// video types WhatsApp shows inline as themselves, audio as audio, the rest as documents.
+    pub fn for_mime(mime: &str) -> MediaKind {
+        match mime {
+            "image/jpeg" | "image/png" | "image/webp" => MediaKind::Image,
+            "video/mp4" | "video/3gpp" | "video/quicktime" => MediaKind::Video,
+            m if m.starts_with("audio/") => MediaKind::Audio,
+            _ => MediaKind::Document,
+        }
+    }
+
+    /// Whether a file of this MIME type can be sent as this kind: a photo or a video must be
+    /// one (WhatsApp Web's photo picker takes only those), audio must be audio; anything goes
+    /// as a document.
+    pub fn takes(self, mime: &str) -> bool {
+        match self {
+            MediaKind::Image => mime.starts_with("image/"),
+            MediaKind::Video => mime.starts_with("video/"),
+            MediaKind::Audio => mime.starts_with("audio/"),
+            MediaKind::Document => true,
         }
     }
 }

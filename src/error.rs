@@ -36,6 +36,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Validation(String),
+    /// A request that is well-formed but cannot be carried out, with its own code (422).
+    #[error("{1}")]
+    Unprocessable(&'static str, String),
     #[error("invalid email or password")]
     InvalidCredentials,
     #[error("{0}")]
@@ -74,7 +77,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::Unprocessable(..) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::InvalidCredentials | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
@@ -96,6 +101,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(code, _)
             | ApiError::Conflict(code, _)
+            | ApiError::Unprocessable(code, _)
             | ApiError::Unavailable(code, _) => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",

@@ -133,6 +133,8 @@ pub const PERMANENT_CODES: &[&str] = &[
     "invalid-number",
     "blocked",
     "rate-limited",
+    "media-missing",
+    "media-rejected",
 ];
 
 impl Hooks for Builtin {

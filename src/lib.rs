@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod hooks;
+pub mod media;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
@@ -133,6 +134,7 @@ pub async fn run_with_clock(
         metrics,
         plugins: plugin_hooks.clone(),
         templates: config.templates.clone(),
+        media: media::Media::new(&config.media)?,
         max_body_bytes: config.server.max_body_bytes,
         request_timeout: config.server.request_timeout.0,
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_event_streams)),
@@ -142,6 +144,13 @@ pub async fn run_with_clock(
         shutdown::reload_on_sighup(p, shutdown.clone());
     }
     queue.start(shutdown.child_token(), &tracker);
+    tracker.spawn(media::prune_unused(
+        db.clone(),
+        config.media.keep_unused.0,
+        config.queue.prune_interval.0,
+        queue.clock().clone(),
+        shutdown.child_token(),
+    ));
 
     let addr = listener.local_addr()?;
     tracing::info!("🌐 Listening on http://{addr}");

@@ -87,6 +87,18 @@ pub struct JobView {
     delivered_at: Option<String>,
     /// When the recipient read it (blue ticks), once the driver saw it.
     read_at: Option<String>,
+    /// The file it sends, if any (`message` is then its caption).
+    media: Option<JobMedia>,
+}
+
+/// The file a job sends.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct JobMedia {
+    /// Its `mediaId` (`GET /api/media/{id}` describes it).
+    id: String,
+    /// What it goes as.
+    #[serde(rename = "as")]
+    kind: Option<crate::domain::MediaKind>,
 }
 
 impl JobView {
@@ -123,6 +135,13 @@ impl JobView {
             }),
             delivered_at: r.delivered_at.map(rfc3339),
             read_at: r.read_at.map(rfc3339),
+            media: r.media_id.map(|id| JobMedia {
+                id,
+                kind: r
+                    .media_as
+                    .as_deref()
+                    .and_then(crate::domain::MediaKind::parse),
+            }),
         }
     }
 }

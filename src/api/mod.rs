@@ -9,6 +9,7 @@ mod events;
 pub mod extract;
 mod health;
 mod jobs;
+mod media;
 pub mod openapi;
 mod plugins;
 mod queue;
@@ -42,6 +43,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", events::routes().route_layer(auth))
         .nest("/api/whatsapp", whatsapp)
         .nest("/api/sessions", sessions::routes().route_layer(auth))
+        .nest(
+            "/api/media",
+            media::routes(state.media.max_bytes()).route_layer(auth),
+        )
         .nest("/api/plugins", plugins::routes().route_layer(auth))
         .nest("/api/webhooks", webhooks::routes().route_layer(auth))
         .merge(health::routes())
@@ -51,7 +56,12 @@ pub fn router(state: AppState) -> Router {
     let (router, ops) = api.finish(&mut g);
     let templates: Vec<&str> = state.templates.keys().map(String::as_str).collect();
     let document: openapi::DocumentCell = Default::default();
-    let _ = document.set(openapi::build(ops, g, &templates));
+    let _ = document.set(openapi::build(
+        ops,
+        g,
+        &templates,
+        state.media.fetches_urls(),
+    ));
     router
         .layer(axum::Extension(document))
         .layer(middleware::from_fn_with_state(

@@ -52,6 +52,8 @@ pub struct Op {
     pub body: Option<Schema>,
     /// The body may be left out.
     pub body_optional: bool,
+    /// A body that is not JSON: its `content` map (media type → schema).
+    pub body_content: Option<Value>,
     /// (status, description, JSON body shape).
     pub responses: Vec<(u16, &'static str, Option<Schema>)>,
     /// A non-JSON success body: (status, content type, description).
@@ -71,6 +73,7 @@ impl Op {
             query: Vec::new(),
             body: None,
             body_optional: false,
+            body_content: None,
             responses: Vec::new(),
             raw: None,
             links: Vec::new(),
@@ -213,8 +216,8 @@ fn operation_id(method: &str, path: &str) -> String {
 }
 
 /// The whole document from the operations the routes registered; `templates` are the names
-/// `send-message` takes in `template`.
-pub fn build(ops: Vec<Op>, mut g: SchemaGenerator, templates: &[&str]) -> Value {
+/// `send-message` takes in `template`; `media_urls`: whether it takes files by URL.
+pub fn build(ops: Vec<Op>, mut g: SchemaGenerator, templates: &[&str], media_urls: bool) -> Value {
     let error = g.subschema_for::<crate::error::ErrorEnvelope>();
     let mut paths: Map<String, Value> = Map::new();
     for op in ops {
@@ -265,6 +268,8 @@ pub fn build(ops: Vec<Op>, mut g: SchemaGenerator, templates: &[&str]) -> Value 
                 "required": !op.body_optional,
                 "content": { "application/json": { "schema": body } }
             });
+        } else if let Some(content) = &op.body_content {
+            operation["requestBody"] = json!({ "required": true, "content": content });
         }
         let entry = paths.entry(op.path.clone()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
@@ -275,6 +280,21 @@ pub fn build(ops: Vec<Op>, mut g: SchemaGenerator, templates: &[&str]) -> Value 
         .and_then(|s| s.pointer_mut("/properties/template"))
     {
         t["enum"] = json!(templates);
+    }
+    // A send's file: by id, or, where the gateway fetches URLs, by url (exactly one). Where it
+    // does not, `url` is not offered at all.
+    if let Some(m) = schemas.get_mut("MediaRequest") {
+        if media_urls {
+            m["oneOf"] = json!([
+                {"required": ["id"], "not": {"required": ["url"]}},
+                {"required": ["url"], "not": {"required": ["id"]}}
+            ]);
+        } else {
+            if let Some(props) = m.get_mut("properties").and_then(Value::as_object_mut) {
+                props.remove("url");
+            }
+            m["required"] = json!(["id"]);
+        }
     }
     json!({
         "openapi": "3.1.0",

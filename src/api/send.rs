@@ -14,7 +14,7 @@ use super::doc::DocOutput;
 use super::extract::AppJson;
 use super::openapi::Op;
 use crate::app::AppState;
-use crate::domain::{PhoneNumber, Priority};
+use crate::domain::{MediaKind, PhoneNumber, Priority};
 use crate::error::ApiError;
 use crate::hooks::{HookError, Outgoing};
 use crate::queue::{JobState, NewJob};
@@ -62,11 +62,14 @@ const VISIBLE: &str = r"[^\s\x00-\x1f\x7f-\x9f]";
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-/// Either `message`, or `template` with `variables`.
+/// `message`, or `template` with `variables`, or `media` (then the text, if any, is its
+/// caption).
 #[schemars(extend("oneOf" = [
     {"required": ["message"], "not": {"required": ["template"]},
      "properties": {"variables": {"maxProperties": 0}}},
-    {"required": ["template"], "not": {"required": ["message"]}}
+    {"required": ["template"], "not": {"required": ["message"]}},
+    {"required": ["media"], "not": {"anyOf": [{"required": ["message"]}, {"required": ["template"]}]},
+     "properties": {"variables": {"maxProperties": 0}}}
 ]))]
 #[schemars(transform = super::openapi::absent_not_null)]
 pub(super) struct SendMessageRequest {
@@ -99,6 +102,29 @@ pub(super) struct SendMessageRequest {
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$"))]
     #[serde(default, deserialize_with = "super::extract::non_null")]
     session: Option<String>,
+    /// A file to send, with the text (if any) as its caption.
+    #[serde(default, deserialize_with = "super::extract::non_null")]
+    media: Option<MediaRequest>,
+}
+
+/// A file: one stored with `POST /api/media` (`id`), or, where `[media] url_fetch` is on, one
+/// the gateway fetches from `url` now (so the job never depends on the URL later).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::openapi::absent_not_null)]
+pub(super) struct MediaRequest {
+    /// A `mediaId` from `POST /api/media`.
+    #[schemars(regex(pattern = r"^med_[0-9a-f]{32}$"))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
+    id: Option<String>,
+    /// An https URL to fetch the file from (see `[media]` in gateway.toml for what is allowed).
+    #[schemars(length(min = 1, max = 2048))]
+    #[serde(default, deserialize_with = "super::extract::non_null")]
+    url: Option<String>,
+    /// What the file is sent as; by default from its type (photos and videos as themselves,
+    /// audio as audio, anything else as a document). Audio takes no caption.
+    #[serde(rename = "as", default, deserialize_with = "super::extract::non_null")]
+    kind: Option<MediaKind>,
 }
 
 const MESSAGE_ID_PATTERN: &str =
@@ -218,9 +244,17 @@ pub(super) async fn send_message(
                 "send either `message` or `template`, not both".into(),
             ));
         }
+        (None, None) if req.media.is_some() => {
+            if !req.variables.is_empty() {
+                return Err(ApiError::Validation(
+                    "`variables` go with `template`".into(),
+                ));
+            }
+            (String::new(), None)
+        }
         (None, None) => {
             return Err(ApiError::Validation(
-                "missing field `message` (or `template` with `variables`)".into(),
+                "missing field `message` (or `template` with `variables`, or `media`)".into(),
             ));
         }
         (Some(text), None) => {
@@ -260,6 +294,11 @@ pub(super) async fn send_message(
         }
     };
 
+    let media = match req.media {
+        Some(m) => Some(resolve_media(&state, m, &text).await?),
+        None => None,
+    };
+
     let priority = hooks
         .assign_priority(&Outgoing {
             number: number.as_str().to_string(),
@@ -279,11 +318,15 @@ pub(super) async fn send_message(
         message: text,
         template,
         priority: priority.rank(),
+        media,
         now: state.queue.clock().now_ms(),
     };
     let (want_chat, want_text) = (job.chat_id.clone(), job.message.clone());
+    let want_media = job.media.as_ref().map(|(id, _)| id.clone());
     let (row, created) = state.queue.enqueue(job).await?;
-    if !created && (row.chat_id != want_chat || row.message != want_text) {
+    if !created
+        && (row.chat_id != want_chat || row.message != want_text || row.media_id != want_media)
+    {
         return Err(ApiError::Conflict(
             "idempotency_conflict",
             format!(
@@ -301,4 +344,61 @@ pub(super) async fn send_message(
         priority: Priority::from_rank(row.priority).as_str(),
     };
     Ok(Queued { body, created })
+}
+
+/// The file a send names, stored (fetched first, for a URL), with what it is sent as: 404
+/// `media_not_found` for an unknown id, 422 for a URL refused or a file that cannot go as asked.
+async fn resolve_media(
+    state: &AppState,
+    m: MediaRequest,
+    caption: &str,
+) -> Result<(String, MediaKind), ApiError> {
+    let row = match (m.id, m.url) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::Validation(
+                "`media` takes either `id` or `url`".into(),
+            ));
+        }
+        (Some(id), None) => crate::db::media::get(&state.db.read, &id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(
+                    "media_not_found",
+                    format!("no media {id:?}; store the file with POST /api/media first"),
+                )
+            })?,
+        (None, Some(url)) => {
+            let prepared = state
+                .media
+                .fetch(&url)
+                .await
+                .map_err(super::media::media_error)?;
+            let now = state.queue.clock().now_ms();
+            state
+                .media
+                .store(&state.db, prepared, now)
+                .await
+                .map_err(super::media::media_error)?
+                .0
+        }
+    };
+    let kind = m
+        .kind
+        .unwrap_or_else(|| MediaKind::for_mime(&row.mime_type));
+    if !kind.takes(&row.mime_type) {
+        return Err(ApiError::Unprocessable(
+            "invalid_media",
+            format!(
+                "a {} file cannot be sent as {}; send it as a document",
+                row.mime_type,
+                kind.as_str()
+            ),
+        ));
+    }
+    if kind == MediaKind::Audio && !caption.is_empty() {
+        return Err(ApiError::Validation(
+            "audio takes no caption: leave `message` and `template` out".into(),
+        ));
+    }
+    Ok((row.id, kind))
 }

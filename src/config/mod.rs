@@ -8,6 +8,7 @@
 
 mod auth;
 mod env;
+mod media;
 mod pacing;
 mod plugins;
 mod queue;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::AuthConfig;
 pub use env::ENV_PREFIX;
+pub use media::MediaConfig;
 pub use pacing::{Pacing, PacingConfig, PacingOverrides};
 pub use plugins::{PluginConfig, PluginHook, PluginLimits};
 pub use queue::QueueConfig;
@@ -51,6 +53,9 @@ pub struct Config {
     /// Per-session send limits that keep numbers from being banned.
     #[serde(default)]
     pub pacing: PacingConfig,
+    /// Files sent with messages: size, types, fetching from URLs.
+    #[serde(default)]
+    pub media: MediaConfig,
     /// Message templates by name: `otp = "Your code is {{code}}"`.
     #[serde(default)]
     pub templates: BTreeMap<String, String>,
@@ -168,6 +173,7 @@ impl Config {
         self.queue.validate()?;
         self.whatsapp.validate()?;
         self.pacing.validate()?;
+        self.media.validate()?;
         plugins::validate(&self.plugins)?;
         sessions::validate(&self.sessions)?;
         for w in &self.webhooks {

@@ -6,6 +6,7 @@
 //! (claims, results) commits with `NORMAL`, which survives a crashed process and costs no fsync.
 
 pub mod jobs;
+pub mod media;
 pub mod pacing;
 pub mod sessions;
 pub mod settings;

@@ -248,6 +248,7 @@ async fn wait(
 async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobState> {
     let attempt = job.attempts as u32;
     tracing::info!(job.id = %job.id, session = %job.session, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
+    let media = attachment(queue, &job).await;
     let outbound = Outbound {
         job_id: job.id.clone(),
         message_id: job.message_id.clone(),
@@ -256,12 +257,14 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
         text: job.message.clone(),
         attempt,
         typing: lane.typing_for(&job.message),
+        media: media.as_ref().ok().cloned().flatten(),
     };
     let started = std::time::Instant::now();
-    let result = match lane.sender() {
+    let result = match (lane.sender(), media) {
+        (_, Err(e)) => Err(e),
         // Stopped between the claim and now: the job waits for the session, as a retry.
-        None => Err(SendError::new("session-closed", "the session was stopped")),
-        Some(sender) => {
+        (None, _) => Err(SendError::new("session-closed", "the session was stopped")),
+        (Some(sender), _) => {
             match tokio::time::timeout(queue.send_timeout, sender.send(&outbound)).await {
                 Ok(r) => r,
                 Err(_) => Err(SendError::new(
@@ -388,4 +391,44 @@ fn decide(
             )
         }
     }
+}
+
+/// The file a job sends, read from the database: `media-missing` (permanent) when it is gone,
+/// `storage-error` (retried) when the database did not answer.
+async fn attachment(
+    queue: &Queue,
+    job: &jobs::JobRow,
+) -> Result<Option<crate::whatsapp::Attachment>, SendError> {
+    let Some(id) = &job.media_id else {
+        return Ok(None);
+    };
+    let storage =
+        |e: sqlx::Error| SendError::new("storage-error", format!("cannot read the file: {e}"));
+    let row = crate::db::media::get(&queue.db.read, id)
+        .await
+        .map_err(storage)?;
+    let data = match &row {
+        Some(r) => crate::db::media::data(&queue.db.read, &r.sha256)
+            .await
+            .map_err(storage)?,
+        None => None,
+    };
+    let (Some(row), Some(data)) = (row, data) else {
+        return Err(SendError::new(
+            "media-missing",
+            format!("the file {id} is no longer stored"),
+        ));
+    };
+    let kind = job
+        .media_as
+        .as_deref()
+        .and_then(crate::domain::MediaKind::parse)
+        .unwrap_or_else(|| crate::domain::MediaKind::for_mime(&row.mime_type));
+    Ok(Some(crate::whatsapp::Attachment {
+        kind,
+        filename: row.filename,
+        mime_type: row.mime_type,
+        sha256: row.sha256,
+        data: std::sync::Arc::new(data),
+    }))
 }

@@ -22,6 +22,30 @@ pub struct Outbound {
     pub attempt: u32,
     /// Show the recipient "typing…" this long before the text goes (pacing; zero: none).
     pub typing: std::time::Duration,
+    /// A file to send; `text` is then its caption (empty: none).
+    pub media: Option<Attachment>,
+}
+
+/// A file a message carries, with its bytes.
+#[derive(Clone)]
+pub struct Attachment {
+    pub kind: crate::domain::MediaKind,
+    pub filename: String,
+    pub mime_type: String,
+    /// Of the bytes, hex.
+    pub sha256: String,
+    pub data: std::sync::Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Attachment {
+    /// The file's description, never its bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("kind", &self.kind)
+            .field("mime_type", &self.mime_type)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
 }
 
 /// How far a sent message got: the ticks WhatsApp shows.

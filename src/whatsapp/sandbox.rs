@@ -76,6 +76,22 @@ impl Sandbox {
         }
     }
 
+    /// Numbers ending `0007` take text but refuse files (as WhatsApp refuses a file it cannot
+    /// process).
+    fn scripted_media_failure(m: &Outbound) -> Option<SendError> {
+        let a = m.media.as_ref()?;
+        m.number.ends_with("0007").then(|| {
+            SendError::new(
+                "media-rejected",
+                format!(
+                    "sandbox: WhatsApp refused the {} ({})",
+                    a.kind.as_str(),
+                    a.mime_type
+                ),
+            )
+        })
+    }
+
     fn deliver(&self, m: &Outbound) -> Result<(), SendError> {
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -85,7 +101,20 @@ impl Sandbox {
             message_id: &'a str,
             chat_id: &'a str,
             text: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            media: Option<MediaLine<'a>>,
             at: String,
+        }
+        /// What the recipient got: the file's description and sha256, not its bytes.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct MediaLine<'a> {
+            #[serde(rename = "as")]
+            kind: &'a str,
+            filename: &'a str,
+            mime_type: &'a str,
+            bytes: usize,
+            sha256: &'a str,
         }
         let mut line = serde_json::to_string(&Line {
             session: &self.session,
@@ -93,6 +122,13 @@ impl Sandbox {
             message_id: &m.message_id,
             chat_id: &m.chat_id,
             text: &m.text,
+            media: m.media.as_ref().map(|a| MediaLine {
+                kind: a.kind.as_str(),
+                filename: &a.filename,
+                mime_type: &a.mime_type,
+                bytes: a.data.len(),
+                sha256: &a.sha256,
+            }),
             at: crate::time::rfc3339(crate::time::now_ms()),
         })
         .map_err(|e| SendError::new("protocol-error", format!("sandbox: {e}")))?;
@@ -147,7 +183,9 @@ impl MessageSender for Sandbox {
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
             }
-            if let Some(err) = Self::scripted_failure(&m.number, m.attempt) {
+            if let Some(err) = Self::scripted_failure(&m.number, m.attempt)
+                .or_else(|| Self::scripted_media_failure(m))
+            {
                 return Err(err);
             }
             self.deliver(m)?;
@@ -161,7 +199,7 @@ impl MessageSender for Sandbox {
         WhatsAppStatus {
             state: SessionState::Connected,
             detail: format!(
-                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose, 0005 reads, 0006 is never delivered",
+                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose, 0005 reads, 0006 is never delivered, 0007 refuses files",
                 self.outbox_path.display()
             ),
             driver: "sandbox",

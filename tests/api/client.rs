@@ -95,6 +95,37 @@ impl Api {
             .unwrap()
     }
 
+    /// `POST /api/media` with `bytes` as the raw body.
+    pub async fn upload_raw(&self, bytes: &[u8], content_type: &str, filename: &str) -> Response {
+        self.client
+            .post(self.url("/api/media"))
+            .query(&[("filename", filename)])
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/media` as a form with a `file` part; the stored media's description (201).
+    pub async fn upload(&self, bytes: &[u8], content_type: &str, filename: &str) -> Value {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(filename.to_string())
+            .mime_str(content_type)
+            .unwrap();
+        let r = self
+            .client
+            .post(self.url("/api/media"))
+            .bearer_auth(&self.token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "upload: {}", r.status());
+        r.json().await.unwrap()
+    }
+
     pub async fn send(&self, body: &Value) -> Response {
         self.post("/api/whatsapp/send-message", body).await
     }

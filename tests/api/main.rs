@@ -10,6 +10,7 @@ mod events;
 mod fake_whatsapp;
 mod helpers;
 mod jobs;
+mod media;
 mod metrics;
 mod openapi;
 mod pacing;

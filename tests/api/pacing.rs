@@ -134,6 +134,7 @@ impl Paced {
             message: format!("text {n}"),
             template: None,
             priority,
+            media: None,
             now: self.clock.now_ms(),
         };
         self.queue.enqueue(job).await.unwrap();

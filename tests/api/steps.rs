@@ -71,6 +71,7 @@ fn job(n: u32, number: &str, priority: i64) -> NewJob {
         message: format!("text {n}"),
         template: None,
         priority,
+        media: None,
         now: wa_gateway::time::now_ms(),
     }
 }

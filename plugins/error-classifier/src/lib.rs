@@ -1,7 +1,8 @@
 //! error-classifier: the design's table, with config to move codes and set delays.
 //!
 //! Retryable by default: session-closed, protocol-error, timeout, not-ready, and any unknown code.
-//! Permanent by default: not-registered, invalid-number, blocked, rate-limited.
+//! Permanent by default: not-registered, invalid-number, blocked, rate-limited, media-missing,
+//! media-rejected.
 //! Config (all optional): `retryable = "rate-limited"` and `permanent = "timeout,not-ready"`
 //! (comma-separated codes to move), `delay_<code> = "60000"` (milliseconds before retrying that
 //! code, instead of the queue's backoff).
@@ -13,6 +14,8 @@ pub const PERMANENT: &[&str] = &[
     "invalid-number",
     "blocked",
     "rate-limited",
+    "media-missing",
+    "media-rejected",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -158,6 +158,7 @@ mod tests {
             message: "hi".into(),
             template: None,
             priority: 1,
+            media: None,
             now: 1000,
         };
         insert_many(&mut c, &[job]).await.unwrap();

@@ -214,6 +214,7 @@ mod tests {
             message: format!("text {n}"),
             template: None,
             priority: 1,
+            media: None,
             now: 1000,
         }
     }

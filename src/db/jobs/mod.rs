@@ -98,11 +98,14 @@ pub struct JobRow {
     pub ack: Option<String>,
     pub delivered_at: Option<i64>,
     pub read_at: Option<i64>,
+    /// A file to send (`message` is then its caption), and what it goes as.
+    pub media_id: Option<String>,
+    pub media_as: Option<String>,
 }
 
 pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, message, template, priority, status, \
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
-    receipt, paced, ack, delivered_at, read_at";
+    receipt, paced, ack, delivered_at, read_at, media_id, media_as";
 
 pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE id = ?1"))
