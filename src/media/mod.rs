@@ -179,8 +179,15 @@ fn clean_filename(raw: &str) -> String {
     }
 }
 
+/// `file.<ext>`, with the extension people expect for the common types.
 fn default_filename(mime: &str) -> String {
-    match mime_guess::get_mime_extensions_str(mime).and_then(|e| e.first()) {
+    let ext = match mime {
+        "image/jpeg" => Some("jpg"),
+        "audio/mpeg" => Some("mp3"),
+        "text/plain" => Some("txt"),
+        _ => mime_guess::get_mime_extensions_str(mime).and_then(|e| e.first().copied()),
+    };
+    match ext {
         Some(ext) => format!("file.{ext}"),
         None => "file".to_string(),
     }

@@ -40,6 +40,21 @@ pub struct Sent {
     at_ms: u128,
     /// How long the recipient saw "typing…": from the first input in the box to the send.
     pub typing_ms: u64,
+    /// The file it carried (`text` is then its caption).
+    pub media: Option<SentMedia>,
+}
+
+/// A file as the recipient got it: what the page read from the file the driver chose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentMedia {
+    pub name: String,
+    /// The type the browser gave the file.
+    #[serde(rename = "type")]
+    pub mime: String,
+    pub size: usize,
+    pub sha256: String,
+    /// Through which input: `photo` or `document`.
+    pub kind: String,
 }
 
 /// How the page renders the messages of a chat: each way the real site does it.
@@ -59,6 +74,8 @@ pub struct Render {
     pub nbsp: bool,
     /// Bubbles carry `data-id="true_<chat>@c.us_<id>"`.
     pub data_id: bool,
+    /// The attach menu's order: `documents-first` or `photos-first` (builds differ).
+    pub attach_order: &'static str,
 }
 
 impl Default for Render {
@@ -71,6 +88,7 @@ impl Default for Render {
             links: false,
             nbsp: false,
             data_id: true,
+            attach_order: "documents-first",
         }
     }
 }
@@ -88,6 +106,7 @@ impl Render {
             links: true,
             nbsp: true,
             data_id: true,
+            attach_order: "photos-first",
         };
         vec![
             ("plain", d()),
@@ -482,6 +501,15 @@ impl FakeWa {
     pub fn sent(&self) -> Vec<Sent> {
         self.lock().sent.clone()
     }
+    /// The files received for a chat, with their captions, in order.
+    pub fn media_sent_to(&self, phone: &str) -> Vec<(SentMedia, String)> {
+        self.lock()
+            .sent
+            .iter()
+            .filter(|m| m.phone == phone)
+            .filter_map(|m| Some((m.media.clone()?, m.text.clone())))
+            .collect()
+    }
 }
 
 type St = State<Arc<Mutex<Inner>>>;
@@ -690,7 +718,7 @@ async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
         .filter(|m| m.phone == q.phone && Some(&m.account) == account.as_ref())
         .map(|m| {
             let (icon, label) = s.ticks(m);
-            json!({ "id": m.id, "text": m.text, "icon": icon, "label": label, "at": m.at_ms as u64 })
+            json!({ "id": m.id, "text": m.text, "icon": icon, "label": label, "at": m.at_ms as u64, "media": m.media })
         })
         .collect();
     Json(json!(msgs))
@@ -704,6 +732,8 @@ struct SendBody {
     id: String,
     #[serde(default)]
     typing_ms: u64,
+    #[serde(default)]
+    media: Option<SentMedia>,
 }
 
 async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
@@ -735,6 +765,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         read: false,
         at_ms,
         typing_ms: b.typing_ms,
+        media: b.media,
     });
     Json(json!({ "delivered": delivered, "freeze": freeze }))
 }

@@ -25,6 +25,7 @@ mod steps;
 mod storage;
 mod webdriver;
 mod webdriver_acks;
+mod webdriver_media;
 mod webdriver_recovery;
 mod webdriver_sends;
 mod webdriver_sessions;

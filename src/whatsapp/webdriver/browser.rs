@@ -54,13 +54,24 @@ impl Family {
     }
 }
 
-/// Where the pid of the ChromeDriver serving a profile is kept while it runs.
-fn driver_pid_file(profile: &Path) -> PathBuf {
+/// A file beside the profile: `<profile>.<suffix>`.
+fn beside(profile: &Path, suffix: &str) -> PathBuf {
     let name = profile
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "browser-profile".into());
-    profile.with_file_name(format!("{name}.chromedriver.pid"))
+    profile.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// Where the pid of the ChromeDriver serving a profile is kept while it runs.
+fn driver_pid_file(profile: &Path) -> PathBuf {
+    beside(profile, "chromedriver.pid")
+}
+
+/// Where files wait for the browser to read them while they are sent (each send's own folder,
+/// removed after it).
+pub fn uploads_dir(profile: &Path) -> PathBuf {
+    beside(profile, "uploads")
 }
 
 /// Kills the process group of a ChromeDriver that an earlier gateway started for this profile
@@ -156,6 +167,11 @@ fn browser_args(cfg: &WebDriverConfig, profile: &Path) -> Vec<String> {
 }
 
 impl Browser {
+    /// Where this browser's files to send wait while they are sent.
+    pub fn uploads_dir(&self) -> PathBuf {
+        uploads_dir(&self.family.profile)
+    }
+
     pub async fn launch(cfg: &WebDriverConfig, profile: &Path) -> Result<Browser, LaunchError> {
         std::fs::create_dir_all(profile).map_err(|e| {
             LaunchError::Failed(format!(
@@ -166,6 +182,8 @@ impl Browser {
         // A browser left over from a process that died would hold the profile.
         kill_orphaned_driver(profile);
         kill_profile_processes(profile);
+        // Files of sends a crash interrupted.
+        let _ = std::fs::remove_dir_all(uploads_dir(profile));
 
         let mut chrome = json!({ "args": browser_args(cfg, profile) });
         let (url, driver) = match &cfg.webdriver_url {

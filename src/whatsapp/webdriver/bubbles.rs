@@ -116,18 +116,23 @@ pub fn after_enter(before: &Snapshot, now: &Snapshot) -> Option<Ours> {
     }
 }
 
-/// Look-first before a retry: the newest recent bubble with our text that no other job
-/// claimed. A bubble with a clock counts: the earlier attempt did press Enter.
+/// Look-first before a retry: the bubble an earlier attempt of this job saw appear (a file
+/// without a caption has no text to find), else the newest recent bubble with our text that no
+/// other job claimed. A bubble with a clock counts: the earlier attempt did press Enter.
 pub fn already_sent(now: &Snapshot, claims: &Claims, job_id: &str) -> Option<Ours> {
+    let mine = |b: &&Bubble| b.id.as_deref().and_then(|id| claims.owner(id)) == Some(job_id);
     now.bubbles
         .iter()
         .rev()
-        .find(|b| {
-            b.same
-                && b.recent
-                && b.id
-                    .as_deref()
-                    .is_none_or(|id| claims.owner(id).is_none_or(|j| j == job_id))
+        .find(mine)
+        .or_else(|| {
+            now.bubbles.iter().rev().find(|b| {
+                b.same
+                    && b.recent
+                    && b.id
+                        .as_deref()
+                        .is_none_or(|id| claims.owner(id).is_none_or(|j| j == job_id))
+            })
         })
         .map(|b| Ours::of(b, Signal::Text))
 }

@@ -12,6 +12,7 @@ mod browser;
 mod bubbles;
 mod cause;
 mod link;
+mod media;
 mod page;
 mod selectors;
 mod send;
@@ -32,7 +33,7 @@ use super::{
 use crate::config::WebDriverConfig;
 use browser::Family;
 
-pub use browser::{profile_processes, pss_bytes, rss_bytes, which};
+pub use browser::{profile_processes, pss_bytes, rss_bytes, uploads_dir, which};
 pub use cause::RestartCause;
 pub use selectors::Selectors;
 

@@ -70,6 +70,21 @@ function bubbleId(b) {
   const down = b.querySelector('[data-id]');
   return down ? down.getAttribute('data-id') : null;
 }
+// The media preview's caption box: never one inside a footer (the chat's compose box matches
+// the generic selectors too).
+function captionBox() {
+  for (const sel of S.media_caption) {
+    let found = [];
+    try { found = document.querySelectorAll(sel); } catch (_) {}
+    for (const e of found) if (!e.closest('footer')) return e;
+  }
+  return null;
+}
+// The box a text is typed into: the compose box (by the selector that matched), or the caption.
+function textBox(which) {
+  if (which === 'caption') return captionBox();
+  return first([S.compose[which]])[0];
+}
 function bubbleIcon(b) { const [i] = first(S.bubble_status, b); return i ? i.getAttribute('data-icon') : null; }
 function bubbleTime(b) {
   const meta = b.querySelector('[data-pre-plain-text]');
@@ -209,6 +224,23 @@ impl Page<'_> {
             .await?;
         self.pulse.beat();
         serde_json::from_value(v).map_err(CmdError::Json)
+    }
+
+    /// Runs `script`, which returns an element or null, and hands back the element.
+    pub async fn element(
+        &self,
+        script: &str,
+        args: Vec<Value>,
+    ) -> Result<Option<fantoccini::elements::Element>, CmdError> {
+        let v: Value = self.run(script, args).await?;
+        // W3C WebDriver's element reference key.
+        const KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+        Ok(v.get(KEY).and_then(Value::as_str).map(|id| {
+            fantoccini::elements::Element::from_element_id(
+                self.browser.client.clone(),
+                fantoccini::elements::ElementRef::from(id.to_string()),
+            )
+        }))
     }
 
     pub async fn probe(&self) -> Result<Probe, CmdError> {

@@ -63,6 +63,20 @@ pub struct Selectors {
     /// Links that open a chat in the running app, `{number}` standing for the digits; the
     /// first is clicked (a fresh `/send?phone=` load is the fallback).
     pub chat_links: Vec<String>,
+    /// The attach button (its `button` ancestor is clicked).
+    pub attach: Vec<String>,
+    /// The attach menu's file input for photos and videos, chosen by its `accept` (never by
+    /// its position, which changes between builds).
+    pub media_input_photos: Vec<String>,
+    /// The attach menu's file input for documents (any file), by its `accept`.
+    pub media_input_documents: Vec<String>,
+    /// The media preview's caption box; one inside a `footer` (the chat's compose box, which
+    /// the generic selectors also match) is never taken.
+    pub media_caption: Vec<String>,
+    /// The media preview's send button: the last match on the page outside the chat's footer.
+    pub media_send: Vec<String>,
+    /// Inside an outgoing bubble: the element whose `title` (or text) is a document's file name.
+    pub bubble_file_name: Vec<String>,
     /// The main menu's button, to log out from the page.
     pub menu: Vec<String>,
     /// Texts of "Log out", in the menu and in its confirmation dialog.
@@ -135,6 +149,28 @@ impl Default for Selectors {
                 "https://api.whatsapp.com/send?phone={number}",
                 "https://wa.me/{number}",
             ]),
+            attach: strings(&[
+                "span[data-icon='plus-rounded']",
+                "span[data-icon='attach-menu-plus']",
+                "span[data-testid='clip']",
+                "div[title='Attach']",
+            ]),
+            media_input_photos: strings(&[
+                "input[type='file'][accept='image/*,video/mp4,video/3gpp,video/quicktime']",
+                "input[type='file'][accept^='image/']",
+            ]),
+            media_input_documents: strings(&["input[type='file'][accept='*']"]),
+            media_caption: strings(&[
+                "div[aria-label='Add a caption'][contenteditable='true']",
+                "div[aria-placeholder='Add a caption'][contenteditable='true']",
+                "div[contenteditable='true'][data-tab='10']",
+            ]),
+            media_send: strings(&[
+                "div[aria-label='Send'][role='button']",
+                "span[data-icon='wds-ic-send-filled']",
+                "span[data-icon='send']",
+            ]),
+            bubble_file_name: strings(&["span[title]", "div[title]"]),
             menu: strings(&[
                 "#side header span[data-icon='menu']",
                 "span[data-icon='menu']",

@@ -55,12 +55,23 @@ return true;
 const IN_APP_WAIT: Duration = Duration::from_secs(3);
 
 /// The chat's newest outgoing bubbles (or only the one with `data-id` = `arguments[3]`): id,
-/// icon, time, whether the text reads as `arguments[1]`, and whether the bubble's time is
-/// within `arguments[2]` minutes (negative: any time). Ids that repeat are not ids.
+/// icon, time, whether the text reads as `arguments[1]` (or, for a file without a caption, the
+/// bubble shows the file name `arguments[4]`), and whether the bubble's time is within
+/// `arguments[2]` minutes (negative: any time). Ids that repeat are not ids.
 const OBSERVE: &str = r#"
 const want = flat(arguments[1]);
 const minutes = arguments[2];
 const only = arguments[3];
+const file = arguments[4];
+function showsFile(b) {
+  if (!file) return false;
+  for (const sel of S.bubble_file_name) {
+    let found = [];
+    try { found = b.querySelectorAll(sel); } catch (_) {}
+    for (const e of found) if ((e.getAttribute('title') || e.textContent || '').trim() === file) return true;
+  }
+  return false;
+}
 function recent(b) {
   if (minutes < 0) return true;
   const t = bubbleTime(b);
@@ -73,8 +84,8 @@ function recent(b) {
 }
 function report(b, i) {
   const [t] = first(S.bubble_text, b);
-  return { index: i, id: bubbleId(b), icon: bubbleIcon(b), time: bubbleTime(b), recent: recent(b),
-           same: want !== '' && sameText(readText(t || b), want) };
+  const same = want !== '' ? sameText(readText(t || b), want) : showsFile(b);
+  return { index: i, id: bubbleId(b), icon: bubbleIcon(b), time: bubbleTime(b), recent: recent(b), same };
 }
 const all = bubbles();
 if (only) {
@@ -239,23 +250,38 @@ async fn send_once(
             }
         };
 
+    let file = m.media.as_ref().map(|a| a.filename.as_str());
     let observe = |minutes: i64, only: Option<String>| {
-        page.run::<Snapshot>(OBSERVE, vec![json!(m.text), json!(minutes), json!(only)])
+        page.run::<Snapshot>(
+            OBSERVE,
+            vec![json!(m.text), json!(minutes), json!(only), json!(file)],
+        )
     };
     let before = observe(LOOK_FIRST_MINUTES, None).await.map_err(wd)?;
-    // A retry first looks for its text in the chat: an earlier attempt may have gone out.
+    // A retry first looks for its text (a file: its caption or name, or the bubble an earlier
+    // attempt saw appear) in the chat: an earlier attempt may have gone out.
     let mut ours: Option<Ours> = if m.attempt > 1 {
         bubbles::already_sent(&before, claims, &m.job_id)
     } else {
         None
     };
+    // A file being sent is read from disk until it shows a tick.
+    let mut _upload = None;
     if let Some(o) = &ours {
-        tracing::info!(job.id = %m.job_id, "💬 The text is already in the chat from an earlier attempt; waiting for its tick instead of sending it again");
+        tracing::info!(job.id = %m.job_id, "💬 The message is already in the chat from an earlier attempt; waiting for its tick instead of sending it again");
         if let Some(id) = &o.id {
             claims.claim(id, &m.job_id);
         }
+    } else if let Some(a) = &m.media {
+        _upload = Some(super::media::send_file(page, m, a, deadline).await?);
     } else {
-        super::typing::type_text(page, compose, &m.text, m.typing).await?;
+        super::typing::type_text(
+            page,
+            super::typing::TextBox::Compose(compose),
+            &m.text,
+            m.typing,
+        )
+        .await?;
         let element = client
             .find(Locator::Css(&page.sel.compose[compose]))
             .await

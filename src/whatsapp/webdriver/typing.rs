@@ -1,10 +1,10 @@
-//! Typing a text into the compose box as a person would: line by line (Shift+Enter between
-//! lines), checking what the box holds before anything is sent; with a typing time (pacing),
-//! word by word over that time, so the recipient sees "typing…".
+//! Typing a text into the compose box (or a media preview's caption box) as a person would:
+//! line by line (Shift+Enter between lines), checking what the box holds before anything is
+//! sent; with a typing time (pacing), word by word over that time, so the recipient sees
+//! "typing…".
 
 use std::time::Duration;
 
-use fantoccini::Locator;
 use fantoccini::error::CmdError;
 use serde_json::json;
 use tokio::time::Instant;
@@ -12,29 +12,49 @@ use tokio::time::Instant;
 use super::page::{Page, to_send_error};
 use crate::whatsapp::SendError;
 
-/// Inserts one line at the caret of the compose box as text input (any Unicode, which
-/// ChromeDriver's key typing cannot do outside the BMP).
+/// Inserts one line at the caret of the box as text input (any Unicode, which ChromeDriver's
+/// key typing cannot do outside the BMP).
 const INSERT: &str = r#"
-const [box] = first(S.compose);
+const box = textBox(arguments[2]);
 if (!box) return false;
 box.focus();
 return document.execCommand('insertText', false, arguments[1]);
 "#;
 
-/// Whether the compose box holds the text, read as the page renders it (emoji as images).
+/// Whether the box holds the text, read as the page renders it (emoji as images).
 const COMPOSED: &str = r#"
-const [box] = first(S.compose);
+const box = textBox(arguments[2]);
 return box ? sameText({ text: readText(box).text, cut: false }, flat(arguments[1])) : false;
 "#;
 
 const CLEAR: &str = r#"
-const [box] = first(S.compose);
+const box = textBox(arguments[1]);
 if (!box) return false;
 box.focus();
 document.execCommand('selectAll', false, null);
 document.execCommand('delete', false, null);
 return true;
 "#;
+
+const BOX: &str = "return textBox(arguments[1]);";
+
+/// The box a text goes into.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum TextBox {
+    /// The chat's compose box, by the index of the selector that matched.
+    Compose(usize),
+    /// The media preview's caption box.
+    Caption,
+}
+
+impl TextBox {
+    fn arg(self) -> serde_json::Value {
+        match self {
+            TextBox::Compose(i) => json!(i),
+            TextBox::Caption => json!("caption"),
+        }
+    }
+}
 
 /// One step of typing a text: some words, or a new line.
 #[derive(Debug, PartialEq)]
@@ -71,23 +91,23 @@ fn typed_pieces(text: &str, typing: Duration) -> Vec<Piece> {
     out
 }
 
-/// Types the text into the compose box, line by line, and checks what the box holds. With a
+/// Types the text into the box, line by line, and checks what the box holds. With a
 /// `typing` time (pacing), the words go in one after another over that time, so the recipient
 /// sees "typing…" until the text is sent.
 pub(super) async fn type_text(
     page: Page<'_>,
-    compose: usize,
+    target: TextBox,
     text: &str,
     typing: Duration,
 ) -> Result<(), SendError> {
     let wd = |e: CmdError| to_send_error(&e);
-    let element = page
-        .browser
-        .client
-        .find(Locator::Css(&page.sel.compose[compose]))
-        .await
-        .map_err(wd)?;
-    let _: bool = page.run(CLEAR, vec![]).await.map_err(wd)?;
+    let Some(element) = page.element(BOX, vec![target.arg()]).await.map_err(wd)? else {
+        return Err(SendError::new(
+            "protocol-error",
+            "the box to type into is gone",
+        ));
+    };
+    let _: bool = page.run(CLEAR, vec![target.arg()]).await.map_err(wd)?;
     let pieces = typed_pieces(text, typing);
     let started = Instant::now();
     for (k, piece) in pieces.iter().enumerate() {
@@ -102,7 +122,10 @@ pub(super) async fn type_text(
                 .await
                 .map_err(wd)?,
             Piece::Text(t) => {
-                let ok: bool = page.run(INSERT, vec![json!(t)]).await.map_err(wd)?;
+                let ok: bool = page
+                    .run(INSERT, vec![json!(t), target.arg()])
+                    .await
+                    .map_err(wd)?;
                 if !ok {
                     return Err(SendError::new(
                         "protocol-error",
@@ -113,9 +136,12 @@ pub(super) async fn type_text(
         }
     }
     tokio::time::sleep_until(started + typing).await;
-    let composed: bool = page.run(COMPOSED, vec![json!(text)]).await.map_err(wd)?;
+    let composed: bool = page
+        .run(COMPOSED, vec![json!(text), target.arg()])
+        .await
+        .map_err(wd)?;
     if !composed {
-        let _: Result<bool, _> = page.run(CLEAR, vec![]).await;
+        let _: Result<bool, _> = page.run(CLEAR, vec![target.arg()]).await;
         return Err(SendError::new(
             "protocol-error",
             "the compose box does not hold the text as given; nothing was sent",
