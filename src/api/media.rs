@@ -27,7 +27,7 @@ pub fn routes(max_bytes: usize) -> ApiRouter {
         .route_with(
             Method::Post,
             "/",
-            "Store a file to send (multipart `file`, or the raw body with its Content-Type); the same file again is the same media.",
+            "Store a file to send: multipart `file`, or the raw body with its own Content-Type (application/pdf, image/jpeg, ...) and `?filename=`. The same file again is the same media.",
             upload,
             move |r| body_limit(r, max_bytes + FRAMING),
         )
@@ -130,22 +130,24 @@ impl FromRequest<AppState> for Upload {
             let mut form = Multipart::from_request(req, state)
                 .await
                 .map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+            let mut upload = None;
             while let Some(field) = form.next_field().await.map_err(|e| too_large(&e))? {
-                if field.name() != Some("file") {
-                    continue;
+                if field.name() != Some("file") || upload.is_some() {
+                    return Err(ApiError::Validation(
+                        "the form takes one part, named `file`".into(),
+                    ));
                 }
                 let content_type = field.content_type().map(str::to_string);
                 let filename = field.file_name().map(str::to_string);
                 let data = field.bytes().await.map_err(|e| too_large(&e))?;
-                return Ok(Upload {
+                upload = Some(Upload {
                     data: data.to_vec(),
                     content_type,
                     filename,
                 });
             }
-            return Err(ApiError::Validation(
-                "the form has no part named `file`".into(),
-            ));
+            return upload
+                .ok_or_else(|| ApiError::Validation("the form has no part named `file`".into()));
         }
         let data = axum::body::Bytes::from_request(req, state)
             .await
@@ -170,10 +172,10 @@ impl DocInput for Upload {
             "multipart/form-data": { "schema": {
                 "type": "object",
                 "required": ["file"],
-                "properties": { "file": { "type": "string", "format": "binary" } }
+                "additionalProperties": false,
+                "properties": { "file": { "type": "string", "format": "binary", "minLength": 1 } }
             }},
-            "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
-            "*/*": { "schema": { "type": "string", "format": "binary" } }
+            "application/octet-stream": { "schema": { "type": "string", "format": "binary", "minLength": 1 } }
         }));
     }
 }
@@ -200,6 +202,13 @@ async fn upload(
     AppQuery(q): AppQuery<UploadQuery>,
     file: Upload,
 ) -> Result<Stored, ApiError> {
+    if let Some(f) = &q.filename
+        && !(1..=200).contains(&f.chars().count())
+    {
+        return Err(ApiError::Validation(
+            "filename must be 1 to 200 characters".into(),
+        ));
+    }
     let filename = file.filename.or(q.filename);
     let prepared = state
         .media

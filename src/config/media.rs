@@ -50,6 +50,8 @@ impl Default for MediaConfig {
                 "application/vnd.ms-excel",
                 "application/vnd.ms-powerpoint",
                 "application/vnd.openxmlformats-officedocument.*",
+                // A file of no known type goes as a document.
+                "application/octet-stream",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -129,7 +131,6 @@ mod tests {
             c.allows("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
         );
         assert!(!c.allows("application/x-msdownload"));
-        assert!(!c.allows("application/octet-stream"));
         assert!(!c.allows("image/svg+xml"));
     }
 }
