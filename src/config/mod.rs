@@ -255,6 +255,11 @@ mod tests {
         assert_eq!(wd.send_timeout, d.send_timeout);
         assert_eq!(wd.memory_limit, d.memory_limit);
         assert_eq!(wd.takeover_on_conflict, d.takeover_on_conflict);
+        assert_eq!(
+            serde_json::to_value(&c.media).unwrap(),
+            serde_json::to_value(MediaConfig::default()).unwrap(),
+            "gateway.toml's [media] differs from the built-in defaults"
+        );
     }
 
     #[test]
