@@ -11,7 +11,7 @@ export RUSTFLAGS="--remap-path-prefix=$PWD=/plugins --remap-path-prefix=$CARGO_H
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --locked --target wasm32-wasip2 --quiet
 mkdir -p dist
-for crate in number_format error_classifier templates priority_rules pacing; do
+for crate in number_format error_classifier templates priority_rules pacing auto_reply; do
   cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/$crate.wasm" "dist/$crate.wasm"
 done
 # Test fixtures (never loaded by the committed gateway.toml).

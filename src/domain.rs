@@ -5,6 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// WhatsApp's limit on one text message.
+pub const MAX_MESSAGE_CHARS: usize = 65_536;
+
 /// A phone number in full international form, digits only (`6281234567890`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneNumber(String);

@@ -49,6 +49,20 @@ pub enum Event {
         status: crate::whatsapp::Ack,
         at: String,
     },
+    /// Someone wrote to the session: a message it received (stored once, by `messageId`).
+    #[serde(rename = "received", rename_all = "camelCase")]
+    Received {
+        session: String,
+        /// WhatsApp's id for the message.
+        message_id: String,
+        /// The sender's number (digits).
+        from: String,
+        chat_id: String,
+        text: String,
+        /// `image`, `video`, `audio`, `document`, `sticker`, or null for text.
+        media_type: Option<String>,
+        at: String,
+    },
     /// A session rests after a sign of trouble (`rate-limited`) until `until`.
     #[serde(rename = "cooldown", rename_all = "camelCase")]
     Cooldown {
@@ -75,6 +89,20 @@ impl Event {
             Event::Qr { .. } => "whatsapp.qr".into(),
             Event::Cooldown { .. } => "session.cooldown".into(),
             Event::Message { status, .. } => format!("message.{}", status.as_str()),
+            Event::Received { .. } => "message.received".into(),
+        }
+    }
+
+    /// A message the session received, as stored.
+    pub fn received(row: &crate::db::inbound::InboundRow) -> Event {
+        Event::Received {
+            session: row.session.clone(),
+            message_id: row.message_id.clone(),
+            from: row.from_number.clone(),
+            chat_id: row.chat_id.clone(),
+            text: row.text.clone(),
+            media_type: row.media_type.clone(),
+            at: crate::time::rfc3339(row.at),
         }
     }
 
@@ -98,10 +126,10 @@ impl Event {
         }
     }
 
-    /// Job events reach the webhooks through the transaction that changes the job; the others
-    /// through the recorder.
+    /// Job events reach the webhooks through the transaction that changes the job, a received
+    /// message's through the one that stores it; the others through the recorder.
     pub fn written_with_its_job(&self) -> bool {
-        self.job_id().is_some()
+        self.job_id().is_some() || matches!(self, Event::Received { .. })
     }
 
     pub fn cooldown(session: &str, until: i64, reason: &str) -> Event {

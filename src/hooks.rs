@@ -102,6 +102,25 @@ impl From<wa_pacing::Decision> for Paced {
     }
 }
 
+/// A message someone sent to a session, as the on-message hook sees it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub session: String,
+    pub number: String,
+    pub chat_id: String,
+    pub text: String,
+    pub media_type: Option<String>,
+    pub at: i64,
+}
+
+/// The on-message hook's answer: a text to send back, and whether to put the sender on the
+/// session's opt-out list (with the reason).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub reply: Option<String>,
+    pub opt_out: Option<String>,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HookError {
     /// The rule said no (a bad number, a missing variable): the client's input is at fault.
@@ -120,6 +139,10 @@ pub trait Hooks: Send + Sync + 'static {
     fn assign_priority(&self, message: &Outgoing) -> Result<Priority, HookError>;
     /// May the message go now? A failing plugin falls back to the built-in rules.
     fn pace(&self, request: &PaceRequest) -> Paced;
+    /// What to do about a received message; nothing unless a plugin says.
+    fn on_message(&self, _message: &Received) -> Answer {
+        Answer::default()
+    }
 }
 
 /// Neutral rules: digits only with no country logic, the design's error table, `{{name}}`
@@ -135,6 +158,7 @@ pub const PERMANENT_CODES: &[&str] = &[
     "rate-limited",
     "media-missing",
     "media-rejected",
+    "opted-out",
 ];
 
 impl Hooks for Builtin {

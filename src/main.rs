@@ -176,6 +176,15 @@ fn plugin_command(cmd: PluginCommand) -> anyhow::Result<()> {
                     attempt,
                 }),
                 PluginHook::Render => CallInput::Render(input, vars),
+                // A text from a number that never wrote before, now.
+                PluginHook::OnMessage => CallInput::OnMessage(wa_gateway::hooks::Received {
+                    session: "default".into(),
+                    number: "6281234567890".into(),
+                    chat_id: "6281234567890@c.us".into(),
+                    text: input,
+                    media_type: None,
+                    at: wa_gateway::time::now_ms(),
+                }),
                 // A first message of a fresh session, now: what the plugin's config alone says.
                 PluginHook::Pace => CallInput::Pace(Box::new(wa_gateway::hooks::PaceRequest {
                     session: "default".into(),

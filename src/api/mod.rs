@@ -8,6 +8,7 @@ pub mod doc;
 mod events;
 pub mod extract;
 mod health;
+mod inbound;
 mod jobs;
 mod media;
 pub mod openapi;
@@ -42,7 +43,12 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/auth", auth::routes())
         .nest("/api", events::routes().route_layer(auth))
         .nest("/api/whatsapp", whatsapp)
-        .nest("/api/sessions", sessions::routes().route_layer(auth))
+        .nest(
+            "/api/sessions",
+            sessions::routes()
+                .merge(inbound::routes())
+                .route_layer(auth),
+        )
         .nest(
             "/api/media",
             media::routes(state.media.max_bytes()).route_layer(auth),

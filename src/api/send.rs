@@ -48,8 +48,7 @@ impl DocOutput for Queued {
     }
 }
 
-/// WhatsApp's limit on one text message.
-pub const MAX_MESSAGE_CHARS: usize = 65_536;
+pub use crate::domain::MAX_MESSAGE_CHARS;
 /// What `send-message` takes: the longest valid text even when every character is written as
 /// a `\uXXXX` surrogate pair (12 bytes, as JSON encoders that escape non-ASCII do), plus room
 /// for the other fields and template variables. `server.max_body_bytes` does not apply here.
@@ -105,6 +104,10 @@ pub(super) struct SendMessageRequest {
     /// A file to send, with the text (if any) as its caption.
     #[serde(default, deserialize_with = "super::extract::non_null")]
     media: Option<MediaRequest>,
+    /// Send even if the number is on the session's opt-out list (else the job fails
+    /// `opted-out`). For messages the recipient asked for, e.g. the confirmation of a STOP.
+    #[serde(default, deserialize_with = "super::extract::non_null")]
+    ignore_opt_out: Option<bool>,
 }
 
 /// A file: one stored with `POST /api/media` (`id`), or, where `[media] url_fetch` is on, one
@@ -319,6 +322,7 @@ pub(super) async fn send_message(
         template,
         priority: priority.rank(),
         media,
+        ignore_opt_out: req.ignore_opt_out.unwrap_or(false),
         now: state.queue.clock().now_ms(),
     };
     let (want_chat, want_text) = (job.chat_id.clone(), job.message.clone());

@@ -16,6 +16,7 @@ pub enum PluginHook {
     Render,
     AssignPriority,
     Pace,
+    OnMessage,
 }
 
 impl PluginHook {
@@ -26,6 +27,7 @@ impl PluginHook {
             PluginHook::Render => "render",
             PluginHook::AssignPriority => "assign-priority",
             PluginHook::Pace => "pace",
+            PluginHook::OnMessage => "on-message",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! commit with `synchronous=FULL`, so one fsync covers the whole batch; queue bookkeeping
 //! (claims, results) commits with `NORMAL`, which survives a crashed process and costs no fsync.
 
+pub mod inbound;
 pub mod jobs;
 pub mod media;
 pub mod pacing;

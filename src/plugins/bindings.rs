@@ -59,7 +59,19 @@ pub mod pacer {
     });
 }
 
+pub mod responder {
+    wasmtime::component::bindgen!({
+        world: "responder",
+        path: "wit",
+        exports: { default: async },
+        with: {
+            "wa-gateway:plugin/host": super::all::wa_gateway::plugin::host,
+            "wa-gateway:plugin/types": super::all::wa_gateway::plugin::types,
+        },
+    });
+}
+
 pub use all::wa_gateway::plugin::host::{Host, Level};
 pub use all::wa_gateway::plugin::types::{
-    Failure, Outgoing, PaceRequest, PaceVerdict, Priority, Sent, Verdict,
+    Failure, Outgoing, PaceRequest, PaceVerdict, Priority, Received, Sent, Verdict,
 };

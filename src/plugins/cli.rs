@@ -6,14 +6,15 @@ use std::path::Path;
 
 use super::{PluginError, PluginHooks, PluginHost};
 use crate::config::{PluginConfig, PluginHook};
-use crate::hooks::{Failure, HookError, Hooks, Outgoing, PaceRequest, Paced, Verdict};
+use crate::hooks::{Failure, HookError, Hooks, Outgoing, PaceRequest, Paced, Received, Verdict};
 
-const ALL_HOOKS: [PluginHook; 5] = [
+const ALL_HOOKS: [PluginHook; 6] = [
     PluginHook::FormatNumber,
     PluginHook::ClassifyError,
     PluginHook::Render,
     PluginHook::AssignPriority,
     PluginHook::Pace,
+    PluginHook::OnMessage,
 ];
 
 /// Which hooks a file serves, and its sha256.
@@ -35,7 +36,7 @@ pub fn check_file(path: &Path) -> Result<(String, Vec<PluginHook>), PluginError>
     match (served.is_empty(), first_error) {
         (true, Some(e)) => Err(e),
         (true, None) => Err(PluginError::Failed(format!(
-            "{} serves none of the hooks (format-number, classify-error, render, assign-priority, pace)",
+            "{} serves none of the hooks (format-number, classify-error, render, assign-priority, pace, on-message)",
             path.display()
         ))),
         (false, _) => Ok((sha, served)),
@@ -63,6 +64,7 @@ pub enum CallInput {
     Render(String, Vec<(String, String)>),
     AssignPriority(Outgoing),
     Pace(Box<PaceRequest>),
+    OnMessage(Received),
 }
 
 impl CallInput {
@@ -73,6 +75,7 @@ impl CallInput {
             CallInput::Render(..) => PluginHook::Render,
             CallInput::AssignPriority(_) => PluginHook::AssignPriority,
             CallInput::Pace(_) => PluginHook::Pace,
+            CallInput::OnMessage(_) => PluginHook::OnMessage,
         }
     }
 }
@@ -124,6 +127,17 @@ pub fn call_file(
                     }
                 ),
             }
+        }
+        CallInput::OnMessage(m) => {
+            let answer = hooks.on_message(&m);
+            if hooks.list()[0].failures() > 0 {
+                return Err(FELL_BACK.into());
+            }
+            format!(
+                "reply: {}; opt-out: {}",
+                answer.reply.as_deref().unwrap_or("(none)"),
+                answer.opt_out.as_deref().unwrap_or("(no)")
+            )
         }
         CallInput::ClassifyError(f) => {
             let verdict = hooks.classify_error(&f);

@@ -7,12 +7,12 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::bindings::{self, classifier, formatter, pacer, prioritizer, templater};
+use super::bindings::{self, classifier, formatter, pacer, prioritizer, responder, templater};
 use super::call::CallFuture;
 use super::state::{PluginInfo, State};
 use crate::config::PluginHook;
 use crate::domain::Priority;
-use crate::hooks::{Failure, Outgoing, PaceRequest, Paced, Verdict};
+use crate::hooks::{Answer, Failure, Outgoing, PaceRequest, Paced, Received, Verdict};
 
 /// One hook's plugin world.
 pub(super) trait Hook {
@@ -41,6 +41,7 @@ pub(super) struct ClassifyError;
 pub(super) struct Render;
 pub(super) struct AssignPriority;
 pub(super) struct Pace;
+pub(super) struct OnMessage;
 
 fn priority_to_wit(p: Priority) -> bindings::Priority {
     match p {
@@ -199,6 +200,38 @@ impl Hook for Pace {
                     reason: d.reason,
                     this_message_only: d.this_message_only,
                 },
+            })
+        })
+    }
+}
+
+impl Hook for OnMessage {
+    const HOOK: PluginHook = PluginHook::OnMessage;
+    type Pre = responder::ResponderPre<State>;
+    type In = Received;
+    type Out = Answer;
+    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
+        responder::ResponderPre::new(pre)
+    }
+    fn invoke<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<State>,
+        m: &'a Received,
+    ) -> CallFuture<'a, Answer> {
+        Box::pin(async move {
+            let arg = bindings::Received {
+                session: m.session.clone(),
+                number: m.number.clone(),
+                chat_id: m.chat_id.clone(),
+                text: m.text.clone(),
+                media_type: m.media_type.clone(),
+                at: m.at.max(0) as u64,
+            };
+            let plugin = pre.instantiate_async(&mut *store).await?;
+            let a = plugin.call_on_message(&mut *store, &arg).await?;
+            Ok(Answer {
+                reply: a.reply,
+                opt_out: a.opt_out,
             })
         })
     }

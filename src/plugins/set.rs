@@ -10,7 +10,9 @@ use super::hooks::{self, Hook, Slot};
 use super::{PluginError, PluginHost, PluginInfo};
 use crate::config::{PluginConfig, PluginHook};
 use crate::domain::Priority;
-use crate::hooks::{Builtin, Failure, HookError, Hooks, Outgoing, PaceRequest, Paced, Verdict};
+use crate::hooks::{
+    Answer, Builtin, Failure, HookError, Hooks, Outgoing, PaceRequest, Paced, Received, Verdict,
+};
 
 /// One loaded plugin per hook at most.
 #[derive(Default)]
@@ -20,6 +22,7 @@ pub(super) struct PluginSet {
     render: Option<Slot<hooks::Render>>,
     assign_priority: Option<Slot<hooks::AssignPriority>>,
     pace: Option<Slot<hooks::Pace>>,
+    on_message: Option<Slot<hooks::OnMessage>>,
 }
 
 impl PluginSet {
@@ -42,6 +45,7 @@ impl PluginSet {
                 PluginHook::Render => set.render = Some(host.load(cfg, &path)?),
                 PluginHook::AssignPriority => set.assign_priority = Some(host.load(cfg, &path)?),
                 PluginHook::Pace => set.pace = Some(host.load(cfg, &path)?),
+                PluginHook::OnMessage => set.on_message = Some(host.load(cfg, &path)?),
             }
         }
         Ok(set)
@@ -54,6 +58,7 @@ impl PluginSet {
             self.render.as_ref().map(|s| &s.info),
             self.assign_priority.as_ref().map(|s| &s.info),
             self.pace.as_ref().map(|s| &s.info),
+            self.on_message.as_ref().map(|s| &s.info),
         ]
         .into_iter()
         .flatten()
@@ -156,6 +161,16 @@ impl Hooks for PluginHooks {
             Some(p) => self.call(p, request).unwrap_or_else(|e| {
                 tracing::warn!(session = %request.session, error = %e, "pace plugin failed; the built-in pacing rules decide");
                 Builtin.pace(request)
+            }),
+        }
+    }
+
+    fn on_message(&self, message: &Received) -> Answer {
+        match &self.current().on_message {
+            None => Builtin.on_message(message),
+            Some(p) => self.call(p, message).unwrap_or_else(|e| {
+                tracing::warn!(session = %message.session, error = %e, "on-message plugin failed; the message is kept, unanswered");
+                Answer::default()
             }),
         }
     }

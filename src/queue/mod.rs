@@ -8,6 +8,7 @@
 mod acks;
 mod batch;
 mod counts;
+mod inbound;
 mod lane;
 mod pacing;
 pub mod retention;
@@ -76,6 +77,10 @@ pub struct Queue {
     send_timeout: Duration,
     keep_completed: Duration,
     keep_failed: Duration,
+    /// Numbers that asked a session not to write to them.
+    opt_outs: inbound::OptOuts,
+    /// When each chat last got an automatic reply.
+    replies: inbound::Replies,
     prune_interval: Duration,
     settings: settings::Settings,
     /// Jobs being sent right now by this process, all lanes together.
@@ -107,6 +112,7 @@ impl Queue {
         let settings = settings::Settings::load(&db, config).await?;
         recover(&db, clock.now_ms()).await?;
         let counts = LiveCounts::new(jobs::counts_by_session(&db.read).await?);
+        let opt_outs = inbound::OptOuts::load(crate::db::inbound::opt_outs(&db.read).await?);
         let enqueues = enqueue_batcher(db.writer.clone(), events.clone(), outbox.clone());
         let outcomes = outcome_batcher(db.writer.clone(), outbox.clone(), clock.clone());
         Ok(Arc::new(Queue {
@@ -125,6 +131,8 @@ impl Queue {
             backoff_base: config.backoff_base.0,
             backoff_max: config.backoff_max.0,
             send_timeout: config.send_timeout.0,
+            opt_outs,
+            replies: Default::default(),
             keep_completed: config.keep_completed.0,
             keep_failed: config.keep_failed.0,
             prune_interval: config.prune_interval.0,

@@ -80,6 +80,20 @@ pub(super) async fn run(
         {
             tracing::warn!(error = %e, "pruning the send history failed; trying again later");
         }
+        // Received messages are kept as long as completed jobs.
+        if !keep_completed.is_zero() {
+            let before = queue.clock.now_ms() - keep_completed.as_millis() as i64;
+            if let Err(e) = queue
+                .db
+                .writer
+                .exec_with(Durability::Relaxed, true, move |c| {
+                    Box::pin(async move { crate::db::inbound::prune(c, before, 10_000).await })
+                })
+                .await
+            {
+                tracing::warn!(error = %e, "pruning received messages failed; trying again later");
+            }
+        }
         queue
             .metrics
             .retention_runs

@@ -248,7 +248,17 @@ async fn wait(
 async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobState> {
     let attempt = job.attempts as u32;
     tracing::info!(job.id = %job.id, session = %job.session, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
-    let media = attachment(queue, &job).await;
+    let media = if !job.ignore_opt_out && queue.opted_out(&job.session, &job.number) {
+        Err(SendError::new(
+            "opted-out",
+            format!(
+                "{} asked this session not to write to them (its opt-out list); send with ignoreOptOut to send anyway",
+                mask_number(&job.number)
+            ),
+        ))
+    } else {
+        attachment(queue, &job).await
+    };
     let outbound = Outbound {
         job_id: job.id.clone(),
         message_id: job.message_id.clone(),

@@ -263,6 +263,7 @@ impl Sessions {
     /// The first connection marks when the number was linked (pacing's warm-up).
     fn watch(&self, s: &Session, sender: Arc<dyn MessageSender>, stop: CancellationToken) {
         self.keep_acks(s, sender.as_ref(), stop.clone());
+        self.keep_incoming(s, sender.as_ref(), stop.clone());
         let (tx, mut rx) = tokio::sync::watch::channel(None::<Seen>);
         let (events, session) = (self.events.clone(), s.name.clone());
         tokio::spawn(crate::whatsapp::watch(sender, stop, move |seen, before| {
@@ -330,6 +331,42 @@ impl Sessions {
                 }
                 if let Err(e) = queue.record_acks(&name, seen, watch).await {
                     tracing::error!(session = %name, error = %e, "cannot keep receipts");
+                }
+            }
+        });
+    }
+
+    /// Keeps what the session receives (stored once, announced, its sender a contact), until
+    /// `stop`.
+    fn keep_incoming(&self, s: &Session, sender: &dyn MessageSender, stop: CancellationToken) {
+        let Some(mut rx) = sender.incoming() else {
+            return;
+        };
+        let (queue, name) = (self.queue.clone(), s.name.clone());
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let first = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = rx.recv() => r,
+                };
+                let mut batch = match first {
+                    Ok(m) => vec![m],
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(session = %name, missed = n, "messages came faster than they were kept; {n} were dropped");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let window = tokio::time::Instant::now() + ACK_BATCH;
+                while let Ok(Ok(m)) = tokio::time::timeout_at(window, rx.recv()).await {
+                    batch.push(m);
+                }
+                match queue.record_incoming(&name, batch).await {
+                    Ok(rows) => queue.answer_incoming(&rows).await,
+                    Err(e) => {
+                        tracing::error!(session = %name, error = %e, "cannot keep received messages")
+                    }
                 }
             }
         });

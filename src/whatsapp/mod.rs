@@ -87,6 +87,20 @@ pub struct AckSeen {
     pub ack: Ack,
 }
 
+/// A message someone sent to the session, as the driver read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// WhatsApp's id for it (its bubble's `data-id`); what deduplicates it.
+    pub message_id: String,
+    pub chat_id: String,
+    /// The sender's number (digits).
+    pub from: String,
+    /// Its text (a file's caption; empty for none).
+    pub text: String,
+    /// `image`, `video`, `audio`, `document` or `sticker` for a file; none for text.
+    pub media_type: Option<String>,
+}
+
 /// What a driver reports back after a delivery; kept on the completed job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -223,6 +237,11 @@ pub trait MessageSender: Send + Sync + 'static {
     /// Receipts as the driver sees them, for the queue to keep on the jobs; none from a driver
     /// that sees no receipts.
     fn acks(&self) -> Option<tokio::sync::broadcast::Receiver<AckSeen>> {
+        None
+    }
+    /// Messages the driver reads as they arrive, for the sessions layer to keep; none from a
+    /// driver that reads none.
+    fn incoming(&self) -> Option<tokio::sync::broadcast::Receiver<Incoming>> {
         None
     }
     /// The account's own number (digits), once the driver knows it.

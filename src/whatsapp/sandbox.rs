@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{
-    Ack, AckSeen, MessageSender, Outbound, Receipt, SendError, SendFuture, SessionState,
+    Ack, AckSeen, Incoming, MessageSender, Outbound, Receipt, SendError, SendFuture, SessionState,
     WhatsAppStatus,
 };
 
@@ -22,6 +22,7 @@ pub struct Sandbox {
     outbox: Mutex<File>,
     since: String,
     acks: tokio::sync::broadcast::Sender<AckSeen>,
+    incoming: tokio::sync::broadcast::Sender<Incoming>,
 }
 
 impl Sandbox {
@@ -43,6 +44,7 @@ impl Sandbox {
             outbox: Mutex::new(file),
             since: crate::time::rfc3339(crate::time::now_ms()),
             acks: tokio::sync::broadcast::channel(1024).0,
+            incoming: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -146,7 +148,7 @@ impl Sandbox {
 impl Sandbox {
     /// The recipient's phone: it gets every message after `delay` (two ticks), but for numbers
     /// ending `0006` (a phone that stays off); numbers ending `0005` also read it after another
-    /// `delay` (blue ticks).
+    /// `delay` (blue ticks); `0008` answers `Got it: <text>`, `0009` answers `STOP`.
     fn phone_receives(&self, m: &Outbound) {
         let suffix = m
             .number
@@ -154,6 +156,29 @@ impl Sandbox {
             .unwrap_or("");
         if suffix == "0006" {
             return;
+        }
+        let answer = match suffix {
+            "0008" => Some(format!("Got it: {}", m.text)),
+            "0009" => Some("STOP".to_string()),
+            _ => None,
+        };
+        if let Some(text) = answer {
+            let (tx, delay) = (self.incoming.clone(), self.delay);
+            let reply = Incoming {
+                message_id: format!(
+                    "false_{}_SB{}",
+                    m.chat_id,
+                    uuid::Uuid::new_v4().simple().to_string().to_uppercase()
+                ),
+                chat_id: m.chat_id.clone(),
+                from: m.number.clone(),
+                text,
+                media_type: None,
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(delay * 2).await;
+                let _ = tx.send(reply);
+            });
         }
         let (tx, delay, chat_id) = (self.acks.clone(), self.delay, m.chat_id.clone());
         let reads = suffix == "0005";
@@ -178,6 +203,10 @@ impl MessageSender for Sandbox {
         Some(self.acks.subscribe())
     }
 
+    fn incoming(&self) -> Option<tokio::sync::broadcast::Receiver<Incoming>> {
+        Some(self.incoming.subscribe())
+    }
+
     fn send<'a>(&'a self, m: &'a Outbound) -> SendFuture<'a> {
         Box::pin(async move {
             if !self.delay.is_zero() {
@@ -199,7 +228,7 @@ impl MessageSender for Sandbox {
         WhatsAppStatus {
             state: SessionState::Connected,
             detail: format!(
-                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose, 0005 reads, 0006 is never delivered, 0007 refuses files",
+                "sandbox driver: deliveries go to {}; numbers ending 0000-0004 fail on purpose, 0005 reads, 0006 is never delivered, 0007 refuses files, 0008 and 0009 answer",
                 self.outbox_path.display()
             ),
             driver: "sandbox",

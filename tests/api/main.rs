@@ -9,6 +9,7 @@ mod edge;
 mod events;
 mod fake_whatsapp;
 mod helpers;
+mod inbound;
 mod jobs;
 mod media;
 mod metrics;

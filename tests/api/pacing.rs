@@ -135,6 +135,7 @@ impl Paced {
             template: None,
             priority,
             media: None,
+            ignore_opt_out: false,
             now: self.clock.now_ms(),
         };
         self.queue.enqueue(job).await.unwrap();

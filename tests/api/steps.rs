@@ -72,6 +72,7 @@ fn job(n: u32, number: &str, priority: i64) -> NewJob {
         template: None,
         priority,
         media: None,
+        ignore_opt_out: false,
         now: wa_gateway::time::now_ms(),
     }
 }

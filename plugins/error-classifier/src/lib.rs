@@ -2,7 +2,7 @@
 //!
 //! Retryable by default: session-closed, protocol-error, timeout, not-ready, and any unknown code.
 //! Permanent by default: not-registered, invalid-number, blocked, rate-limited, media-missing,
-//! media-rejected.
+//! media-rejected, opted-out.
 //! Config (all optional): `retryable = "rate-limited"` and `permanent = "timeout,not-ready"`
 //! (comma-separated codes to move), `delay_<code> = "60000"` (milliseconds before retrying that
 //! code, instead of the queue's backoff).
@@ -16,6 +16,7 @@ pub const PERMANENT: &[&str] = &[
     "rate-limited",
     "media-missing",
     "media-rejected",
+    "opted-out",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

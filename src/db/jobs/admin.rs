@@ -159,6 +159,7 @@ mod tests {
             template: None,
             priority: 1,
             media: None,
+            ignore_opt_out: false,
             now: 1000,
         };
         insert_many(&mut c, &[job]).await.unwrap();

@@ -21,6 +21,8 @@ pub struct NewJob {
     pub priority: i64,
     /// A file to send (its media id, and what it goes as); `message` is then its caption.
     pub media: Option<(String, crate::domain::MediaKind)>,
+    /// Send even to a number on the session's opt-out list.
+    pub ignore_opt_out: bool,
     pub now: i64,
 }
 
@@ -54,11 +56,12 @@ impl NewJob {
             read_at: None,
             media_id: self.media.as_ref().map(|(id, _)| id.clone()),
             media_as: self.media.as_ref().map(|(_, k)| k.as_str().to_string()),
+            ignore_opt_out: self.ignore_opt_out,
         }
     }
 }
 
-/// Most jobs in one statement (13 values each, far below SQLite's limit of bound values).
+/// Most jobs in one statement (14 values each, far below SQLite's limit of bound values).
 pub const MAX_INSERT_ROWS: usize = 256;
 
 /// Inserts many jobs in one statement. For each input, in order: the stored row and whether
@@ -71,11 +74,12 @@ pub async fn insert_many(
     for chunk in batch.chunks(MAX_INSERT_ROWS) {
         // One row of values per job, bound in the column order of the statement. (Parsing the
         // rows from one JSON array in SQLite cost 15% of the accepted sends per second.)
-        let rows =
-            vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'waiting', 0, ?, ?, ?, ?, ?, ?)"; chunk.len()]
+            .join(", ");
         let sql = format!(
             "INSERT INTO jobs (id, session, message_id, number, chat_id, message, template, \
-             priority, status, attempts, run_at, created_at, updated_at, media_id, media_as) \
+             priority, status, attempts, run_at, created_at, updated_at, media_id, media_as, \
+             ignore_opt_out) \
              VALUES {rows} \
              ON CONFLICT(session, message_id) DO NOTHING RETURNING seq, session, message_id"
         );
@@ -94,7 +98,8 @@ pub async fn insert_many(
                 .bind(j.now)
                 .bind(j.now)
                 .bind(j.media.as_ref().map(|(id, _)| id.as_str()))
-                .bind(j.media.as_ref().map(|(_, k)| k.as_str()));
+                .bind(j.media.as_ref().map(|(_, k)| k.as_str()))
+                .bind(j.ignore_opt_out);
         }
         // Only the new rows' seq comes back: the rest of each row is what was just written.
         // Keyed by (session, message_id): the idempotency key is per session.

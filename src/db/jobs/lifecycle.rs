@@ -215,6 +215,7 @@ mod tests {
             template: None,
             priority: 1,
             media: None,
+            ignore_opt_out: false,
             now: 1000,
         }
     }

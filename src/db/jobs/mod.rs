@@ -101,11 +101,13 @@ pub struct JobRow {
     /// A file to send (`message` is then its caption), and what it goes as.
     pub media_id: Option<String>,
     pub media_as: Option<String>,
+    /// Sent even to a number on the session's opt-out list.
+    pub ignore_opt_out: bool,
 }
 
 pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, message, template, priority, status, \
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
-    receipt, paced, ack, delivered_at, read_at, media_id, media_as";
+    receipt, paced, ack, delivered_at, read_at, media_id, media_as, ignore_opt_out";
 
 pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE id = ?1"))

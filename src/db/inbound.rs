@@ -1,0 +1,118 @@
+//! The `inbound` table (messages sessions received, each once) and `opt_outs` (numbers that
+//! asked a session to stop).
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+/// A received message as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboundRow {
+    pub seq: i64,
+    pub session: String,
+    /// WhatsApp's id for it (its bubble's `data-id`).
+    pub message_id: String,
+    pub chat_id: String,
+    pub from_number: String,
+    pub text: String,
+    pub media_type: Option<String>,
+    pub at: i64,
+}
+
+/// Stores a received message unless this session has it already; the stored row when new.
+pub async fn insert(
+    c: &mut SqliteConnection,
+    session: &str,
+    m: &crate::whatsapp::Incoming,
+    at: i64,
+) -> sqlx::Result<Option<InboundRow>> {
+    sqlx::query_as(
+        "INSERT INTO inbound (session, message_id, chat_id, from_number, text, media_type, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (session, message_id) DO NOTHING \
+         RETURNING seq, session, message_id, chat_id, from_number, text, media_type, at",
+    )
+    .bind(session)
+    .bind(&m.message_id)
+    .bind(&m.chat_id)
+    .bind(&m.from)
+    .bind(&m.text)
+    .bind(&m.media_type)
+    .bind(at)
+    .fetch_optional(c)
+    .await
+}
+
+/// A session's received messages at or after `since` (ms), oldest first.
+pub async fn list(
+    pool: &SqlitePool,
+    session: &str,
+    since: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<InboundRow>> {
+    sqlx::query_as(
+        "SELECT seq, session, message_id, chat_id, from_number, text, media_type, at \
+         FROM inbound WHERE session = ?1 AND at >= ?2 ORDER BY at, seq LIMIT ?3",
+    )
+    .bind(session)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Deletes up to `limit` messages received before `before`; how many.
+pub async fn prune(c: &mut SqliteConnection, before: i64, limit: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM inbound WHERE seq IN (SELECT seq FROM inbound WHERE at < ?1 LIMIT ?2)")
+        .bind(before)
+        .bind(limit)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// A number that opted out of a session's messages.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OptOutRow {
+    pub session: String,
+    pub number: String,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// Adds an opt-out (keeping the first reason and time); true when it is new.
+pub async fn opt_out(
+    c: &mut SqliteConnection,
+    session: &str,
+    number: &str,
+    reason: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "INSERT INTO opt_outs (session, number, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(session)
+    .bind(number)
+    .bind(reason)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected() > 0)
+}
+
+/// Removes an opt-out; true when there was one.
+pub async fn opt_in(c: &mut SqliteConnection, session: &str, number: &str) -> sqlx::Result<bool> {
+    sqlx::query("DELETE FROM opt_outs WHERE session = ?1 AND number = ?2")
+        .bind(session)
+        .bind(number)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected() > 0)
+}
+
+/// Every opt-out, by session then number.
+pub async fn opt_outs(pool: &SqlitePool) -> sqlx::Result<Vec<OptOutRow>> {
+    sqlx::query_as(
+        "SELECT session, number, reason, created_at FROM opt_outs ORDER BY session, number",
+    )
+    .fetch_all(pool)
+    .await
+}
