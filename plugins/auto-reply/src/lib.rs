@@ -8,6 +8,9 @@
 //! and `keyword_<WORD> = "<answer>"` (the answer to a message that is WORD, e.g.
 //! `keyword_HOURS = "We are open 8-17."`).
 
+// wit-bindgen flattens the `received` record into the export's arguments.
+#![allow(clippy::too_many_arguments)]
+
 wit_bindgen::generate!({ world: "responder", path: "../../wit" });
 
 /// What to do about a message, from the plugin's config.
