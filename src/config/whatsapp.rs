@@ -85,6 +85,12 @@ pub struct WebDriverConfig {
     /// How often a connected page is looked at for receipts between sends (the open chat's
     /// ticks, the chat list's); `0s` watches none.
     pub receipt_interval: Dur,
+    /// How often a connected page is looked at for received messages between sends (the chat
+    /// list's unread badges, the open chat); `0s` reads none.
+    pub incoming_interval: Dur,
+    /// Open a chat with unread messages to read them (its sender sees blue ticks); `false`
+    /// reads only what the chat list shows (each chat's last message), leaving chats unread.
+    pub mark_read: bool,
     /// The browser is restarted (between sends) when its processes use more than this.
     pub memory_limit: ByteSize,
     pub selectors: Selectors,
@@ -107,6 +113,8 @@ impl Default for WebDriverConfig {
             takeover_on_conflict: true,
             open_chats_in_app: true,
             receipt_interval: Dur::secs(2),
+            incoming_interval: Dur::secs(2),
+            mark_read: true,
             memory_limit: ByteSize(1 << 30),
             selectors: Selectors::default(),
         }

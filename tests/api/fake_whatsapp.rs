@@ -166,8 +166,22 @@ struct Pairing {
     confirmed: bool,
 }
 
+/// A message someone sent to an account.
+#[derive(Clone)]
+struct In {
+    account: String,
+    phone: String,
+    id: String,
+    text: String,
+    at_ms: u128,
+    /// The account opened the chat since (the sender sees blue ticks).
+    read: bool,
+}
+
 struct Inner {
     devices: HashMap<String, Device>,
+    /// Messages people sent to the accounts, in order.
+    incoming: Vec<In>,
     /// The device that asked for a QR code last (for the tests with one browser).
     last_device: Option<String>,
     qr_rotate: Duration,
@@ -243,6 +257,7 @@ impl FakeWa {
     pub async fn start_with(rotate: Duration, max: u32) -> FakeWa {
         let inner = Arc::new(Mutex::new(Inner {
             devices: HashMap::new(),
+            incoming: Vec::new(),
             last_device: None,
             qr_rotate: rotate,
             qr_max: max,
@@ -281,6 +296,7 @@ impl FakeWa {
             .route("/fake/chat", get(chat))
             .route("/fake/chats", get(chats))
             .route("/fake/send", post(send))
+            .route("/fake/read", post(read))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -452,6 +468,28 @@ impl FakeWa {
         {
             m.reached = true;
         }
+    }
+    /// `phone` writes `text` to [`ACCOUNT`]: the chat list shows an unread badge until the
+    /// account opens the chat.
+    pub fn receive(&self, phone: &str, text: &str) {
+        let mut s = self.lock();
+        let n = s.incoming.len() + 1;
+        s.incoming.push(In {
+            account: ACCOUNT.to_string(),
+            phone: phone.to_string(),
+            id: format!("3A{n:014X}"),
+            text: text.to_string(),
+            at_ms: now_ms(),
+            read: false,
+        });
+    }
+    /// Messages from `phone` the account has not read (not opened the chat since).
+    pub fn unread(&self, phone: &str) -> usize {
+        self.lock()
+            .incoming
+            .iter()
+            .filter(|m| m.phone == phone && !m.read)
+            .count()
     }
     /// The recipient opens the chat: everything sent to it is read (blue ticks).
     pub fn read_chat(&self, phone: &str) {
@@ -677,22 +715,36 @@ impl Inner {
     }
 }
 
-/// This account's chats, latest first: each with its messages' ticks (the chat list shows the
-/// last one's, an open chat each one's).
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// This account's chats, latest activity first: each with its messages' ticks (the chat list
+/// shows the last one's when it is ours, an open chat each one's), what it received (`ins`),
+/// its unread count and its last message's text.
 async fn chats(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
     let s = s.lock().unwrap();
     let Some((account, _)) = s.sessions.get(&q.token) else {
         return Json(json!([]));
     };
-    let mut order: Vec<&str> = Vec::new();
-    for m in s.sent.iter().rev().filter(|m| &m.account == account) {
-        if !order.contains(&m.phone.as_str()) {
-            order.push(&m.phone);
+    // (phone, time, text, ours) of each chat's last message.
+    let mut last: HashMap<&str, (u128, &str, bool)> = HashMap::new();
+    for m in s.sent.iter().filter(|m| &m.account == account) {
+        last.insert(&m.phone, (m.at_ms, &m.text, true));
+    }
+    for m in s.incoming.iter().filter(|m| &m.account == account) {
+        if last.get(m.phone.as_str()).is_none_or(|l| l.0 <= m.at_ms) {
+            last.insert(&m.phone, (m.at_ms, &m.text, false));
         }
     }
+    let mut order: Vec<(&str, (u128, &str, bool))> = last.into_iter().collect();
+    order.sort_by(|a, b| b.1.0.cmp(&a.1.0));
     let list: Vec<Value> = order
         .iter()
-        .map(|phone| {
+        .map(|(phone, (_, text, ours))| {
             let msgs: Vec<Value> = s
                 .sent
                 .iter()
@@ -702,26 +754,67 @@ async fn chats(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
                     json!({ "id": m.id, "text": m.text, "icon": icon, "label": label })
                 })
                 .collect();
-            json!({ "phone": phone, "msgs": msgs })
+            let ins: Vec<Value> = s
+                .incoming
+                .iter()
+                .filter(|m| &m.account == account && m.phone == *phone)
+                .map(|m| json!({ "id": m.id, "text": m.text, "at": m.at_ms as u64 }))
+                .collect();
+            let unread = s
+                .incoming
+                .iter()
+                .filter(|m| &m.account == account && m.phone == *phone && !m.read)
+                .count();
+            json!({ "phone": phone, "msgs": msgs, "ins": ins, "unread": unread,
+                    "last": { "text": text, "ours": ours } })
         })
         .collect();
     Json(json!(list))
 }
 
-/// The chat as this account sees it: the messages it sent there.
+/// The account has the chat open: what it received there is read.
+async fn read(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    let Some((account, _)) = s.sessions.get(&q.token).cloned() else {
+        return Json(json!({}));
+    };
+    for m in s
+        .incoming
+        .iter_mut()
+        .filter(|m| m.account == account && m.phone == q.phone)
+    {
+        m.read = true;
+    }
+    Json(json!({}))
+}
+
+/// The chat as this account sees it: the messages it sent there and those it received, in
+/// time order (`dir`: `out` or `in`).
 async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
     let s = s.lock().unwrap();
     let account = s.sessions.get(&q.token).map(|(a, _)| a.clone());
-    let msgs: Vec<Value> = s
+    let mut msgs: Vec<(u128, Value)> = s
         .sent
         .iter()
         .filter(|m| m.phone == q.phone && Some(&m.account) == account.as_ref())
         .map(|m| {
             let (icon, label) = s.ticks(m);
-            json!({ "id": m.id, "text": m.text, "icon": icon, "label": label, "at": m.at_ms as u64, "media": m.media })
+            (m.at_ms, json!({ "dir": "out", "id": m.id, "text": m.text, "icon": icon, "label": label, "at": m.at_ms as u64, "media": m.media }))
         })
         .collect();
-    Json(json!(msgs))
+    msgs.extend(
+        s.incoming
+            .iter()
+            .filter(|m| m.phone == q.phone && Some(&m.account) == account.as_ref())
+            .map(|m| {
+                (
+                    m.at_ms,
+                    json!({ "dir": "in", "id": m.id, "text": m.text, "at": m.at_ms as u64 }),
+                )
+            }),
+    );
+    msgs.sort_by_key(|(at, _)| *at);
+    Json(json!(msgs.into_iter().map(|(_, m)| m).collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,7 @@ mod steps;
 mod storage;
 mod webdriver;
 mod webdriver_acks;
+mod webdriver_incoming;
 mod webdriver_media;
 mod webdriver_recovery;
 mod webdriver_sends;

@@ -11,6 +11,7 @@ mod acks;
 mod browser;
 mod bubbles;
 mod cause;
+mod incoming;
 mod link;
 mod media;
 mod page;
@@ -54,6 +55,8 @@ struct Shared {
     family: Mutex<Option<Family>>,
     /// Receipts the page showed, for the queue.
     acks: tokio::sync::broadcast::Sender<crate::whatsapp::AckSeen>,
+    /// Messages the page showed arriving, for the sessions layer.
+    incoming: tokio::sync::broadcast::Sender<crate::whatsapp::Incoming>,
 }
 
 impl Shared {
@@ -71,6 +74,7 @@ impl Shared {
             causes: Default::default(),
             family: Mutex::new(None),
             acks: tokio::sync::broadcast::channel(1024).0,
+            incoming: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -253,6 +257,10 @@ impl MessageSender for WebDriver {
 
     fn acks(&self) -> Option<tokio::sync::broadcast::Receiver<crate::whatsapp::AckSeen>> {
         Some(self.shared.acks.subscribe())
+    }
+
+    fn incoming(&self) -> Option<tokio::sync::broadcast::Receiver<crate::whatsapp::Incoming>> {
+        Some(self.shared.incoming.subscribe())
     }
 
     fn qr(&self) -> Option<String> {

@@ -43,6 +43,12 @@ pub struct Selectors {
     pub read_icons: Vec<String>,
     /// Words in a tick's `aria-label` that mean "read" (the blue double tick).
     pub read_labels: Vec<String>,
+    /// Messages others sent, in the open chat (their `data-id` starts `false_`).
+    pub incoming: Vec<String>,
+    /// In a chat list row: the unread badge (its text or `aria-label` holds the count).
+    pub unread_badge: Vec<String>,
+    /// In a chat list row: the last message's text (its `title`, else its text).
+    pub chat_row_preview: Vec<String>,
     /// The chat list's rows.
     pub chat_rows: Vec<String>,
     /// Inside a row: the element whose `title` names the chat (the number, for an unsaved
@@ -130,6 +136,16 @@ impl Default for Selectors {
             delivered_icons: strings(&["msg-dblcheck"]),
             read_icons: strings(&["msg-dblcheck-ack"]),
             read_labels: strings(&["Read"]),
+            incoming: strings(&["#main div[data-id^='false_']", "#main div.message-in"]),
+            unread_badge: strings(&[
+                "span[data-testid='icon-unread-count']",
+                "span[aria-label*='unread message']",
+            ]),
+            chat_row_preview: strings(&[
+                "span[data-testid='last-msg-status'] span[title]",
+                "div[role='gridcell'] + div span[title]",
+                "span.last[title]",
+            ]),
             chat_rows: strings(&["#pane-side div[role='row']", "#pane-side [role='listitem']"]),
             chat_row_title: strings(&["span[title]"]),
             pairing_link_text: strings(&["Link with phone number", "Log in with phone number"]),

@@ -33,6 +33,8 @@ pub(super) enum End {
 /// How often the page is looked at while it is not connected (reading the QR code, noticing a
 /// scan).
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How long opening a chat to read it may take.
+const OPEN_TO_READ: Duration = Duration::from_secs(5);
 /// How often the watchdog looks at the page's pulse while something waits on the page.
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 
@@ -102,6 +104,9 @@ impl Session<'_> {
         let watch_receipts = !cfg.receipt_interval.0.is_zero();
         let mut next_receipts = Instant::now() + cfg.receipt_interval.0;
         let mut receipts = super::acks::Watch::default();
+        let watch_incoming = !cfg.incoming_interval.0.is_zero();
+        let mut next_incoming = Instant::now() + cfg.incoming_interval.0;
+        let mut inbox = super::incoming::Inbox::default();
         loop {
             let connected = self.shared.state() == SessionState::Connected;
             let page = Page {
@@ -198,6 +203,27 @@ impl Session<'_> {
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "looking for receipts failed"),
                     }
+                }
+                // Received messages between sends, likewise; one chat opened at most per look.
+                _ = tokio::time::sleep_until(next_incoming), if watch_incoming && connected && self.rx.is_empty() => {
+                    let open = |chat: String| async move {
+                        let deadline = Instant::now() + OPEN_TO_READ;
+                        matches!(
+                            send::open_chat(page, &cfg.web_url, &chat, cfg.open_chats_in_app, deadline).await,
+                            Ok(send::Chat::Open { .. })
+                        )
+                    };
+                    let look = inbox.look(page, cfg.mark_read, open);
+                    match guarded(self.pulse, cfg.session_timeout.0, look).await {
+                        Err(silent) => return End::Restart(RestartCause::Unresponsive { silent, during_send: false }),
+                        Ok(Ok(seen)) => {
+                            for m in seen {
+                                let _ = self.shared.incoming.send(m);
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "looking for received messages failed"),
+                    }
+                    next_incoming = Instant::now() + cfg.incoming_interval.0;
                 }
                 _ = tokio::time::sleep_until(next_probe) => {
                     next_probe = Instant::now() + if connected { cfg.keepalive_interval.0 } else { WATCH_INTERVAL };

@@ -1,0 +1,144 @@
+//! Received messages through WhatsApp Web in headless Chromium: messages pushed into three
+//! chats while sends go on arrive once each, in order per chat; the chats end read (the page
+//! opened them); a STOP through the auto-reply plugin opts its sender out and is confirmed
+//! through the browser; and with `mark_read = false` the chats stay unread while their last
+//! messages still arrive.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wa_gateway::config::{Dur, PluginHook};
+
+use crate::helpers::{TestApp, eventually};
+use crate::plugins::plugin;
+use crate::webdriver::{browser_session, connected_app, wait_job};
+
+const UP: Duration = Duration::from_secs(60);
+
+/// The texts received from each of `chats`, once `want` messages are in.
+async fn wait_messages(app: &TestApp, want: usize) -> Vec<Value> {
+    eventually(UP, &format!("{want} received messages"), || async {
+        let l = app
+            .get_json("/api/sessions/default/messages?limit=1000")
+            .await;
+        let m = l["messages"].as_array().unwrap().clone();
+        (m.len() >= want).then_some(m)
+    })
+    .await
+}
+
+fn texts_from(messages: &[Value], from: &str) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m["from"] == from)
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn messages_in_three_chats_arrive_once_in_order_while_sends_go_on() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.incoming_interval = Dur::millis(300);
+        c.plugins = vec![plugin(
+            "auto-reply",
+            PluginHook::OnMessage,
+            "auto_reply.wasm",
+            &[("stop_reply", "Unsubscribed.")],
+        )];
+    })
+    .await;
+    let (a, b, c) = ("6281255540001", "6281255540002", "6281255540003");
+    // Sends going on meanwhile, to a (whose chat they keep opening) and to others.
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        let to = if i % 2 == 0 { a } else { "6281255540009" };
+        jobs.push(app.send_ok(to, &format!("update {i}")).await);
+    }
+    let t0 = Instant::now();
+    for (chat, text) in [
+        (a, "a1"),
+        (b, "b1"),
+        (c, "c1 line one\nline two 👋"),
+        (a, "a2"),
+        (b, "b2"),
+        (a, "a3"),
+    ] {
+        fake.receive(chat, text);
+    }
+    let got = wait_messages(&app, 6).await;
+    eprintln!(
+        "MEASURE 6 messages in 3 chats received in {:?} (incoming_interval 300ms)",
+        t0.elapsed()
+    );
+    assert_eq!(texts_from(&got, a), ["a1", "a2", "a3"]);
+    assert_eq!(texts_from(&got, b), ["b1", "b2"]);
+    assert_eq!(texts_from(&got, c), ["c1 line one\nline two 👋"]);
+    for m in &got {
+        assert!(
+            m["messageId"].as_str().unwrap().starts_with("false_"),
+            "{m}"
+        );
+        assert_eq!(m["chatId"], format!("{}@c.us", m["from"].as_str().unwrap()));
+    }
+    for id in &jobs {
+        let job = wait_job(&app, id, UP).await;
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    // Read on the page: the senders see blue ticks.
+    for chat in [a, b, c] {
+        eventually(UP, "the chat is read", || async {
+            (fake.unread(chat) == 0).then_some(())
+        })
+        .await;
+    }
+
+    // STOP: opted out, and the confirmation goes through the browser.
+    fake.receive(c, "stop");
+    eventually(UP, "the confirmation reached the chat", || async {
+        fake.sent_to(c)
+            .contains(&"Unsubscribed.".to_string())
+            .then_some(())
+    })
+    .await;
+    let list = app.get_json("/api/sessions/default/opt-outs").await;
+    assert_eq!(list["optOuts"][0]["number"], c);
+    let refused = app.send_ok(c, "a promotion").await;
+    assert_eq!(
+        wait_job(&app, &refused, UP).await["lastError"]["code"],
+        "opted-out"
+    );
+    // Nothing came twice, after all that.
+    let all = wait_messages(&app, 7).await;
+    assert_eq!(all.len(), 7, "{all:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_mark_read_the_chats_stay_unread_and_their_last_messages_arrive() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.incoming_interval = Dur::millis(300);
+        c.whatsapp.webdriver.mark_read = false;
+    })
+    .await;
+    let d = "6281255550001";
+    fake.receive(d, "first question");
+    let got = wait_messages(&app, 1).await;
+    assert_eq!(texts_from(&got, d), ["first question"]);
+    fake.receive(d, "second question");
+    let got = wait_messages(&app, 2).await;
+    assert_eq!(texts_from(&got, d), ["first question", "second question"]);
+    assert!(
+        got[0]["messageId"]
+            .as_str()
+            .unwrap()
+            .starts_with("preview_")
+    );
+    assert_eq!(fake.unread(d), 2, "the chat was opened");
+    app.stop().await;
+}
