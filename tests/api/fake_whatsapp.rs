@@ -741,7 +741,7 @@ async fn chats(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
         }
     }
     let mut order: Vec<(&str, (u128, &str, bool))> = last.into_iter().collect();
-    order.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+    order.sort_by_key(|o| std::cmp::Reverse(o.1.0));
     let list: Vec<Value> = order
         .iter()
         .map(|(phone, (_, text, ours))| {
