@@ -198,3 +198,72 @@ impl Inbox {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(open: &str, ids: &[&str], recent: &[&str]) -> Scan {
+        Scan {
+            open: open.into(),
+            incoming: ids
+                .iter()
+                .map(|id| Bubble {
+                    id: id.to_string(),
+                    text: format!("text of {id}"),
+                    media: None,
+                    recent: recent.contains(id),
+                })
+                .collect(),
+            unread: Vec::new(),
+        }
+    }
+
+    fn ids(v: &[Incoming]) -> Vec<&str> {
+        v.iter().map(|m| m.message_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_chat_coming_into_view_reports_its_unread_and_recent_messages_then_every_new_one() {
+        let mut inbox = Inbox::default();
+        inbox.expect.insert("6281".into(), 2);
+        let first = inbox.read_open(&scan("6281", &["h1", "h2", "u1", "u2"], &[]), true);
+        assert_eq!(ids(&first), ["u1", "u2"], "history is not news");
+        let again = inbox.read_open(&scan("6281", &["h1", "h2", "u1", "u2", "n1"], &[]), true);
+        assert_eq!(ids(&again), ["n1"]);
+        assert_eq!(again[0].chat_id, "6281@c.us");
+        // Another chat opened by a send, whose last message came a minute ago.
+        let other = inbox.read_open(&scan("6282", &["old", "just-now"], &["just-now"]), true);
+        assert_eq!(ids(&other), ["just-now"]);
+        // Without mark_read, a chat a send opened reports only what arrives while it is open.
+        let mut quiet = Inbox::default();
+        assert!(
+            quiet
+                .read_open(&scan("6283", &["x"], &["x"]), false)
+                .is_empty()
+        );
+        assert_eq!(
+            ids(&quiet.read_open(&scan("6283", &["x", "y"], &[]), false)),
+            ["y"]
+        );
+    }
+
+    #[test]
+    fn a_preview_is_reported_once_per_count_and_text() {
+        let mut inbox = Inbox::default();
+        let row = |n: usize, text: &str| Row {
+            chat: "6281234567890".into(),
+            n,
+            preview: text.into(),
+        };
+        let a = inbox.preview(&row(1, "ok")).unwrap();
+        assert!(inbox.preview(&row(1, "ok")).is_none());
+        let b = inbox.preview(&row(2, "ok")).unwrap();
+        assert_ne!(a.message_id, b.message_id);
+        assert_eq!(a.from, "6281234567890");
+        assert_eq!(
+            Inbox::default().preview(&row(1, "ok")).unwrap().message_id,
+            a.message_id
+        );
+    }
+}
