@@ -1,4 +1,5 @@
-//! Live events: job state changes, WhatsApp state changes, new QR codes and pacing cooldowns,
+//! Live events: job state changes, receipts, received messages, WhatsApp state changes, new QR
+//! codes and pacing cooldowns,
 //! published once and read by `GET /api/events` (Server-Sent Events). Every job event carries
 //! its `jobId`, `messageId` and `session`, so clients can match them; every other event names
 //! its session.

@@ -12,7 +12,8 @@ use super::Invalid;
 pub struct WebhookConfig {
     pub url: String,
     /// Event names (`job.waiting`, `job.active`, `job.completed`, `job.failed`,
-    /// `message.delivered`, `message.read`, `whatsapp.state`, `whatsapp.qr`, `session.cooldown`),
+    /// `message.delivered`, `message.read`, `message.received`, `whatsapp.state`, `whatsapp.qr`,
+    /// `session.cooldown`),
     /// or `*` for all.
     #[serde(default = "all_events")]
     pub events: Vec<String>,
