@@ -5,7 +5,9 @@
 //! Run: `cargo bench --bench webdriver` (500 sends); a debug build sends 10, as a smoke test.
 //! `OPEN_CHATS_IN_APP=false` loads the app for every send (the old way), `LOADING_MS=3000`
 //! makes the stand-in's app load as slow as the real one, `SENDS=40` sends fewer,
-//! `RECEIPT_INTERVAL=0s` watches no receipts (to see what watching them costs the sends).
+//! `RECEIPT_INTERVAL=0s` watches no receipts (to see what watching them costs the sends),
+//! `INCOMING=200` has people write 200 messages into 20 chats while the queue sends (one every
+//! 100 ms), `INCOMING_INTERVAL=0s` reads none (to see what reading them costs the sends).
 
 #[path = "../tests/api/fake_whatsapp.rs"]
 #[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
@@ -44,6 +46,8 @@ async fn main() {
     let in_app: bool = env_or("OPEN_CHATS_IN_APP", true);
     let loading_ms: u64 = env_or("LOADING_MS", 300);
     let receipt_interval: String = env_or("RECEIPT_INTERVAL", "2s".to_string());
+    let incoming: usize = env_or("INCOMING", 0);
+    let incoming_interval: String = env_or("INCOMING_INTERVAL", "2s".to_string());
     let fake = fake_whatsapp::FakeWa::start().await;
     fake.set_loading_ms(loading_ms);
     let dir = tempfile::tempdir().unwrap();
@@ -64,6 +68,7 @@ driver = "webdriver"
 web_url = "{}"
 open_chats_in_app = {in_app}
 receipt_interval = "{receipt_interval}"
+incoming_interval = "{incoming_interval}"
 "#,
         fake.url
     );
@@ -98,7 +103,17 @@ receipt_interval = "{receipt_interval}"
         );
         latencies.push(t.elapsed());
     }
-    // The rest through the queue at once (concurrency 3; the browser takes them in turn).
+    // The rest through the queue at once (concurrency 3; the browser takes them in turn), while
+    // people write in (INCOMING).
+    let writers = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            for i in 0..incoming {
+                fake.receive(&format!("62813{:08}", i % 20), &format!("question {i}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let started = Instant::now();
     let mut ids = Vec::new();
     for i in latency_sample..sends {
@@ -112,6 +127,24 @@ receipt_interval = "{receipt_interval}"
     }
     let queued = started.elapsed();
     assert_eq!(fake.sent().len(), sends);
+    writers.await.unwrap();
+    let read_all = if incoming > 0 && incoming_interval != "0s" {
+        let t = Instant::now();
+        client::eventually(
+            Duration::from_secs(300),
+            "every message written in is read",
+            || async {
+                let l = api
+                    .get_json("/api/sessions/default/messages?limit=1000")
+                    .await;
+                (l["messages"].as_array().unwrap().len() >= incoming).then_some(())
+            },
+        )
+        .await;
+        Some(t.elapsed())
+    } else {
+        None
+    };
     latencies.sort();
     let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     let procs = profile_processes(&profile);
@@ -125,7 +158,7 @@ receipt_interval = "{receipt_interval}"
     };
     println!(
         "The gateway with the WebDriver driver, against the local WhatsApp Web stand-in ({build}); \
-         app load {loading_ms} ms, receipts looked at every {receipt_interval}, chats opened {}:",
+         app load {loading_ms} ms, receipts looked at every {receipt_interval}, received messages every {incoming_interval} ({incoming} written in), chats opened {}:",
         if in_app {
             "in the running app"
         } else {
@@ -150,6 +183,11 @@ receipt_interval = "{receipt_interval}"
         fake.loads(),
         procs.len()
     );
+    if let Some(t) = read_all {
+        println!(
+            "received: all {incoming} messages written into 20 chats during the sends were read, the last {t:.1?} after the last send"
+        );
+    }
     // Receipts: every message reached its phone (delivered); now every chat reads them all.
     let watching = receipt_interval != "0s";
     if watching {

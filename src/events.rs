@@ -51,19 +51,8 @@ pub enum Event {
         at: String,
     },
     /// Someone wrote to the session: a message it received (stored once, by `messageId`).
-    #[serde(rename = "received", rename_all = "camelCase")]
-    Received {
-        session: String,
-        /// WhatsApp's id for the message.
-        message_id: String,
-        /// The sender's number (digits).
-        from: String,
-        chat_id: String,
-        text: String,
-        /// `image`, `video`, `audio`, `document`, `sticker`, or null for text.
-        media_type: Option<String>,
-        at: String,
-    },
+    #[serde(rename = "received")]
+    Received(ReceivedMessage),
     /// A session rests after a sign of trouble (`rate-limited`) until `until`.
     #[serde(rename = "cooldown", rename_all = "camelCase")]
     Cooldown {
@@ -72,6 +61,38 @@ pub enum Event {
         reason: String,
         at: String,
     },
+}
+
+/// A message a session received, as events, webhooks and the API show it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceivedMessage {
+    pub session: String,
+    /// WhatsApp's id for the message.
+    pub message_id: String,
+    /// The sender's number (digits).
+    pub from: String,
+    pub chat_id: String,
+    /// Its text (a file's caption).
+    pub text: String,
+    /// `image`, `video`, `audio`, `document`, `sticker`, or null for text.
+    pub media_type: Option<String>,
+    /// When the gateway read it.
+    pub at: String,
+}
+
+impl From<crate::db::inbound::InboundRow> for ReceivedMessage {
+    fn from(row: crate::db::inbound::InboundRow) -> Self {
+        ReceivedMessage {
+            session: row.session,
+            message_id: row.message_id,
+            from: row.from_number,
+            chat_id: row.chat_id,
+            text: row.text,
+            media_type: row.media_type,
+            at: crate::time::rfc3339(row.at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,21 +111,13 @@ impl Event {
             Event::Qr { .. } => "whatsapp.qr".into(),
             Event::Cooldown { .. } => "session.cooldown".into(),
             Event::Message { status, .. } => format!("message.{}", status.as_str()),
-            Event::Received { .. } => "message.received".into(),
+            Event::Received(_) => "message.received".into(),
         }
     }
 
     /// A message the session received, as stored.
     pub fn received(row: &crate::db::inbound::InboundRow) -> Event {
-        Event::Received {
-            session: row.session.clone(),
-            message_id: row.message_id.clone(),
-            from: row.from_number.clone(),
-            chat_id: row.chat_id.clone(),
-            text: row.text.clone(),
-            media_type: row.media_type.clone(),
-            at: crate::time::rfc3339(row.at),
-        }
+        Event::Received(row.clone().into())
     }
 
     /// The job's message reached `status` at `at` (ms).
@@ -130,7 +143,7 @@ impl Event {
     /// Job events reach the webhooks through the transaction that changes the job, a received
     /// message's through the one that stores it; the others through the recorder.
     pub fn written_with_its_job(&self) -> bool {
-        self.job_id().is_some() || matches!(self, Event::Received { .. })
+        self.job_id().is_some() || matches!(self, Event::Received(_))
     }
 
     pub fn cooldown(session: &str, until: i64, reason: &str) -> Event {

@@ -119,3 +119,28 @@ impl<const STATUS: u16, T: JsonSchema> DocOutput for Answer<STATUS, T> {
         op.json::<T>(g, STATUS, "OK");
     }
 }
+
+/// 201 with what was created, or 200 with what was there already: the same request again
+/// changes nothing.
+pub struct Created<T> {
+    pub body: T,
+    pub created: bool,
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Created<T> {
+    fn into_response(self) -> axum::response::Response {
+        let status = if self.created {
+            axum::http::StatusCode::CREATED
+        } else {
+            axum::http::StatusCode::OK
+        };
+        (status, Json(self.body)).into_response()
+    }
+}
+
+impl<T: JsonSchema> DocOutput for Created<T> {
+    fn document(op: &mut Op, g: &mut SchemaGenerator) {
+        op.json::<T>(g, 201, "created");
+        op.json::<T>(g, 200, "it was there already; nothing changed");
+    }
+}

@@ -28,6 +28,23 @@ pub fn body_limit<S: Clone + Send + Sync + 'static>(
         .layer::<_, std::convert::Infallible>(axum::Extension(BodyLimit(bytes)))
 }
 
+/// The whole body, within the route's body limit (`limit`, for the 413's message).
+pub async fn body_bytes(
+    req: Request,
+    state: &AppState,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::bad_request("invalid_body", r.body_text())
+            }
+        })
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
     type Rejection = ApiError;
 
@@ -50,15 +67,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
                 "send the body as JSON with Content-Type: application/json".into(),
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|r| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(limit)
-                } else {
-                    ApiError::bad_request("invalid_body", r.body_text())
-                }
-            })?;
+        let bytes = body_bytes(req, state, limit).await?;
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => {}
             None => {

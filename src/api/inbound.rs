@@ -2,17 +2,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, NoContent, Response};
-use schemars::generate::SchemaGenerator;
+use axum::response::NoContent;
 use serde::{Deserialize, Serialize};
 
-use super::doc::DocOutput;
+use super::doc::Created;
 use super::extract::{AppJson, AppQuery};
-use super::openapi::Op;
 use super::routes::{ApiRouter, Method};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::events::ReceivedMessage;
 use crate::time::rfc3339;
 
 pub fn routes() -> ApiRouter {
@@ -54,26 +52,9 @@ struct MessagesQuery {
     limit: Option<i64>,
 }
 
-/// A message the session received.
-#[derive(Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-struct MessageView {
-    /// WhatsApp's id for it.
-    message_id: String,
-    /// The sender's number.
-    from: String,
-    chat_id: String,
-    /// Its text (a file's caption).
-    text: String,
-    /// `image`, `video`, `audio`, `document` or `sticker` for a file.
-    media_type: Option<String>,
-    /// When the gateway read it.
-    at: String,
-}
-
 #[derive(Serialize, schemars::JsonSchema)]
 struct MessageList {
-    messages: Vec<MessageView>,
+    messages: Vec<ReceivedMessage>,
 }
 
 async fn messages(
@@ -95,17 +76,7 @@ async fn messages(
     }
     let rows = crate::db::inbound::list(&state.db.read, &name, since, limit).await?;
     Ok(Json(MessageList {
-        messages: rows
-            .into_iter()
-            .map(|r| MessageView {
-                message_id: r.message_id,
-                from: r.from_number,
-                chat_id: r.chat_id,
-                text: r.text,
-                media_type: r.media_type,
-                at: rfc3339(r.at),
-            })
-            .collect(),
+        messages: rows.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -157,46 +128,17 @@ struct OptOutRequest {
     reason: Option<String>,
 }
 
-/// 201 when the number was added, 200 when it was on the list already.
-struct Added {
-    number: String,
-    created: bool,
-}
-
+/// A number put on the list.
 #[derive(Serialize, schemars::JsonSchema)]
 struct AddedView {
     number: String,
-}
-
-impl IntoResponse for Added {
-    fn into_response(self) -> Response {
-        let status = if self.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        (
-            status,
-            Json(AddedView {
-                number: self.number,
-            }),
-        )
-            .into_response()
-    }
-}
-
-impl DocOutput for Added {
-    fn document(op: &mut Op, g: &mut SchemaGenerator) {
-        op.json::<AddedView>(g, 201, "added");
-        op.json::<AddedView>(g, 200, "it was on the list already");
-    }
 }
 
 async fn add_opt_out(
     State(state): State<AppState>,
     Path(name): Path<String>,
     AppJson(req): AppJson<OptOutRequest>,
-) -> Result<Added, ApiError> {
+) -> Result<Created<AddedView>, ApiError> {
     state.sessions.get(&name)?;
     let reason = req.reason.unwrap_or_else(|| "api".into());
     if !(1..=200).contains(&reason.chars().count()) {
@@ -206,8 +148,10 @@ async fn add_opt_out(
     }
     let number = super::send::format_number(&state, &req.number)?;
     let created = state.queue.opt_out(&name, number.as_str(), &reason).await?;
-    Ok(Added {
-        number: number.as_str().to_string(),
+    Ok(Created {
+        body: AddedView {
+            number: number.as_str().to_string(),
+        },
         created,
     })
 }

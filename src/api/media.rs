@@ -4,13 +4,12 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
 use schemars::generate::SchemaGenerator;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::doc::{DocInput, DocOutput};
+use super::doc::{Created, DocInput};
 use super::extract::{AppQuery, body_limit};
 use super::openapi::Op;
 use super::routes::{ApiRouter, Method};
@@ -64,30 +63,6 @@ impl From<MediaRow> for MediaView {
             mime_type: r.mime_type,
             filename: r.filename,
         }
-    }
-}
-
-/// 201 when the file is new, 200 when the same file (bytes, type and name) was stored before.
-pub struct Stored {
-    view: MediaView,
-    created: bool,
-}
-
-impl IntoResponse for Stored {
-    fn into_response(self) -> Response {
-        let status = if self.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        (status, Json(self.view)).into_response()
-    }
-}
-
-impl DocOutput for Stored {
-    fn document(op: &mut Op, g: &mut SchemaGenerator) {
-        op.json::<MediaView>(g, 201, "stored");
-        op.json::<MediaView>(g, 200, "the same file was stored before; nothing changed");
     }
 }
 
@@ -149,15 +124,7 @@ impl FromRequest<AppState> for Upload {
             return upload
                 .ok_or_else(|| ApiError::Validation("the form has no part named `file`".into()));
         }
-        let data = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|r| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(limit)
-                } else {
-                    ApiError::bad_request("invalid_body", r.body_text())
-                }
-            })?;
+        let data = super::extract::body_bytes(req, state, limit).await?;
         Ok(Upload {
             data: data.to_vec(),
             content_type,
@@ -201,7 +168,7 @@ async fn upload(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<UploadQuery>,
     file: Upload,
-) -> Result<Stored, ApiError> {
+) -> Result<Created<MediaView>, ApiError> {
     if let Some(f) = &q.filename
         && !(1..=200).contains(&f.chars().count())
     {
@@ -220,8 +187,8 @@ async fn upload(
         .store(&state.db, prepared, now)
         .await
         .map_err(media_error)?;
-    Ok(Stored {
-        view: row.into(),
+    Ok(Created {
+        body: row.into(),
         created,
     })
 }

@@ -106,8 +106,9 @@ impl Queue {
     }
 
     /// Asks the on-message hook about each received message and does what it says: puts the
-    /// sender on the opt-out list, queues the reply (high priority, sent even to an opted-out
-    /// number, once: its `messageId` is `reply:<the message's id>`).
+    /// sender on the opt-out list, queues the reply (high priority, once: its `messageId` is
+    /// `reply:<the message's id>`). A new opt-out's confirmation goes to the number it just
+    /// put on the list; a number on the list gets no other answer.
     pub async fn answer_incoming(&self, rows: &[InboundRow]) {
         for row in rows {
             let answer = self.hooks.on_message(&crate::hooks::Received {
@@ -119,24 +120,30 @@ impl Queue {
                 at: row.at,
             });
             let who = crate::domain::mask_number(&row.from_number);
-            let answer_opt_out = answer.opt_out.clone();
+            // A number already on the list gets no answer at all: a STOP answered by a bot that
+            // answers STOP would otherwise never end.
+            let mut confirm = false;
             if let Some(reason) = answer.opt_out {
                 match self.opt_out(&row.session, &row.from_number, &reason).await {
                     Ok(true) => {
-                        tracing::info!(session = %row.session, "🚫 {who} opted out ({reason})")
+                        tracing::info!(session = %row.session, "🚫 {who} opted out ({reason})");
+                        confirm = true;
                     }
-                    Ok(false) => {}
+                    Ok(false) => continue,
                     Err(e) => {
-                        tracing::error!(session = %row.session, error = %e, "cannot keep an opt-out")
+                        tracing::error!(session = %row.session, error = %e, "cannot keep an opt-out");
+                        continue;
                     }
                 }
+            } else if self.opted_out(&row.session, &row.from_number) {
+                continue;
             }
             let Some(text) = answer.reply.filter(|t| !t.trim().is_empty()) else {
                 continue;
             };
             // Two bots answering each other: one automatic reply per chat per REPLY_GAP, but
             // an opt-out's confirmation always goes.
-            if answer_opt_out.is_none()
+            if !confirm
                 && !self
                     .replies
                     .may_reply(&row.session, &row.chat_id, self.clock.now_ms())

@@ -7,6 +7,7 @@
 //! that were running. `default` is `[whatsapp]`; `[[sessions]]` may declare more.
 
 pub(crate) mod driver;
+mod feeds;
 mod lifecycle;
 mod registry;
 mod view;

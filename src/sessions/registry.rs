@@ -17,9 +17,6 @@ use crate::events::{Event, Events};
 use crate::queue::{DefaultConcurrency, Queue};
 use crate::whatsapp::{MessageSender, Seen, SessionState};
 
-/// How long receipts are gathered into one write.
-const ACK_BATCH: Duration = Duration::from_millis(200);
-
 /// Writes what a driver shows into its session's row.
 async fn write_seen(db: &Db, name: &str, seen: Seen) -> Result<(), DbError> {
     let name = name.to_string();
@@ -303,32 +300,14 @@ impl Sessions {
 
     /// Keeps the receipts the driver sees on the session's jobs, until `stop`.
     fn keep_acks(&self, s: &Session, sender: &dyn MessageSender, stop: CancellationToken) {
-        let Some(mut rx) = sender.acks() else {
+        let Some(rx) = sender.acks() else {
             return;
         };
         let (queue, name) = (self.queue.clone(), s.name.clone());
         let watch = self.config.whatsapp.receipt_watch.0;
-        tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let first = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = rx.recv() => r,
-                };
-                let mut seen = match first {
-                    Ok(a) => vec![a],
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(session = %name, missed = n, "receipts came faster than they were kept; {n} were dropped");
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                // What else comes within a moment goes in the same transaction: a busy sandbox
-                // reports every message, and one update per chat covers them all.
-                let window = tokio::time::Instant::now() + ACK_BATCH;
-                while let Ok(Ok(a)) = tokio::time::timeout_at(window, rx.recv()).await {
-                    seen.push(a);
-                }
+        super::feeds::keep(rx, stop, s.name.clone(), "receipts", move |seen| {
+            let (queue, name) = (queue.clone(), name.clone());
+            async move {
                 if let Err(e) = queue.record_acks(&name, seen, watch).await {
                     tracing::error!(session = %name, error = %e, "cannot keep receipts");
                 }
@@ -336,32 +315,16 @@ impl Sessions {
         });
     }
 
-    /// Keeps what the session receives (stored once, announced, its sender a contact), until
-    /// `stop`.
+    /// Keeps what the session receives (stored once, announced, its sender a contact, answered
+    /// by the on-message hook), until `stop`.
     fn keep_incoming(&self, s: &Session, sender: &dyn MessageSender, stop: CancellationToken) {
-        let Some(mut rx) = sender.incoming() else {
+        let Some(rx) = sender.incoming() else {
             return;
         };
         let (queue, name) = (self.queue.clone(), s.name.clone());
-        tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let first = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = rx.recv() => r,
-                };
-                let mut batch = match first {
-                    Ok(m) => vec![m],
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(session = %name, missed = n, "messages came faster than they were kept; {n} were dropped");
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                let window = tokio::time::Instant::now() + ACK_BATCH;
-                while let Ok(Ok(m)) = tokio::time::timeout_at(window, rx.recv()).await {
-                    batch.push(m);
-                }
+        super::feeds::keep(rx, stop, s.name.clone(), "messages", move |batch| {
+            let (queue, name) = (queue.clone(), name.clone());
+            async move {
                 match queue.record_incoming(&name, batch).await {
                     Ok(rows) => queue.answer_incoming(&rows).await,
                     Err(e) => {

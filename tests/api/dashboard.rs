@@ -235,6 +235,11 @@ async fn the_dashboard_logs_in_shows_jobs_live_and_drives_the_queue() {
         5
     );
 
+    // What people write in shows up (the sandbox's ...0008 answers).
+    app.send_ok("6281255500008", "where is my parcel?").await;
+    b.wait_text("#inbox", |t| t.contains("Got it: where is my parcel?"))
+        .await;
+
     // The API reference page renders the OpenAPI document, offline.
     b.client.goto(&app.url("/api/docs")).await.unwrap();
     b.wait_text("#ops", |t| t.contains("/api/whatsapp/send-message"))

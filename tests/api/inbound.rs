@@ -156,21 +156,19 @@ async fn the_auto_reply_plugin_answers_once_and_stop_opts_out() {
         .to_string();
     assert_eq!(app.wait_finished(&id).await["status"], "completed");
 
-    // Off the list through the API: sends go again.
-    let r = app
-        .delete(&format!("/api/sessions/default/opt-outs/{stopper}"))
-        .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = app
-        .delete(&format!("/api/sessions/default/opt-outs/{stopper}"))
-        .await;
-    assert_eq!(
-        error_code(r, StatusCode::NOT_FOUND).await,
-        "opt_out_not_found"
-    );
-    let ok = app.send_ok(stopper, "welcome back").await;
-    assert_eq!(app.wait_finished(&ok).await["status"], "completed");
-    // And on it through the API, in any common form.
+    // Its STOPs that keep coming (0009 answers every message, the confirmation too) are not
+    // answered again: once a later message of another chat is stored, they were all handled.
+    received(&app, stopper, 3).await;
+    app.send_ok(chatty, "after the stops").await;
+    received(&app, chatty, 4).await;
+    let confirmations = sent_to(&app, stopper)
+        .iter()
+        .filter(|t| *t == "You will get no more messages from us.")
+        .count();
+    assert_eq!(confirmations, 1);
+
+    // The list through the API, a number in any common form.
+    let n = "6281255511111";
     let r = app
         .post(
             "/api/sessions/default/opt-outs",
@@ -178,17 +176,27 @@ async fn the_auto_reply_plugin_answers_once_and_stop_opts_out() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(r.json::<Value>().await.unwrap()["number"], "6281255511111");
+    assert_eq!(r.json::<Value>().await.unwrap()["number"], n);
     let r = app
-        .post(
-            "/api/sessions/default/opt-outs",
-            &json!({"number": "6281255511111"}),
-        )
+        .post("/api/sessions/default/opt-outs", &json!({"number": n}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let failed = app.send_ok("6281255511111", "hi").await;
+    let failed = app.send_ok(n, "hi").await;
     assert_eq!(
         app.wait_finished(&failed).await["lastError"]["code"],
         "opted-out"
     );
+    let r = app
+        .delete(&format!("/api/sessions/default/opt-outs/{n}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .delete(&format!("/api/sessions/default/opt-outs/{n}"))
+        .await;
+    assert_eq!(
+        error_code(r, StatusCode::NOT_FOUND).await,
+        "opt_out_not_found"
+    );
+    let ok = app.send_ok(n, "welcome back").await;
+    assert_eq!(app.wait_finished(&ok).await["status"], "completed");
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_whatsapp::Render;
-use crate::helpers::{TestApp, eventually};
+use crate::helpers::TestApp;
 use crate::media::{jpeg, pdf, sha256};
 use crate::webdriver::{browser_session, connected_app, profile, wait_job};
+use crate::webdriver_sends::wait_failed_attempt;
 use wa_gateway::config::Dur;
 
 async fn send_file(app: &TestApp, number: &str, media: &Value, caption: Option<&str>) -> String {
@@ -129,16 +130,7 @@ async fn a_retried_file_is_found_in_the_chat_and_not_sent_again() {
         jobs.push((number, send_file(&app, number, media, caption).await));
     }
     for (number, id) in &jobs {
-        eventually(
-            Duration::from_secs(60),
-            &format!("job {id} failed an attempt"),
-            || async {
-                let job = app.job(id).await;
-                (job["attempts"].as_i64().unwrap() >= 1 && job["lastError"]["code"] == "timeout")
-                    .then_some(())
-            },
-        )
-        .await;
+        wait_failed_attempt(&app, id, "timeout").await;
         fake.release_ticks(number);
     }
     for (number, id) in &jobs {

@@ -146,7 +146,7 @@ async fn every_text_arrives_exactly_once_under_every_rendering() {
 }
 
 /// Waits until the job's first attempt failed with `code`.
-async fn wait_failed_attempt(app: &TestApp, id: &str, code: &str) -> Value {
+pub(crate) async fn wait_failed_attempt(app: &TestApp, id: &str, code: &str) -> Value {
     eventually(
         Duration::from_secs(60),
         &format!("job {id} failed an attempt with {code}"),
