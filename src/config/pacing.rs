@@ -102,7 +102,7 @@ pub struct PacingOverrides {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "super::whole_numbers_or_null"
     )]
-    #[schemars(length(max = 60), extend("items" = {"type": "integer", "minimum": 1, "maximum": 4294967295u64}))]
+    #[schemars(length(max = wa_pacing::MAX_WARMUP_DAYS), extend("items" = {"type": "integer", "minimum": 1, "maximum": 4294967295u64}))]
     pub warmup: Option<Vec<u32>>,
     /// e.g. "21:00-08:00", or "off".
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,8 @@ pub use parse::{parse_duration_ms, parse_gap, parse_quiet_hours, parse_typing};
 
 pub const SECOND: i64 = 1_000;
 pub const MINUTE: i64 = 60 * SECOND;
+/// The longest warm-up, in days.
+pub const MAX_WARMUP_DAYS: usize = 60;
 pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
 
@@ -100,7 +102,13 @@ impl Rules {
                         Ok(n) if n > 0 => Ok(n),
                         _ => Err(format!("warmup: {s:?} is not a positive number")),
                     })
-                    .collect::<Result<_, _>>()?
+                    .collect::<Result<_, _>>()?;
+                if self.warmup.len() > MAX_WARMUP_DAYS {
+                    return Err(format!(
+                        "warmup: at most {MAX_WARMUP_DAYS} days, not {}",
+                        self.warmup.len()
+                    ));
+                }
             }
             "quiet_hours" => self.quiet_hours = parse_quiet_hours(v)?,
             _ => return Err(format!("unknown pacing rule {key:?}")),

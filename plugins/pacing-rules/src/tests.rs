@@ -59,6 +59,9 @@ fn the_written_forms_parse_and_bad_ones_say_why() {
     );
     assert!(r.set("per_hour", "many").is_err());
     assert!(r.set("warmup", "20,0").is_err());
+    let days = |n: usize| vec!["20"; n].join(",");
+    assert!(r.set("warmup", &days(MAX_WARMUP_DAYS)).is_ok());
+    assert!(r.set("warmup", &days(MAX_WARMUP_DAYS + 1)).is_err());
     assert!(r.set("speed", "1").unwrap_err().contains("unknown"));
 }
 
