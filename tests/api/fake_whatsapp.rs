@@ -40,6 +40,8 @@ pub struct Sent {
     at_ms: u128,
     /// How long the recipient saw "typing…": from the first input in the box to the send.
     pub typing_ms: u64,
+    /// How many chats the page had opened when this one was sent ([`FakeWa::opens`]).
+    pub opens_before: u32,
     /// The file it carried (`text` is then its caption).
     pub media: Option<SentMedia>,
 }
@@ -207,6 +209,10 @@ struct Inner {
     loads: u32,
     /// A link to a chat clicked in the running app opens that chat in place.
     in_app_links: bool,
+    /// ... after this long (a slow phone or network).
+    open_delay_ms: u64,
+    /// Chats the page opened (each load of a chat's messages).
+    opens: u32,
     /// Accounts WhatsApp has banned: their messages are refused and their pages show the ban.
     banned: HashSet<String>,
     /// Recipients whose phone is off: our messages to them stay at one tick.
@@ -276,6 +282,8 @@ impl FakeWa {
             loading_ms: 300,
             loads: 0,
             in_app_links: true,
+            open_delay_ms: 0,
+            opens: 0,
             banned: HashSet::new(),
             offline: HashSet::new(),
             old_read_icon: false,
@@ -440,6 +448,14 @@ impl FakeWa {
     pub fn set_in_app_links(&self, on: bool) {
         self.lock().in_app_links = on;
     }
+    /// Opening a chat from a link in the running app takes this long.
+    pub fn set_open_delay_ms(&self, ms: u64) {
+        self.lock().open_delay_ms = ms;
+    }
+    /// How many chats the page has opened so far.
+    pub fn opens(&self) -> u32 {
+        self.lock().opens
+    }
     /// The chat's messages keep the clock until [`FakeWa::release_ticks`].
     pub fn hold_ticks(&self, phone: &str) {
         self.lock().held.insert(phone.to_string());
@@ -559,7 +575,8 @@ async fn page(State(s): St) -> Html<&'static str> {
 
 /// Whether the app opens a clicked chat link in place now.
 async fn link_open(State(s): St) -> Json<Value> {
-    Json(json!({ "open": s.lock().unwrap().in_app_links }))
+    let s = s.lock().unwrap();
+    Json(json!({ "open": s.in_app_links, "delay_ms": s.open_delay_ms }))
 }
 
 #[derive(Deserialize)]
@@ -791,7 +808,8 @@ async fn read(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
 /// The chat as this account sees it: the messages it sent there and those it received, in
 /// time order (`dir`: `out` or `in`).
 async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
-    let s = s.lock().unwrap();
+    let mut s = s.lock().unwrap();
+    s.opens += 1;
     let account = s.sessions.get(&q.token).map(|(a, _)| a.clone());
     let mut msgs: Vec<(u128, Value)> = s
         .sent
@@ -848,6 +866,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
+    let opens_before = s.opens;
     s.sent.push(Sent {
         account,
         phone: b.phone,
@@ -858,6 +877,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
         read: false,
         at_ms,
         typing_ms: b.typing_ms,
+        opens_before,
         media: b.media,
     });
     Json(json!({ "delivered": delivered, "freeze": freeze }))

@@ -1,8 +1,9 @@
 //! Received messages through WhatsApp Web in headless Chromium: messages pushed into three
 //! chats while sends go on arrive once each, in order per chat; the chats end read (the page
 //! opened them); a STOP through the auto-reply plugin opts its sender out and is confirmed
-//! through the browser; and with `mark_read = false` the chats stay unread while their last
-//! messages still arrive.
+//! through the browser; a send waits for one look at most (counted in chats the page opened,
+//! not in time); and with `mark_read = false` the chats stay unread while their last messages
+//! still arrive.
 
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,46 @@ async fn messages_in_three_chats_arrive_once_in_order_while_sends_go_on() {
     // Nothing came twice, after all that.
     let all = wait_messages(&app, 7).await;
     assert_eq!(all.len(), 7, "{all:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_waits_for_one_look_at_most() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.incoming_interval = Dur::millis(100);
+    })
+    .await;
+    // Many chats to read, each slow to open: looks keep coming while the sends do.
+    fake.set_open_delay_ms(400);
+    let chats: Vec<String> = (0..8).map(|i| format!("62812555600{i:02}")).collect();
+    for (i, chat) in chats.iter().enumerate() {
+        fake.receive(chat, &format!("question {i}"));
+    }
+    let to = "6281255569999";
+    let mut read_before = Vec::new();
+    for i in 0..6 {
+        let before = fake.opens();
+        let id = app.send_ok(to, &format!("answer {i}")).await;
+        assert_eq!(wait_job(&app, &id, UP).await["status"], "completed");
+        let sent = fake.sent();
+        let at_send = sent.last().unwrap().opens_before;
+        // At most the one chat a look was opening when the send came, and the send's own.
+        assert!(
+            at_send - before <= 2,
+            "send {i}: {} chats opened between its 202 and its send",
+            at_send - before
+        );
+        read_before.push(at_send - before);
+    }
+    eprintln!(
+        "MEASURE chats opened between a send's 202 and the send (its own included): {read_before:?}"
+    );
+    // The looks went on between the sends: every chat was read in the end.
+    let got = wait_messages(&app, chats.len()).await;
+    assert_eq!(got.len(), chats.len());
     app.stop().await;
 }
 
