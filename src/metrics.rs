@@ -93,6 +93,8 @@ pub struct Metrics {
     number_checks: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
     /// (session, rule) → times pacing held a session or a message back.
     deferrals: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// session → messages received (each once).
+    received: Mutex<BTreeMap<String, u64>>,
     /// route → (method, status) → requests. Keyed by route first so a hit allocates nothing.
     http: Mutex<BTreeMap<String, PerRoute>>,
 }
@@ -106,6 +108,7 @@ impl Default for Metrics {
             retention_runs: Default::default(),
             number_checks: Mutex::default(),
             deferrals: Mutex::default(),
+            received: Mutex::default(),
             http: Mutex::default(),
         }
     }
@@ -138,6 +141,16 @@ impl Metrics {
                 .or_default() += 1;
             s.seconds.observe(took.as_secs_f64());
         }
+    }
+
+    /// A session received `n` new messages.
+    pub fn received(&self, session: &str, n: usize) {
+        *self
+            .received
+            .lock()
+            .expect("metrics lock")
+            .entry(session.to_string())
+            .or_default() += n as u64;
     }
 
     /// A number check answered: whether the number is on WhatsApp, and whether from the cache.
@@ -317,6 +330,17 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "wa_gateway_pacing_deferrals_total{{session=\"{}\",rule=\"{rule}\"}} {n}",
+                label(session)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP wa_gateway_messages_received_total Messages sessions received (each once), by session.\n# TYPE wa_gateway_messages_received_total counter"
+        );
+        for (session, n) in self.received.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "wa_gateway_messages_received_total{{session=\"{}\"}} {n}",
                 label(session)
             );
         }

@@ -98,6 +98,9 @@ impl Queue {
             })
             .await?;
         self.outbox.wake(written);
+        if !rows.is_empty() {
+            self.metrics.received(session, rows.len());
+        }
         for (row, e) in rows.iter().zip(events) {
             tracing::info!(session, from = %crate::domain::mask_number(&row.from_number), "📥 Message received from {}", crate::domain::mask_number(&row.from_number));
             self.events.publish(e);

@@ -73,6 +73,11 @@ async fn a_reply_is_stored_once_listed_and_announced_once() {
         .filter(|d| d["event"] == "message.received")
         .collect();
     assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert!(
+        app.metrics()
+            .await
+            .contains("wa_gateway_messages_received_total{session=\"default\"} 1\n")
+    );
     // `since` filters; a bad one is a clear error.
     let later = app
         .get_json("/api/sessions/default/messages?since=2100-01-01T00:00:00Z")
