@@ -13,8 +13,7 @@ use crate::fake_whatsapp::Render;
 use crate::helpers::TestApp;
 use crate::media::{jpeg, pdf, sha256};
 use crate::webdriver::{browser_session, connected_app, profile, wait_job};
-use crate::webdriver_sends::wait_failed_attempt;
-use wa_gateway::config::Dur;
+use crate::webdriver_sends::{retrying_app, wait_failed_attempt};
 
 async fn send_file(app: &TestApp, number: &str, media: &Value, caption: Option<&str>) -> String {
     let mut body = json!({"number": number, "media": {"id": media["mediaId"]}});
@@ -108,13 +107,7 @@ async fn a_retried_file_is_found_in_the_chat_and_not_sent_again() {
     let Some((_one, fake)) = browser_session().await else {
         return;
     };
-    fake.set_loading_ms(50);
-    let app = connected_app(&fake, |c| {
-        c.whatsapp.webdriver.send_timeout = Dur::secs(2);
-        c.queue.backoff_base = Dur::secs(1);
-        c.queue.max_retries = 10;
-    })
-    .await;
+    let app = retrying_app(&fake).await;
     let d = app.upload(&pdf(), "application/pdf", "statement.pdf").await;
     let p = app.upload(&jpeg(), "image/jpeg", "photo.jpg").await;
     // Found by its caption, by its document name, and (no caption, no name shown) by the bubble

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wa_gateway::config::Dur;
 
-use crate::fake_whatsapp::Render;
+use crate::fake_whatsapp::{FakeWa, Render};
 use crate::helpers::{TestApp, eventually, start};
 use crate::webdriver::{
     browser_processes, browser_session, connected_app, deliver, profile, wait_job, wait_state,
@@ -159,18 +159,24 @@ pub(crate) async fn wait_failed_attempt(app: &TestApp, id: &str, code: &str) -> 
     .await
 }
 
+/// A connected app whose sends time out after 2 s and are retried a second later, many times:
+/// for tests that hold a send's tick to make its first attempt fail.
+pub(crate) async fn retrying_app(fake: &FakeWa) -> TestApp {
+    fake.set_loading_ms(50);
+    connected_app(fake, |c| {
+        c.whatsapp.webdriver.send_timeout = Dur::secs(2);
+        c.queue.backoff_base = Dur::secs(1);
+        c.queue.max_retries = 10;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_retry_finds_its_bubble_under_every_rendering_and_does_not_send_again() {
     let Some((_one, fake)) = browser_session().await else {
         return;
     };
-    fake.set_loading_ms(50);
-    let app = connected_app(&fake, |c| {
-        c.whatsapp.webdriver.send_timeout = Dur::secs(2);
-        c.queue.backoff_base = Dur::secs(1);
-        c.queue.max_retries = 10;
-    })
-    .await;
+    let app = retrying_app(&fake).await;
     // Long enough to be cut with "Read more", with emoji, a link and line breaks.
     let text = "Pengingat 👋🏽 tagihan Anda\nsudah terbit: https://example.com/t/9 \
                 silakan dibayar sebelum Jumat 🙏 terima kasih banyak ya, salam hangat";
