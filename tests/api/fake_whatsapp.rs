@@ -213,6 +213,8 @@ struct Inner {
     open_delay_ms: u64,
     /// Chats the page opened (each load of a chat's messages).
     opens: u32,
+    /// Contacts saved on the account's phone: the page shows their names, not their numbers.
+    contacts: HashMap<String, String>,
     /// Accounts WhatsApp has banned: their messages are refused and their pages show the ban.
     banned: HashSet<String>,
     /// Recipients whose phone is off: our messages to them stay at one tick.
@@ -284,6 +286,7 @@ impl FakeWa {
             in_app_links: true,
             open_delay_ms: 0,
             opens: 0,
+            contacts: HashMap::new(),
             banned: HashSet::new(),
             offline: HashSet::new(),
             old_read_icon: false,
@@ -305,6 +308,7 @@ impl FakeWa {
             .route("/fake/chats", get(chats))
             .route("/fake/send", post(send))
             .route("/fake/read", post(read))
+            .route("/fake/contact", get(contact))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -447,6 +451,12 @@ impl FakeWa {
     /// someone sent), or is ignored (as the real site may do for a link a script added).
     pub fn set_in_app_links(&self, on: bool) {
         self.lock().in_app_links = on;
+    }
+    /// The account's phone saves `phone` as `name`: its chat shows the name, not the number.
+    pub fn save_contact(&self, phone: &str, name: &str) {
+        self.lock()
+            .contacts
+            .insert(phone.to_string(), name.to_string());
     }
     /// Opening a chat from a link in the running app takes this long.
     pub fn set_open_delay_ms(&self, ms: u64) {
@@ -782,11 +792,16 @@ async fn chats(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
                 .iter()
                 .filter(|m| &m.account == account && m.phone == *phone && !m.read)
                 .count();
-            json!({ "phone": phone, "msgs": msgs, "ins": ins, "unread": unread,
-                    "last": { "text": text, "ours": ours } })
+            json!({ "phone": phone, "name": s.contacts.get(*phone), "msgs": msgs, "ins": ins,
+                    "unread": unread, "last": { "text": text, "ours": ours } })
         })
         .collect();
     Json(json!(list))
+}
+
+/// The name the account saved a number under, if it did.
+async fn contact(State(s): St, Query(q): Query<PhoneQ>) -> Json<Value> {
+    Json(json!({ "name": s.lock().unwrap().contacts.get(&q.phone) }))
 }
 
 /// The account has the chat open: what it received there is read.

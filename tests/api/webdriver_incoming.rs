@@ -16,16 +16,23 @@ use crate::webdriver::{browser_session, connected_app, wait_job};
 
 const UP: Duration = Duration::from_secs(60);
 
-/// The texts received from each of `chats`, once `want` messages are in.
+/// The received messages, once `want` are in; what did arrive if they do not.
 async fn wait_messages(app: &TestApp, want: usize) -> Vec<Value> {
-    eventually(UP, &format!("{want} received messages"), || async {
+    let deadline = Instant::now() + UP;
+    loop {
         let l = app
             .get_json("/api/sessions/default/messages?limit=1000")
             .await;
         let m = l["messages"].as_array().unwrap().clone();
-        (m.len() >= want).then_some(m)
-    })
-    .await
+        if m.len() >= want {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {UP:?}: {want} received messages; these came: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn texts_from(messages: &[Value], from: &str) -> Vec<String> {
@@ -154,6 +161,56 @@ async fn a_send_waits_for_one_look_at_most() {
     // The looks went on between the sends: every chat was read in the end.
     let got = wait_messages(&app, chats.len()).await;
     assert_eq!(got.len(), chats.len());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn what_arrives_in_a_chat_a_send_leaves_is_kept_without_a_look() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    // Looks so far apart that none comes during the test: only the glances around sends read.
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.incoming_interval = Dur::secs(600);
+    })
+    .await;
+    let (a, x, y) = ("6281255580001", "6281255580002", "6281255580003");
+    let first = app.send_ok(a, "your order shipped").await;
+    wait_job(&app, &first, UP).await;
+    // a answers while its chat is open: read at once, so no badge will ever tell of it.
+    fake.receive(a, "thanks! when does it arrive?");
+    eventually(UP, "the page showed it", || async {
+        (fake.unread(a) == 0).then_some(())
+    })
+    .await;
+    // y writes meanwhile: its badge is seen before a send opens its chat.
+    fake.receive(y, "is the shop open today?");
+    let next = app.send_ok(x, "a reminder").await;
+    wait_job(&app, &next, UP).await;
+    let third = app.send_ok(y, "yes, until 5").await;
+    wait_job(&app, &third, UP).await;
+    let got = wait_messages(&app, 2).await;
+    assert_eq!(texts_from(&got, a), ["thanks! when does it arrive?"]);
+    assert_eq!(texts_from(&got, y), ["is the shop open today?"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_contact_saved_under_a_name_is_opened_by_its_row_and_reported_by_number() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let app = connected_app(&fake, |c| {
+        c.whatsapp.webdriver.incoming_interval = Dur::millis(300);
+    })
+    .await;
+    let budi = "6281255570001";
+    fake.save_contact(budi, "Budi Santoso");
+    fake.receive(budi, "halo, ini Budi");
+    let got = wait_messages(&app, 1).await;
+    assert_eq!(texts_from(&got, budi), ["halo, ini Budi"]);
+    assert_eq!(got[0]["chatId"], format!("{budi}@c.us"));
+    assert_eq!(fake.unread(budi), 0);
     app.stop().await;
 }
 

@@ -69,6 +69,28 @@ async fn guarded<F: Future>(pulse: &Pulse, limit: Duration, fut: F) -> Result<F:
 }
 
 impl Session<'_> {
+    /// A glance for received messages (see `incoming.rs`), handed to the sessions layer;
+    /// watched like every wait on the page: the session ends if the page falls silent.
+    async fn glance(&self, page: Page<'_>, inbox: &mut super::incoming::Inbox) -> Option<End> {
+        let glance = inbox.glance(page, self.cfg.mark_read);
+        match guarded(self.pulse, self.cfg.session_timeout.0, glance).await {
+            Err(silent) => Some(End::Restart(RestartCause::Unresponsive {
+                silent,
+                during_send: false,
+            })),
+            Ok(Ok(seen)) => {
+                for m in seen {
+                    let _ = self.shared.incoming.send(m);
+                }
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "glancing for received messages failed");
+                None
+            }
+        }
+    }
+
     pub(super) async fn run(&mut self, b: &Browser) -> End {
         let cfg = self.cfg;
         let started = Instant::now();
@@ -165,6 +187,11 @@ impl Session<'_> {
                             let _ = reply.send(Err(SendError::new("not-ready", "WhatsApp is not connected")));
                             continue;
                         }
+                        // What arrived in the chat this send leaves, and the badges of the one it opens.
+                        if watch_incoming && let Some(end) = self.glance(page, &mut inbox).await {
+                            let _ = reply.send(Err(SendError::new("session-closed", "the page stopped answering before the send; it is retried after the restart")));
+                            return end;
+                        }
                         let settings = SendSettings { web_url: &cfg.web_url, timeout: cfg.send_timeout.0, in_app: cfg.open_chats_in_app };
                         let send = send::send(page, &settings, &m, &mut *self.claims);
                         match guarded(self.pulse, cfg.session_timeout.0, send).await {
@@ -173,9 +200,14 @@ impl Session<'_> {
                                     Err(e) if e.code == "session-closed" => Some(e.message.clone()),
                                     _ => None,
                                 };
+                                let sent = r.is_ok();
                                 let _ = reply.send(r);
                                 if let Some(why) = gone {
                                     return End::Restart(RestartCause::SessionGone(why));
+                                }
+                                // The chat the send opened, as it is now: what was there is history.
+                                if sent && watch_incoming && let Some(end) = self.glance(page, &mut inbox).await {
+                                    return end;
                                 }
                             }
                             Err(silent) => {
