@@ -101,11 +101,10 @@ async fn list_opt_outs(
     Path(name): Path<String>,
 ) -> Result<Json<OptOutList>, ApiError> {
     state.sessions.get(&name)?;
-    let rows = crate::db::inbound::opt_outs(&state.db.read).await?;
+    let rows = crate::db::inbound::opt_outs(&state.db.read, Some(&name)).await?;
     Ok(Json(OptOutList {
         opt_outs: rows
             .into_iter()
-            .filter(|r| r.session == name)
             .map(|r| OptOutView {
                 number: r.number,
                 reason: r.reason,

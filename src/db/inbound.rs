@@ -108,11 +108,13 @@ pub async fn opt_in(c: &mut SqliteConnection, session: &str, number: &str) -> sq
         .map(|r| r.rows_affected() > 0)
 }
 
-/// Every opt-out, by session then number.
-pub async fn opt_outs(pool: &SqlitePool) -> sqlx::Result<Vec<OptOutRow>> {
+/// The opt-outs of one session, or of all (`None`), by session then number.
+pub async fn opt_outs(pool: &SqlitePool, session: Option<&str>) -> sqlx::Result<Vec<OptOutRow>> {
     sqlx::query_as(
-        "SELECT session, number, reason, created_at FROM opt_outs ORDER BY session, number",
+        "SELECT session, number, reason, created_at FROM opt_outs \
+         WHERE ?1 IS NULL OR session = ?1 ORDER BY session, number",
     )
+    .bind(session)
     .fetch_all(pool)
     .await
 }

@@ -112,7 +112,7 @@ impl Queue {
         let settings = settings::Settings::load(&db, config).await?;
         recover(&db, clock.now_ms()).await?;
         let counts = LiveCounts::new(jobs::counts_by_session(&db.read).await?);
-        let opt_outs = inbound::OptOuts::load(crate::db::inbound::opt_outs(&db.read).await?);
+        let opt_outs = inbound::OptOuts::load(crate::db::inbound::opt_outs(&db.read, None).await?);
         let enqueues = enqueue_batcher(db.writer.clone(), events.clone(), outbox.clone());
         let outcomes = outcome_batcher(db.writer.clone(), outbox.clone(), clock.clone());
         Ok(Arc::new(Queue {

@@ -232,12 +232,34 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    eventually_shows(within, what, || {
+        let seen = check();
+        async move { seen.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// As [`eventually`], for a check that says what it saw instead (`Err`): the panic shows the
+/// last of it, so a failure says what did come.
+pub async fn eventually_shows<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let deadline = Instant::now() + within;
     loop {
-        if let Some(v) = check().await {
-            return v;
+        match check().await {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "not within {within:?}: {what}{}",
+                if seen.is_empty() {
+                    String::new()
+                } else {
+                    format!("; last seen: {seen}")
+                }
+            ),
         }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

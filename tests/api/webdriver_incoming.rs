@@ -10,29 +10,27 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wa_gateway::config::{Dur, PluginHook};
 
+use crate::client::eventually_shows;
 use crate::helpers::{TestApp, eventually};
 use crate::plugins::plugin;
 use crate::webdriver::{browser_session, connected_app, wait_job};
 
 const UP: Duration = Duration::from_secs(60);
 
-/// The received messages, once `want` are in; what did arrive if they do not.
+/// The received messages, once `want` are in; a failure shows what did arrive.
 async fn wait_messages(app: &TestApp, want: usize) -> Vec<Value> {
-    let deadline = Instant::now() + UP;
-    loop {
+    eventually_shows(UP, &format!("{want} received messages"), || async {
         let l = app
             .get_json("/api/sessions/default/messages?limit=1000")
             .await;
         let m = l["messages"].as_array().unwrap().clone();
         if m.len() >= want {
-            return m;
+            Ok(m)
+        } else {
+            Err(format!("{m:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "not within {UP:?}: {want} received messages; these came: {m:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn texts_from(messages: &[Value], from: &str) -> Vec<String> {
