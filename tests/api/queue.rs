@@ -314,10 +314,13 @@ async fn a_pause_during_a_drain_holds_the_jobs_not_yet_claimed() {
     .await;
     app.set_queue(json!({"paused": true})).await;
     let sent_at_pause = app.outbox().len() as i64;
-    // The send in flight ends; the worker then claims nothing more.
+    // The send in flight ends and its outcome is recorded (a slot is freed before its outcome
+    // is written); the worker then claims nothing more.
     let s = crate::helpers::eventually(Duration::from_secs(10), "nothing active", || async {
         let s = app.status().await;
-        (s["queue"]["active"] == 0).then_some(s)
+        let q = &s["queue"];
+        let settled = q["waiting"].as_i64().unwrap() + q["completed"].as_i64().unwrap() == 20;
+        (q["active"] == 0 && settled).then_some(s)
     })
     .await;
     let waiting = s["queue"]["waiting"].as_i64().unwrap();
