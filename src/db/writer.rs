@@ -26,8 +26,9 @@ type OpFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Fi
 
 struct Op {
     durability: Durability,
-    /// The op runs exactly one SQL statement, so alone in a batch it needs no BEGIN/COMMIT.
-    single_statement: bool,
+    /// Each statement the op runs is a whole change on its own (nothing in it must commit
+    /// together), so alone in a batch it needs no BEGIN/COMMIT.
+    autocommit: bool,
     /// The op must run outside any transaction (a WAL checkpoint, an incremental vacuum).
     standalone: bool,
     run: OpFn,
@@ -92,13 +93,14 @@ impl Writer {
         self.submit(durability, false, false, f, Some(Box::new(after_commit)))
     }
 
-    /// Like [`exec`](Self::exec); `single_statement` says the op runs exactly one SQL
-    /// statement, so when it is alone in its batch it runs in autocommit, which saves two round
-    /// trips to SQLite's thread on the hot path (claims, outcome batches).
+    /// Like [`exec`](Self::exec); `autocommit` says each statement the op runs is a whole
+    /// change on its own (a claim; an outcome batch and the claim that follows it), so when it
+    /// is alone in its batch it runs without BEGIN/COMMIT, each statement committing by itself,
+    /// which saves two round trips to SQLite's thread on the hot path.
     pub fn exec_with<T, F>(
         &self,
         durability: Durability,
-        single_statement: bool,
+        autocommit: bool,
         f: F,
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
@@ -107,13 +109,13 @@ impl Writer {
             + Send
             + 'static,
     {
-        self.submit(durability, single_statement, false, f, None)
+        self.submit(durability, autocommit, false, f, None)
     }
 
     fn submit<T, F>(
         &self,
         durability: Durability,
-        single_statement: bool,
+        autocommit: bool,
         standalone: bool,
         f: F,
         after_commit: Option<AfterCommit<T>>,
@@ -143,7 +145,7 @@ impl Writer {
             sender
                 .send(Op {
                     durability,
-                    single_statement,
+                    autocommit,
                     standalone,
                     run,
                 })
@@ -188,8 +190,8 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
                 synchronous_full = durable;
             }
         }
-        if batch.len() == 1 && batch[0].single_statement {
-            // One statement in autocommit is its own transaction.
+        if batch.len() == 1 && batch[0].autocommit {
+            // Each statement is its own transaction.
             let op = batch.pop().expect("one op");
             let finish = (op.run)(&mut conn).await;
             finish(Ok(()));

@@ -43,6 +43,9 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                         }
                     }
                 }
+                // Let the callers just answered run before the next batch is taken: a worker
+                // slot sends its next job and joins that batch instead of the one after it.
+                tokio::task::yield_now().await;
             }
         });
         Batcher { tx }

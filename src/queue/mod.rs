@@ -87,8 +87,9 @@ pub struct Queue {
     active: AtomicU32,
     /// Stores accepted jobs together: one statement and one fsync per batch.
     enqueues: Batcher<NewJob, (JobRow, bool)>,
-    /// Records finished attempts together, each only if its lease still holds.
-    outcomes: Batcher<(jobs::Finished, Event), bool>,
+    /// Records finished attempts together, each only if its lease still holds, and claims the
+    /// next due job for each slot that asks, in the same writer round trip.
+    outcomes: Batcher<Record, Recorded>,
     counts: LiveCounts,
     events: Events,
     outbox: JobOutbox,
@@ -203,26 +204,30 @@ impl Queue {
         Ok(now)
     }
 
-    /// Records how an attempt of a job of `session` ended; false when the job's lease no
-    /// longer held.
+    /// Records how an attempt of a job of `session` ended, and with `next` claims the
+    /// session's next due job for the same slot; `held` is false when the job's lease no
+    /// longer held. A claimed job is counted `waiting` → `active` here; the slot it was claimed
+    /// for was never freed, so it is not counted again in `active()`.
     async fn record(
         &self,
         session: &str,
         finished: jobs::Finished,
         event: Event,
-    ) -> Result<bool, DbError> {
+        next: bool,
+    ) -> Result<Recorded, DbError> {
         let to = finished.outcome.state();
+        let record = Record {
+            finished,
+            event,
+            next: next.then(|| session.to_string()),
+        };
         // A transient database error (a full disk, a busy file) must not leave the job `active`
         // until the next restart: try again with backoff (0.1s … 3.2s) before giving up.
         let mut tries = 0;
-        let held = loop {
+        let recorded = loop {
             tries += 1;
-            match self
-                .outcomes
-                .submit((finished.clone(), event.clone()))
-                .await
-            {
-                Ok(held) => break held,
+            match self.outcomes.submit(record.clone()).await {
+                Ok(recorded) => break recorded,
                 Err(DbError::WriterGone) => return Err(DbError::WriterGone),
                 Err(e) if tries >= 6 => return Err(e),
                 Err(e) => {
@@ -236,11 +241,11 @@ impl Queue {
                 }
             }
         };
-        if held {
+        if recorded.held {
             self.counts.shift(session, JobState::Active, to, 1);
-            self.events.publish(event);
+            self.events.publish(record.event);
         }
-        Ok(held)
+        Ok(recorded)
     }
 
     /// Jobs by state, without touching the database.
@@ -395,36 +400,68 @@ fn enqueue_batcher(
     )
 }
 
+/// A finished attempt to record; `next` names the session whose next due job the freed slot
+/// takes, if it takes one.
+#[derive(Clone)]
+struct Record {
+    finished: jobs::Finished,
+    event: Event,
+    next: Option<String>,
+}
+
+/// What recording answered: whether the lease held, and the job claimed for the slot.
+struct Recorded {
+    held: bool,
+    next: Option<JobRow>,
+}
+
 /// Outcomes: completions that arrive together are recorded with one statement, with their
-/// deliveries; without an fsync (they survive a crashed process, and the next durable commit
-/// makes them durable).
+/// deliveries, and the slots that asked get their session's next due jobs from one claim per
+/// session in the same transaction (as BullMQ's move-to-finished hands back the next job): a
+/// busy lane costs one writer round trip per batch of jobs, not two per job. Without an fsync
+/// (they survive a crashed process, and the next durable commit makes them durable).
 fn outcome_batcher(
     writer: db::Writer,
     outbox: JobOutbox,
     clock: crate::time::Clock,
-) -> Batcher<(jobs::Finished, Event), bool> {
-    Batcher::spawn(256, move |batch| -> BatchFuture<bool> {
-        let (finished, events): (Vec<jobs::Finished>, Vec<Event>) = batch.into_iter().unzip();
-        let single = jobs::all_completed(&finished) && outbox.0.is_none();
+) -> Batcher<Record, Recorded> {
+    Batcher::spawn(256, move |batch: Vec<Record>| -> BatchFuture<Recorded> {
+        let mut finished = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut wants = Vec::with_capacity(batch.len());
+        for r in batch {
+            finished.push(r.finished);
+            events.push(r.event);
+            wants.push(r.next);
+        }
+        // Each outcome and each claim is one statement, a whole change on its own; only the
+        // webhook deliveries must commit with the changes they announce.
+        let autocommit = outbox.0.is_none();
         let (out, wake) = (outbox.clone(), outbox.clone());
         let now = clock.now_ms();
-        let write = writer.exec_with(Durability::Relaxed, single, move |c| {
+        let write = writer.exec_with(Durability::Relaxed, autocommit, move |c| {
             Box::pin(async move {
-                let held = jobs::finish_many(c, &finished, now).await?;
-                let moved: Vec<Event> = events
+                let lease = worker::new_lease();
+                let (held, next) = jobs::finish_and_claim(c, &finished, &wants, lease, now).await?;
+                let mut moved: Vec<Event> = events
                     .into_iter()
                     .zip(&held)
                     .filter(|(_, h)| **h)
                     .map(|(e, _)| e)
                     .collect();
+                moved.extend(next.iter().flatten().map(|r| Event::from_row(r, "active")));
                 let written = out.write(c, &moved).await?;
-                Ok((held, written))
+                Ok((held, next, written))
             })
         });
         Box::pin(async move {
-            let (held, written) = write.await?;
+            let (held, next, written) = write.await?;
             wake.wake(written);
-            Ok(held)
+            Ok(held
+                .into_iter()
+                .zip(next)
+                .map(|(held, next)| Recorded { held, next })
+                .collect())
         })
     })
 }

@@ -69,14 +69,14 @@ impl Queue {
             }
         };
         let job_id = row.id.clone();
-        let state = process(self, &lane, row).await;
+        let (state, _) = process(self, &lane, row, None).await;
         Ok(Step::Ran { job_id, state })
     }
 
     /// Claims up to `n` due jobs of a lane (with their `job.active` deliveries) and counts
     /// them active.
     async fn claim(&self, lane: &Lane, n: u32) -> Result<Vec<JobRow>, DbError> {
-        let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
+        let lease = new_lease();
         let session = lane.name().to_string();
         self.claim_with(lane, move |c, now| {
             Box::pin(async move { jobs::claim(c, &session, n as i64, now, lease).await })
@@ -97,12 +97,12 @@ impl Queue {
             + 'static,
     {
         let out = self.outbox.clone();
-        let single = out.0.is_none();
+        let autocommit = out.0.is_none();
         let now = self.clock.now_ms();
         let (rows, written) = self
             .db
             .writer
-            .exec_with(Durability::Relaxed, single, move |c| {
+            .exec_with(Durability::Relaxed, autocommit, move |c| {
                 Box::pin(async move {
                     let rows = pick(c, now).await?;
                     let active: Vec<Event> =
@@ -115,20 +115,30 @@ impl Queue {
         self.outbox.wake(written);
         self.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
         lane.active.fetch_add(rows.len() as u32, Ordering::AcqRel);
+        self.claimed(lane, &rows, now);
+        Ok(rows)
+    }
+
+    /// Counts claimed jobs `active` and announces them (their slots are counted by the caller).
+    fn claimed(&self, lane: &Lane, rows: &[JobRow], now: i64) {
         self.counts.shift(
             lane.name(),
             JobState::Waiting,
             JobState::Active,
             rows.len() as i64,
         );
-        for row in &rows {
+        for row in rows {
             self.events.publish(Event::from_row(row, "active"));
             self.metrics
                 .wait_seconds
                 .observe((now - row.run_at).max(0) as f64 / 1000.0);
         }
-        Ok(rows)
     }
+}
+
+/// A claim's lease token: what every outcome of the jobs it claimed must show.
+pub(super) fn new_lease() -> i64 {
+    rand::thread_rng().r#gen::<i64>().abs().max(1)
 }
 
 pub(super) async fn dispatch(
@@ -201,10 +211,10 @@ pub(super) async fn dispatch(
             }
             Ok(rows) => {
                 for row in rows {
-                    let (q, l) = (queue.clone(), lane.clone());
+                    let (q, l, c) = (queue.clone(), lane.clone(), cancel.clone());
                     let send = lane
                         .inflight
-                        .track_future(async move { process(&q, &l, row).await });
+                        .track_future(async move { run_slot(&q, &l, row, &c).await });
                     tracker.spawn(send);
                 }
             }
@@ -243,9 +253,44 @@ async fn wait(
     }
 }
 
+/// One slot of a lane: sends its claimed job, then, for as long as the lane may go on, the
+/// next due job claimed with each outcome (one writer round trip per job, not two). The slot is
+/// given back when the lane has nothing due, is paused, held, paced or over its concurrency.
+async fn run_slot(queue: &Queue, lane: &Lane, job: JobRow, cancel: &CancellationToken) {
+    let mut job = job;
+    while let (_, Some(next)) = process(queue, lane, job, Some(cancel)).await {
+        job = next;
+    }
+}
+
+/// True when a slot that just finished a send may take the lane's next job at once.
+fn may_go_on(queue: &Queue, lane: &Lane, cancel: Option<&CancellationToken>) -> bool {
+    let settings = queue.settings();
+    cancel.is_some_and(|c| !c.is_cancelled())
+        && !lane.closed.is_cancelled()
+        && !lane.is_paced()
+        && !settings.paused
+        && !lane.paused()
+        && lane.is_ready()
+        && lane.active() <= lane.concurrency(settings.concurrency)
+}
+
+/// Gives a slot back: its lane's dispatcher may fill it.
+fn free_slot(queue: &Queue, lane: &Lane) {
+    queue.active.fetch_sub(1, Ordering::AcqRel);
+    lane.active.fetch_sub(1, Ordering::AcqRel);
+    lane.wake.notify_one();
+}
+
 /// Sends one claimed job and records the outcome; the job's state after it (None when its
-/// lease no longer held or the outcome could not be recorded).
-async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobState> {
+/// lease no longer held or the outcome could not be recorded), and the next job claimed for
+/// the same slot when `cancel` is given (a dispatcher's slot) and the lane may go on.
+async fn process(
+    queue: &Queue,
+    lane: &Lane,
+    job: jobs::JobRow,
+    cancel: Option<&CancellationToken>,
+) -> (Option<JobState>, Option<JobRow>) {
     let attempt = job.attempts as u32;
     tracing::info!(job.id = %job.id, session = %job.session, attempt, "📤 Processing {} to {} (attempt {attempt})", job.id, mask_number(&job.number));
     let media = if !job.ignore_opt_out && queue.opted_out(&job.session, &job.number) {
@@ -291,11 +336,13 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
     if result.is_ok() && lane.is_paced() {
         queue.paced_sent(lane, &job);
     }
-    // The send is over: free its slot now, so the next claim can share a transaction with this
-    // outcome. `concurrency` bounds sends in flight; recording does not touch WhatsApp.
-    queue.active.fetch_sub(1, Ordering::AcqRel);
-    lane.active.fetch_sub(1, Ordering::AcqRel);
-    lane.wake.notify_one();
+    // The send is over. A slot that goes on keeps its place and gets its next job with this
+    // outcome; one that stops is freed now, so a dispatcher's claim can share a transaction with
+    // this outcome. `concurrency` bounds sends in flight; recording does not touch WhatsApp.
+    let go_on = may_go_on(queue, lane, cancel);
+    if !go_on {
+        free_slot(queue, lane);
+    }
     let (outcome, log): (Outcome, Box<dyn FnOnce() + Send>) = match result {
         Ok(receipt) => {
             let id = job.id.clone();
@@ -337,20 +384,26 @@ async fn process(queue: &Queue, lane: &Lane, job: jobs::JobRow) -> Option<JobSta
         lease: job.lease.unwrap_or_default(),
         outcome,
     };
-    match queue.record(&job.session, finished, event).await {
-        Ok(true) => {
+    let (state, next) = match queue.record(&job.session, finished, event, go_on).await {
+        Ok(r) if r.held => {
             log();
-            Some(to)
+            (Some(to), r.next)
         }
-        Ok(false) => {
+        Ok(r) => {
             tracing::warn!(job.id = %job.id, "job {} changed hands while it was being sent; its result was not recorded", job.id);
-            None
+            (None, r.next)
         }
         Err(e) => {
             tracing::error!(job.id = %job.id, error = %e, "cannot record the outcome of job {}; it will be retried after the next start", job.id);
-            None
+            (None, None)
         }
+    };
+    match &next {
+        Some(row) => queue.claimed(lane, std::slice::from_ref(row), queue.clock.now_ms()),
+        None if go_on => free_slot(queue, lane),
+        None => {}
     }
+    (state, next)
 }
 
 /// Retry or give up, as the classifier and the retry budget say; and the log line for it.

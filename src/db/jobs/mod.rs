@@ -14,7 +14,7 @@ pub use acks::raise_ack;
 pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
 pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
 pub use lifecycle::{
-    Finished, MAX_RESCUES, Outcome, all_completed, claim, finish_many, recover_active,
+    Finished, MAX_RESCUES, Outcome, claim, finish_and_claim, finish_many, recover_active,
 };
 
 /// Where a job is in its life; stored as its lowercase name.
