@@ -109,6 +109,10 @@ enum PluginCommand {
         #[arg(long)]
         requested: Option<String>,
     },
+    /// Compile the component on stdin for this binary's engine, to stdout (what `serve` runs
+    /// to load a plugin without keeping the compiler resident).
+    #[command(hide = true)]
+    Precompile,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +154,13 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 fn plugin_command(cmd: PluginCommand) -> anyhow::Result<()> {
     use wa_gateway::plugins::{CallInput, call_file, check_file};
     match cmd {
+        PluginCommand::Precompile => {
+            if let Err(reason) = wa_gateway::plugins::precompile_stdio() {
+                eprintln!("{reason}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         PluginCommand::Check { file } => {
             let (sha, hooks) = check_file(&file).map_err(anyhow::Error::msg)?;
             println!("{}: a wa-gateway plugin component", file.display());
@@ -269,6 +280,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (file, command) = match Cli::parse().command {
+        Command::Plugin(PluginCommand::Precompile) => {
+            // Its stderr is the reason a plugin does not load: nothing else may go there.
+            return plugin_command(PluginCommand::Precompile);
+        }
         Command::Plugin(cmd) => {
             // Plugin tools need no gateway.toml.
             wa_gateway::telemetry::init("info");
@@ -289,6 +304,10 @@ async fn main() -> anyhow::Result<()> {
     wa_gateway::telemetry::init_with(&config.log.level, config.log.format);
     match command {
         Run::Serve => {
+            // Plugins are compiled by this binary in a child process (plugins::compile).
+            if let Ok(exe) = std::env::current_exe() {
+                wa_gateway::plugins::compile_in_child(exe);
+            }
             let listener = tokio::net::TcpListener::bind(config.server.bind)
                 .await
                 .with_context(|| {

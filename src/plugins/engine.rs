@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 use super::hooks::{Hook, Slot};
 use super::state::{PluginInfo, State};
@@ -109,11 +109,11 @@ impl PluginHost {
                 pinned: pin.clone(),
             });
         }
-        let component = Component::from_binary(&self.engine, &bytes).map_err(|e| {
+        let component = super::compile::component(&self.engine, &bytes).map_err(|reason| {
             PluginError::NotAComponent {
                 plugin: plugin.clone(),
                 path: file.clone(),
-                reason: format!("{e:#}"),
+                reason,
             }
         })?;
         let pre =

@@ -139,3 +139,64 @@ async fn with_no_user_the_log_says_how_to_create_one() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// The `[[plugins]]` part of the committed gateway.toml, with absolute paths.
+fn bundled_plugins() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let toml = std::fs::read_to_string(format!("{root}/gateway.toml")).unwrap();
+    let at = toml
+        .find("[[plugins]]")
+        .expect("gateway.toml loads plugins");
+    toml[at..].replace("path = \"plugins/", &format!("path = \"{root}/plugins/"))
+}
+
+#[tokio::test]
+async fn the_binary_compiles_its_plugins_in_a_child_process_and_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::process::write_config(dir.path(), "0ms");
+    let path = dir.path().join("gateway.toml");
+    let config = std::fs::read_to_string(&path).unwrap() + &bundled_plugins();
+    std::fs::write(&path, config).unwrap();
+    let gw = crate::process::Gateway::start(dir.path()).await;
+    let log = gw.log();
+    let compiled = log.matches("plugin compiled in a child process").count();
+    assert_eq!(compiled, 4, "one child per bundled plugin:\n{log}");
+    let id = gw.send_ok("0812 3456 7890", "hello").await;
+    let job = gw.wait_finished(&id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["chatId"], "6281234567890@c.us");
+    let plugins = gw.get_json("/api/plugins").await;
+    let calls = |name: &str| {
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["calls"].as_u64().unwrap())
+    };
+    assert!(calls("number-format") >= Some(1), "{plugins}");
+
+    // A file that is no component: start-up stops with the child's reason.
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"garbage").unwrap();
+    let config = std::fs::read_to_string(&path).unwrap().replace(
+        &format!("{}/plugins/dist/templates.wasm", env!("CARGO_MANIFEST_DIR")),
+        &broken.display().to_string(),
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, config).unwrap();
+    drop(gw);
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.wasm")
+            && err.contains("is not a WebAssembly component")
+            && err.contains("magic header"),
+        "{err}"
+    );
+}
