@@ -196,7 +196,7 @@ async fn complete_and_claim(
         // Several statements in one prepared query, with their results told apart: SQLite's
         // driver does it, and sqlx marks it deprecated for lack of it elsewhere (issue 3108).
         // Should a later sqlx drop it, the same two statements run one after the other.
-        #[allow(deprecated)]
+        #[expect(deprecated)]
         let mut results = sqlx::query(&SQL)
             .bind(now)
             .bind(done.as_deref().unwrap_or("[]"))
