@@ -78,24 +78,25 @@ async fn a_bad_config_stops_start_up_naming_the_key_and_file() {
         ("[server]\nbind = \"nowhere\"\n", "server.bind"),
     ] {
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = serve_fails(&path);
         assert!(
             err.contains(key) && err.contains("gateway.toml"),
             "{key}: {err}"
         );
     }
+    let err = serve_fails(std::path::Path::new("/nonexistent/gateway.toml"));
+    assert!(err.contains("/nonexistent/gateway.toml"), "{err}");
+}
+
+/// `wa-gateway serve --config <config>` run to its end, which must be a failure: its stderr.
+fn serve_fails(config: &std::path::Path) -> String {
     let out = Command::new(BIN)
-        .args(["serve", "--config", "/nonexistent/gateway.toml"])
+        .args(["serve", "--config"])
+        .arg(config)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
+    assert!(!out.status.success(), "{} started", config.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test]
@@ -186,13 +187,7 @@ async fn the_binary_compiles_its_plugins_in_a_child_process_and_runs_them() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, config).unwrap();
     drop(gw);
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&bad);
     assert!(
         err.contains("broken.wasm")
             && err.contains("is not a WebAssembly component")
