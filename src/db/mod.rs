@@ -99,10 +99,6 @@ pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnect
         .auto_vacuum(SqliteAutoVacuum::Incremental)
         // The writer touches the hot end of every index: 8 MiB of page cache (readers keep 2).
         .pragma("cache_size", "-8192")
-        // A checkpoint costs the writer two fsyncs, whatever it copies: at SQLite's default
-        // (every 1,000 pages, 4 MiB of WAL) a busy queue paid them every few milliseconds. At
-        // 64 MiB the same pages are copied once per checkpoint, not once per 4 MiB.
-        .pragma("wal_autocheckpoint", "16384")
         .connect()
         .await
         .with_context(|| format!("cannot open database {}", path.display()))?;
