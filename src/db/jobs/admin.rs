@@ -91,12 +91,16 @@ fn tally(sessions: Vec<String>) -> Removed {
 pub async fn clear(conn: &mut SqliteConnection, states: &[JobState]) -> sqlx::Result<Vec<Removed>> {
     let mut out = Vec::with_capacity(states.len());
     for state in states {
-        let gone = sqlx::query_scalar(
-            "DELETE FROM jobs WHERE status = ?1 AND status != 'active' RETURNING session",
-        )
-        .bind(*state)
-        .fetch_all(&mut *conn)
-        .await?;
+        if *state == JobState::Active {
+            out.push(Removed::default());
+            continue;
+        }
+        // The state as a literal, so the partial state index serves waiting and failed jobs.
+        let sql = format!(
+            "DELETE FROM jobs WHERE status = '{}' RETURNING session",
+            state.as_str()
+        );
+        let gone = sqlx::query_scalar(&sql).fetch_all(&mut *conn).await?;
         out.push(tally(gone));
     }
     Ok(out)
