@@ -5,6 +5,8 @@
 # (synchronous=NORMAL), one after the other on this machine.
 # Usage: bench/compare.sh [duration=15s] [connections=32]
 #        BEFORE=/path/to/old/wa-gateway bench/compare.sh      adds a row for that build
+#        REPEAT=3 bench/compare.sh ...   three rounds, the rows alternating; each cell is then
+#        the median and, in brackets, the range (this VM's speed moves by a third run to run)
 # Needs what bench.sh needs, and node + npm for the seed stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,11 +23,13 @@ row() { # name, then the environment of its bench.sh run
   echo "== $name" >&2
   env "$@" bench/bench.sh "$DURATION" "$CONNS" | grep '^RESULT' | sed "s/^RESULT /$name /" >> "$RESULTS"
 }
-row "wa-gateway, 4 plugins" BIN="$BIN" PLUGINS=bundled
-row "wa-gateway, no plugins" BIN="$BIN"
-if [ -n "${BEFORE:-}" ]; then row "before, 4 plugins" BIN="$BEFORE" PLUGINS=bundled; fi
-row "seed stack" TARGET=seed SYNC=FULL
-row "seed stack, tuned" TARGET=seed SYNC=NORMAL
+for _ in $(seq "${REPEAT:-1}"); do
+  row "wa-gateway, 4 plugins" BIN="$BIN" PLUGINS=bundled
+  row "wa-gateway, no plugins" BIN="$BIN"
+  if [ -n "${BEFORE:-}" ]; then row "before, 4 plugins" BIN="$BEFORE" PLUGINS=bundled; fi
+  row "seed stack" TARGET=seed SYNC=FULL
+  row "seed stack, tuned" TARGET=seed SYNC=NORMAL
+done
 python3 - "$RESULTS" <<'PY'
 import sys
 rows, order = {}, []
@@ -34,7 +38,16 @@ for line in open(sys.argv[1]):
     if name not in rows:
         rows[name] = {}
         order.append(name)
-    rows[name][key] = value
+    rows[name].setdefault(key, []).append(float(value))
+
+def cell(values):
+    if not values:
+        return "-"
+    v = sorted(values)
+    whole = v[-1] >= 100 or all(x == int(x) for x in v)
+    fmt = (lambda x: f"{x:,.0f}") if whole else (lambda x: f"{x:.2f}")
+    median = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    return fmt(median) if len(v) == 1 else f"{fmt(median)} ({fmt(v[0])}–{fmt(v[-1])})"
 cols = [("idle_rss_mib", "idle RSS MiB"), ("rss_enqueue_mib", "RSS accepting MiB"),
         ("rss_drain_mib", "RSS draining MiB"), ("enqueue_per_s", "sends/s"),
         ("enqueue_p99_ms", "p99 ms"), ("drain_c3_per_s", "drain c3 jobs/s"),
@@ -42,5 +55,5 @@ cols = [("idle_rss_mib", "idle RSS MiB"), ("rss_enqueue_mib", "RSS accepting MiB
 print("| stack | " + " | ".join(h for _, h in cols) + " |")
 print("| --- " * (len(cols) + 1) + "|")
 for name in order:
-    print(f"| {name} | " + " | ".join(rows[name].get(k, "-") for k, _ in cols) + " |")
+    print(f"| {name} | " + " | ".join(cell(rows[name].get(k, [])) for k, _ in cols) + " |")
 PY
