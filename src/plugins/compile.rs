@@ -9,7 +9,7 @@
 //! place, with the same engine and the same result.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -43,7 +43,7 @@ pub(super) fn component(engine: &Engine, bytes: &[u8]) -> Result<Component, Stri
 }
 
 /// Runs `exe plugin precompile` with `bytes` on its stdin: the artifact, or the child's reason.
-fn in_child(exe: &PathBuf, bytes: &[u8]) -> Result<Vec<u8>, String> {
+fn in_child(exe: &Path, bytes: &[u8]) -> Result<Vec<u8>, String> {
     let mut child = Command::new(exe)
         .args(["plugin", "precompile"])
         .stdin(Stdio::piped())

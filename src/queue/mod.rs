@@ -3,7 +3,8 @@
 //! share commits through one batcher (`batch`); each job state change writes its webhook
 //! deliveries in the same transaction (`JobOutbox`); `settings` holds the controls; `worker`
 //! claims and sends, one step of which tests can run on their own; `lane` keeps each
-//! session's jobs apart, so one held session never blocks another.
+//! session's jobs apart, so one held session never blocks another; `slot` is one worker's
+//! sends, outcomes and the next job it takes with each.
 
 mod acks;
 mod batch;
@@ -14,6 +15,7 @@ mod pacing;
 pub mod retention;
 pub mod retry;
 mod settings;
+mod slot;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,12 +29,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::QueueConfig;
 use crate::db::jobs::{Admin, AdminOutcome};
-use crate::db::{self, Db, DbError, Durability, jobs};
+use crate::db::{Db, DbError, Durability, jobs};
 use crate::events::{Event, Events};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::webhooks::{Outbox, Written};
-use batch::{BatchFuture, Batcher};
+use batch::{Batcher, Record, Recorded, enqueue_batcher, outcome_batcher};
 use counts::LiveCounts;
 
 pub use jobs::{Counts, JobRow, JobState, NewJob};
@@ -358,110 +360,4 @@ impl Queue {
     pub fn events(&self) -> &Events {
         &self.events
     }
-}
-
-/// Enqueues: inserted with one multi-row statement in one durable (fsynced) transaction, with
-/// their `job.waiting` deliveries; the events are published right after the commit, before any
-/// claim can see the rows, so `job.waiting` always comes before `job.active`.
-fn enqueue_batcher(
-    writer: db::Writer,
-    events: Events,
-    outbox: JobOutbox,
-) -> Batcher<NewJob, (JobRow, bool)> {
-    Batcher::spawn(
-        jobs::MAX_INSERT_ROWS,
-        move |batch| -> BatchFuture<(JobRow, bool)> {
-            let (events, out, wake) = (events.clone(), outbox.clone(), outbox.clone());
-            let write = writer.exec_then(
-                Durability::Durable,
-                move |c| {
-                    Box::pin(async move {
-                        let rows = jobs::insert_many(c, &batch).await?;
-                        let waiting: Vec<Event> = rows
-                            .iter()
-                            .filter(|(_, created)| *created)
-                            .map(|(row, _)| Event::from_row(row, "waiting"))
-                            .collect();
-                        let written = out.write(c, &waiting).await?;
-                        Ok((rows, waiting, std::sync::Mutex::new(Some(written))))
-                    })
-                },
-                move |(_, waiting, written)| {
-                    for e in waiting {
-                        events.publish(e.clone());
-                    }
-                    if let Some(w) = written.lock().expect("written lock").take() {
-                        wake.wake(w);
-                    }
-                },
-            );
-            Box::pin(async move { write.await.map(|(rows, _, _)| rows) })
-        },
-    )
-}
-
-/// A finished attempt to record; `next` names the session whose next due job the freed slot
-/// takes, if it takes one.
-#[derive(Clone)]
-struct Record {
-    finished: jobs::Finished,
-    event: Event,
-    next: Option<String>,
-}
-
-/// What recording answered: whether the lease held, and the job claimed for the slot.
-struct Recorded {
-    held: bool,
-    next: Option<JobRow>,
-}
-
-/// Outcomes: completions that arrive together are recorded with one statement, with their
-/// deliveries, and the slots that asked get their session's next due jobs from one claim per
-/// session in the same transaction (as BullMQ's move-to-finished hands back the next job): a
-/// busy lane costs one writer round trip per batch of jobs, not two per job. Without an fsync
-/// (they survive a crashed process, and the next durable commit makes them durable).
-fn outcome_batcher(
-    writer: db::Writer,
-    outbox: JobOutbox,
-    clock: crate::time::Clock,
-) -> Batcher<Record, Recorded> {
-    Batcher::spawn(256, move |batch: Vec<Record>| -> BatchFuture<Recorded> {
-        let mut finished = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(batch.len());
-        let mut wants = Vec::with_capacity(batch.len());
-        for r in batch {
-            finished.push(r.finished);
-            events.push(r.event);
-            wants.push(r.next);
-        }
-        // Each outcome and each claim is one statement, a whole change on its own; only the
-        // webhook deliveries must commit with the changes they announce.
-        let autocommit = outbox.0.is_none();
-        let (out, wake) = (outbox.clone(), outbox.clone());
-        let now = clock.now_ms();
-        let write = writer.exec_with(Durability::Relaxed, autocommit, move |c| {
-            Box::pin(async move {
-                let lease = worker::new_lease();
-                let (held, next) = jobs::finish_and_claim(c, &finished, &wants, lease, now).await?;
-                let mut moved: Vec<Event> = events
-                    .into_iter()
-                    .zip(&held)
-                    .filter(|(_, h)| **h)
-                    .map(|(e, _)| e)
-                    .collect();
-                moved.extend(next.iter().flatten().map(|r| Event::from_row(r, "active")));
-                let written = out.write(c, &moved).await?;
-                Ok((held, next, written))
-            })
-        });
-        Box::pin(async move {
-            let (held, next, written) = write.await?;
-            wake.wake(written);
-            Ok(held
-                .into_iter()
-                .zip(next)
-                .map(|(held, next)| Recorded { held, next })
-                .collect())
-        })
-    })
 }

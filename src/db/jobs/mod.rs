@@ -1,21 +1,21 @@
 //! The `jobs` table: a job's row and state, and the reads behind the queue API. By use:
-//! `enqueue` (storing accepted jobs), `lifecycle` (claim and outcomes, each a compare-and-set
-//! on the claim's lease, so a job recovered by a restart is never overwritten by a stale
-//! worker), `admin` (requeue, cancel, clear, prune).
+//! `enqueue` (storing accepted jobs), `lifecycle` (claim, recovery) and `outcomes` (what became
+//! of a claimed job, each a compare-and-set on the claim's lease, so a job recovered by a
+//! restart is never overwritten by a stale worker), `admin` (requeue, cancel, clear, prune).
 
 mod acks;
 mod admin;
 mod enqueue;
 mod lifecycle;
+mod outcomes;
 
 use sqlx::SqlitePool;
 
 pub use acks::raise_ack;
 pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
 pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
-pub use lifecycle::{
-    Finished, MAX_RESCUES, Outcome, claim, finish_and_claim, finish_many, recover_active,
-};
+pub use lifecycle::{Finished, MAX_RESCUES, Outcome, claim, recover_active};
+pub use outcomes::{finish_and_claim, finish_many};
 
 /// Where a job is in its life; stored as its lowercase name.
 #[derive(
@@ -224,6 +224,23 @@ pub async fn oldest_created_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
 pub(crate) mod test_db {
     //! A fresh in-memory database with the real migrations, for the unit tests of this module.
     use sqlx::{Connection, SqliteConnection};
+
+    /// Job `n` of session `default`, normal priority, accepted at 1000.
+    pub fn job(n: u32) -> super::NewJob {
+        super::NewJob {
+            id: format!("job_{n}"),
+            session: "default".into(),
+            message_id: format!("msg_{n}"),
+            number: "6281234567890".into(),
+            chat_id: "6281234567890@c.us".into(),
+            message: format!("text {n}"),
+            template: None,
+            priority: 1,
+            media: None,
+            ignore_opt_out: false,
+            now: 1000,
+        }
+    }
 
     pub async fn open() -> SqliteConnection {
         let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
