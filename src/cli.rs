@@ -36,7 +36,7 @@ pub async fn create_user(writer: &Writer, email: &str, password: String) -> anyh
 
 /// Opens the configured database with its own writer, for the CLI commands.
 pub async fn open(config: &Config) -> anyhow::Result<(Writer, tokio::task::JoinHandle<()>)> {
-    let conn = db::open_writer_connection(&config.database_path()).await?;
+    let conn = db::open_writer_connection(&db::Store::of(config)).await?;
     Ok(Writer::spawn(conn))
 }
 
@@ -104,14 +104,10 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 /// Every session as the database has it (with the state the running gateway last saw).
 pub async fn list_sessions(config: &Config) -> anyhow::Result<Vec<SessionRow>> {
     let (writer, task) = open(config).await?;
-    let list = writer
-        .exec(Durability::Relaxed, |c| {
-            Box::pin(async move { session_rows::list(c).await })
-        })
-        .await?;
     drop(writer);
     let _ = task.await;
-    Ok(list)
+    let pool = db::open_read_pool(&db::Store::of(config)).await?;
+    Ok(session_rows::list(&pool).await?)
 }
 
 /// The session's QR code while its gateway waits for a scan, or why there is none.

@@ -72,7 +72,7 @@ pub async fn run_with_clock(
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     // One gateway per data directory; `restore` checks this lock too.
     let _lock = backup::DataDirLock::acquire(&data_dir)?;
-    let (db, writer_task) = Db::open(&config.database_path()).await?;
+    let (db, writer_task) = Db::open(&db::Store::of(&config)).await?;
 
     let secret = auth::secret::load_or_create(
         config.auth.jwt_secret.as_ref().map(|s| s.expose_secret()),

@@ -15,30 +15,15 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sha2::Sha256;
-use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::WebhookConfig;
-use crate::db::{Db, Durability};
+use crate::db::{self, Db, Durability};
 use crate::events::{Event, Events};
 
-/// A row of `webhook_deliveries`.
-#[derive(Debug, sqlx::FromRow)]
-pub struct Delivery {
-    pub id: String,
-    pub url: String,
-    pub event: String,
-    pub job_id: Option<String>,
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub delivered_at: Option<i64>,
-    pub body: String,
-}
+pub use crate::db::webhooks::{Delivery, recent};
 
 /// Where delivery rows are written: which webhook wants which event, and how to wake the
 /// senders once the rows are committed.
@@ -67,7 +52,7 @@ impl Outbox {
     /// connection (inside its transaction).
     pub async fn write(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut crate::db::Conn,
         events: &[Event],
         now: i64,
     ) -> sqlx::Result<Written> {
@@ -87,18 +72,7 @@ impl Outbox {
                     data: event,
                 })
                 .unwrap_or_default();
-                sqlx::query(
-                    "INSERT INTO webhook_deliveries (id, url, event, job_id, body, status, next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
-                )
-                .bind(&id)
-                .bind(&h.url)
-                .bind(&kind)
-                .bind(job_id)
-                .bind(&body)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+                db::webhooks::insert(conn, &id, &h.url, &kind, job_id, &body, now).await?;
                 if !woken.contains(&i) {
                     woken.push(i);
                 }
@@ -202,17 +176,6 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn oldest_pending(pool: &SqlitePool, url: &str) -> sqlx::Result<Option<Delivery>> {
-    sqlx::query_as(
-        "SELECT id, url, event, job_id, status, attempts, next_attempt_at, last_error, created_at, delivered_at, body
-         FROM webhook_deliveries INDEXED BY webhook_pending
-         WHERE url = ?1 AND status = 'pending' ORDER BY seq LIMIT 1",
-    )
-    .bind(url)
-    .fetch_optional(pool)
-    .await
-}
-
 async fn send(
     outbox: Arc<Outbox>,
     index: usize,
@@ -225,7 +188,7 @@ async fn send(
         if cancel.is_cancelled() {
             return;
         }
-        let next = match oldest_pending(&db.read, &hook.url).await {
+        let next = match db::webhooks::oldest_pending(&db.read, &hook.url).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "🪝 cannot read webhook deliveries");
@@ -295,18 +258,15 @@ async fn send(
             .exec(Durability::Relaxed, move |c| {
                 Box::pin(async move {
                     let now = crate::time::now_ms();
-                    sqlx::query(
-                        "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4,
-                           last_error = ?5, delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 END
-                         WHERE id = ?1",
+                    db::webhooks::record_attempt(
+                        c,
+                        &id,
+                        status,
+                        attempts,
+                        next_at,
+                        error.as_deref(),
+                        now,
                     )
-                    .bind(&id)
-                    .bind(status)
-                    .bind(attempts)
-                    .bind(next_at)
-                    .bind(&error)
-                    .bind(now)
-                    .execute(&mut *c)
                     .await?;
                     Ok(())
                 })
@@ -317,20 +277,4 @@ async fn send(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-}
-
-/// Recent deliveries, newest first.
-pub async fn recent(
-    pool: &SqlitePool,
-    status: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<Delivery>> {
-    sqlx::query_as(
-        "SELECT id, url, event, job_id, status, attempts, next_attempt_at, last_error, created_at, delivered_at, body
-         FROM webhook_deliveries WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2",
-    )
-    .bind(status)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
 }

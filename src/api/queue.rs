@@ -310,7 +310,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
         state.queue.counts(),
         why,
     );
-    let (database_bytes, wal_bytes) = state.db.file_sizes();
+    let (database_bytes, wal_bytes) = state.db.sizes().await;
     let oldest = crate::db::jobs::oldest_created_at(&state.db.read).await?;
     Ok(Json(Status {
         storage: StorageStatus {

@@ -123,11 +123,7 @@ pub async fn refresh(writer: &Writer, keys: &Keys, token: &str) -> Result<TokenP
                 if !users::spend_refresh(c, &old_hash, now).await? {
                     return Ok(Rotation::Invalid);
                 }
-                let email: Option<String> =
-                    sqlx::query_scalar("SELECT email FROM users WHERE id = ?1")
-                        .bind(row.user_id)
-                        .fetch_optional(&mut *c)
-                        .await?;
+                let email = users::email_of(c, row.user_id).await?;
                 let Some(email) = email else {
                     return Ok(Rotation::Invalid);
                 };

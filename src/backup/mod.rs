@@ -101,7 +101,7 @@ pub async fn backup(
     let (schema_version, jobs, users) = {
         let mut conn = open_file_db(&db_path, true).await?;
         // A consistent copy of one read transaction, while writers go on (WAL).
-        sqlx::query("VACUUM INTO ?1")
+        sqlx::query("VACUUM INTO $1")
             .bind(snapshot.to_string_lossy().to_string())
             .execute(&mut conn)
             .await

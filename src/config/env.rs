@@ -37,6 +37,21 @@ pub(super) fn apply(
     Ok(overridden)
 }
 
+/// `DATABASE_URL`, the name every PostgreSQL tool knows, sets `storage.database_url` unless the
+/// file or a `GATEWAY__STORAGE__DATABASE_URL` already did.
+pub(super) fn database_url(table: &mut toml::Table, env: &[(String, String)]) {
+    let keys = ["storage".to_string(), "database_url".to_string()];
+    if lookup(table, &keys).is_some() {
+        return;
+    }
+    if let Some((_, url)) = env
+        .iter()
+        .find(|(k, v)| k == "DATABASE_URL" && !v.is_empty())
+    {
+        set_path(table, &keys, toml::Value::String(url.clone()));
+    }
+}
+
 fn lookup<'a>(table: &'a toml::Table, keys: &[String]) -> Option<&'a toml::Value> {
     let (last, parents) = keys.split_last()?;
     let mut cur = table;

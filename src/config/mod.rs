@@ -142,7 +142,9 @@ impl Config {
             Ok(toml::Value::Table(t)) => t,
             _ => toml::Table::new(),
         };
-        let overridden = env::apply(&mut value, &shape, env)?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let overridden = env::apply(&mut value, &shape, env.iter().cloned())?;
+        env::database_url(&mut value, &env);
         let de = toml::Value::Table(value);
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
@@ -169,6 +171,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), Invalid> {
         self.server.validate()?;
+        self.storage.validate()?;
         self.auth.validate()?;
         self.queue.validate()?;
         self.whatsapp.validate()?;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{Dur, Invalid};
@@ -76,13 +77,34 @@ impl ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// `postgres://user:password@host/db` puts the queue, users and sessions in PostgreSQL
+    /// (several nodes may share it); unset, they live in SQLite at `<data_dir>/gateway.db`.
+    /// `DATABASE_URL` sets it too. Never printed: it may hold a password.
+    #[serde(skip_serializing)]
+    pub database_url: Option<SecretString>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
+            database_url: None,
         }
+    }
+}
+
+impl StorageConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        if let Some(url) = &self.database_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(Invalid::new(
+                    "storage.database_url",
+                    "must be a PostgreSQL URL (postgres://user:password@host:port/database); leave it unset for SQLite",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `inbound` table (messages sessions received, each once) and `opt_outs` (numbers that
 //! asked a session to stop).
 
-use sqlx::{SqliteConnection, SqlitePool};
+use crate::db::{Conn, Pool, on, on_pool};
 
 /// A received message as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,14 +19,14 @@ pub struct InboundRow {
 
 /// Stores a received message unless this session has it already; the stored row when new.
 pub async fn insert(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     session: &str,
     m: &crate::whatsapp::Incoming,
     at: i64,
 ) -> sqlx::Result<Option<InboundRow>> {
-    sqlx::query_as(
+    on!(&mut *c, |c| sqlx::query_as(
         "INSERT INTO inbound (session, message_id, chat_id, from_number, text, media_type, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (session, message_id) DO NOTHING \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (session, message_id) DO NOTHING \
          RETURNING seq, session, message_id, chat_id, from_number, text, media_type, at",
     )
     .bind(session)
@@ -36,36 +36,38 @@ pub async fn insert(
     .bind(&m.text)
     .bind(&m.media_type)
     .bind(at)
-    .fetch_optional(c)
-    .await
+    .fetch_optional(&mut *c)
+    .await)
 }
 
 /// A session's received messages at or after `since` (ms), oldest first.
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: &str,
     since: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<InboundRow>> {
-    sqlx::query_as(
+    on_pool!(pool, |p| sqlx::query_as(
         "SELECT seq, session, message_id, chat_id, from_number, text, media_type, at \
-         FROM inbound WHERE session = ?1 AND at >= ?2 ORDER BY at, seq LIMIT ?3",
+         FROM inbound WHERE session = $1 AND at >= $2 ORDER BY at, seq LIMIT $3",
     )
     .bind(session)
     .bind(since)
     .bind(limit)
-    .fetch_all(pool)
-    .await
+    .fetch_all(p)
+    .await)
 }
 
 /// Deletes up to `limit` messages received before `before`; how many.
-pub async fn prune(c: &mut SqliteConnection, before: i64, limit: i64) -> sqlx::Result<u64> {
-    sqlx::query("DELETE FROM inbound WHERE seq IN (SELECT seq FROM inbound WHERE at < ?1 LIMIT ?2)")
-        .bind(before)
-        .bind(limit)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
+pub async fn prune(c: &mut Conn, before: i64, limit: i64) -> sqlx::Result<u64> {
+    on!(&mut *c, |c| sqlx::query(
+        "DELETE FROM inbound WHERE seq IN (SELECT seq FROM inbound WHERE at < $1 LIMIT $2)"
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
 }
 
 /// A number that opted out of a session's messages.
@@ -79,42 +81,46 @@ pub struct OptOutRow {
 
 /// Adds an opt-out (keeping the first reason and time); true when it is new.
 pub async fn opt_out(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     session: &str,
     number: &str,
     reason: &str,
     now: i64,
 ) -> sqlx::Result<bool> {
-    sqlx::query(
-        "INSERT INTO opt_outs (session, number, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+    on!(&mut *c, |c| sqlx::query(
+        "INSERT INTO opt_outs (session, number, reason, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT DO NOTHING",
     )
     .bind(session)
     .bind(number)
     .bind(reason)
     .bind(now)
-    .execute(c)
+    .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected() > 0)
+    .map(|r| r.rows_affected()))
+    .map(|r| r > 0)
 }
 
 /// Removes an opt-out; true when there was one.
-pub async fn opt_in(c: &mut SqliteConnection, session: &str, number: &str) -> sqlx::Result<bool> {
-    sqlx::query("DELETE FROM opt_outs WHERE session = ?1 AND number = ?2")
-        .bind(session)
-        .bind(number)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected() > 0)
+pub async fn opt_in(c: &mut Conn, session: &str, number: &str) -> sqlx::Result<bool> {
+    on!(&mut *c, |c| sqlx::query(
+        "DELETE FROM opt_outs WHERE session = $1 AND number = $2"
+    )
+    .bind(session)
+    .bind(number)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map(|r| r > 0)
 }
 
 /// The opt-outs of one session, or of all (`None`), by session then number.
-pub async fn opt_outs(pool: &SqlitePool, session: Option<&str>) -> sqlx::Result<Vec<OptOutRow>> {
-    sqlx::query_as(
+pub async fn opt_outs(pool: &Pool, session: Option<&str>) -> sqlx::Result<Vec<OptOutRow>> {
+    on_pool!(pool, |p| sqlx::query_as(
         "SELECT session, number, reason, created_at FROM opt_outs \
-         WHERE ?1 IS NULL OR session = ?1 ORDER BY session, number",
+         WHERE $1 IS NULL OR session = $1 ORDER BY session, number",
     )
     .bind(session)
-    .fetch_all(pool)
-    .await
+    .fetch_all(p)
+    .await)
 }

@@ -1,17 +1,22 @@
-//! SQLite storage: one writer connection that group-commits, plus a read-only pool for the API.
+//! Storage, on SQLite (embedded) or PostgreSQL (see [`conn`]): one writer connection that
+//! group-commits, plus a pool for the API's reads.
 //!
 //! Every write goes through [`Writer`]: it takes all operations waiting in its channel, runs
 //! them in one transaction and commits once. Durable operations (an accepted job, a token)
-//! commit with `synchronous=FULL`, so one fsync covers the whole batch; queue bookkeeping
-//! (claims, results) commits with `NORMAL`, which survives a crashed process and costs no fsync.
+//! commit with an fsync (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`), so one
+//! fsync covers the whole batch; queue bookkeeping (claims, results) commits without one, which
+//! survives a crashed process.
 
+mod conn;
 pub mod inbound;
 pub mod jobs;
 pub mod media;
 pub mod pacing;
+mod postgres;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -19,15 +24,48 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::SecretString;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, SqliteConnection};
 
+pub use conn::{Backend, Conn, Pool};
+pub(crate) use conn::{on, on_pool};
 pub use writer::{BoxFuture, Durability, Writer};
 
-/// The schema, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The SQLite schema, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The PostgreSQL schema: the same tables in PostgreSQL's types.
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (its URL may hold a password).
+    Postgres(SecretString),
+}
+
+impl Store {
+    /// The configured store: PostgreSQL when `storage.database_url` is set, else the SQLite file.
+    pub fn of(config: &crate::config::Config) -> Store {
+        match &config.storage.database_url {
+            Some(url) => Store::Postgres(url.clone()),
+            None => Store::Sqlite(config.database_path()),
+        }
+    }
+
+    /// For messages: the file, or the PostgreSQL server and database without the credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(path) => format!("database {}", path.display()),
+            Store::Postgres(url) => format!("PostgreSQL database {}", postgres::describe(url)),
+        }
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
@@ -57,9 +95,19 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
         .log_statements(tracing::log::LevelFilter::Trace))
 }
 
-/// The newest schema version this binary knows.
+/// The newest schema version this binary knows (the same for both backends).
 pub fn latest_schema() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+fn newer_schema(version: i64) -> anyhow::Result<i64> {
+    let known = latest_schema();
+    if version > known {
+        anyhow::bail!(
+            "it was written by a newer wa-gateway (schema version {version}; this binary knows up to {known}). Run the newer wa-gateway, or restore a backup made with this version"
+        );
+    }
+    Ok(version)
 }
 
 /// The database's schema version (0 for a new one); an error when it is newer than this
@@ -77,19 +125,20 @@ pub async fn check_schema(conn: &mut SqliteConnection) -> anyhow::Result<i64> {
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&mut *conn)
             .await?;
-    let version = version.unwrap_or(0);
-    let known = latest_schema();
-    if version > known {
-        anyhow::bail!(
-            "it was written by a newer wa-gateway (schema version {version}; this binary knows up to {known}). Run the newer wa-gateway, or restore a backup made with this version"
-        );
+    newer_schema(version.unwrap_or(0))
+}
+
+/// Opens the store's writer connection and brings its schema up to date. A database written
+/// by a newer wa-gateway is refused, never modified.
+pub async fn open_writer_connection(store: &Store) -> anyhow::Result<Conn> {
+    match store {
+        Store::Sqlite(path) => Ok(Conn::Lite(open_sqlite_writer(path).await?)),
+        Store::Postgres(url) => Ok(Conn::Pg(postgres::open_writer(url).await?)),
     }
-    Ok(version)
 }
 
 /// Opens (creating it if needed) the database file and brings its schema up to date.
-/// A database written by a newer wa-gateway is refused, never modified.
-pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnection> {
+async fn open_sqlite_writer(path: &Path) -> anyhow::Result<SqliteConnection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -124,17 +173,28 @@ pub async fn open_writer_connection(path: &Path) -> anyhow::Result<SqliteConnect
     Ok(conn)
 }
 
-/// A read-only pool for API reads; WAL lets them run beside the writer.
-pub async fn open_read_pool(path: &Path) -> anyhow::Result<SqlitePool> {
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .min_connections(1)
-        .connect_with(options(path)?.read_only(true))
-        .await
-        .with_context(|| format!("cannot open database {} for reading", path.display()))
+/// A pool for API reads (on SQLite read-only; WAL lets them run beside the writer).
+pub async fn open_read_pool(store: &Store) -> anyhow::Result<Pool> {
+    match store {
+        Store::Sqlite(path) => Ok(Pool::Lite(
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .connect_with(options(path)?.read_only(true))
+                .await
+                .with_context(|| format!("cannot open database {} for reading", path.display()))?,
+        )),
+        Store::Postgres(url) => Ok(Pool::Pg(
+            PgPoolOptions::new()
+                .max_connections(8)
+                .min_connections(1)
+                .connect_with(postgres::options(url)?)
+                .await
+                .context("cannot connect to PostgreSQL for reading")?,
+        )),
+    }
 }
 
-/// The storage the app uses: the writer for changes, the pool for reads.
 /// SQLite's files beside a database in WAL mode.
 #[derive(Debug, Clone, Copy)]
 pub enum Sidecar {
@@ -154,40 +214,53 @@ pub fn sidecar(db: &Path, which: Sidecar) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The storage the app uses: the writer for changes, the pool for reads.
 #[derive(Clone)]
 pub struct Db {
     pub writer: Writer,
-    pub read: SqlitePool,
-    pub path: std::path::PathBuf,
+    pub read: Pool,
+    /// The SQLite file; `None` on PostgreSQL.
+    pub path: Option<PathBuf>,
 }
 
 impl Db {
-    pub async fn open(path: &Path) -> anyhow::Result<(Db, tokio::task::JoinHandle<()>)> {
-        let conn = open_writer_connection(path).await?;
+    pub async fn open(store: &Store) -> anyhow::Result<(Db, tokio::task::JoinHandle<()>)> {
+        let conn = open_writer_connection(store).await?;
         let (writer, handle) = Writer::spawn(conn);
-        let read = open_read_pool(path).await?;
-        Ok((
-            Db {
-                writer,
-                read,
-                path: path.to_path_buf(),
-            },
-            handle,
-        ))
+        let read = open_read_pool(store).await?;
+        let path = match store {
+            Store::Sqlite(path) => Some(path.clone()),
+            Store::Postgres(_) => None,
+        };
+        Ok((Db { writer, read, path }, handle))
     }
 
-    /// Sizes of the database file and of its WAL, in bytes.
-    pub fn file_sizes(&self) -> (u64, u64) {
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        (size(&self.path), size(&sidecar(&self.path, Sidecar::Wal)))
+    pub fn backend(&self) -> Backend {
+        self.read.backend()
+    }
+
+    /// Sizes of the database and of its write-ahead log, in bytes (PostgreSQL: the database's
+    /// size, and no log of the gateway's own).
+    pub async fn sizes(&self) -> (u64, u64) {
+        match (&self.path, &self.read) {
+            (Some(path), _) => {
+                let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                (size(path), size(&sidecar(path, Sidecar::Wal)))
+            }
+            (None, Pool::Pg(p)) => {
+                let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(p)
+                    .await
+                    .unwrap_or(0);
+                (bytes.max(0) as u64, 0)
+            }
+            (None, Pool::Lite(_)) => (0, 0),
+        }
     }
 
     /// True when both the read pool and the writer answer.
     pub async fn ping(&self) -> bool {
-        let read = async {
-            let mut c = self.read.acquire().await?;
-            c.ping().await
-        };
+        let read = self.read.ping();
         let write = self.writer.exec(Durability::Relaxed, |c| {
             Box::pin(async move { c.ping().await })
         });

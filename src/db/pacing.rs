@@ -2,7 +2,7 @@
 //! numbers it has exchanged messages with (`contacts`), both written by the `jobs_sent` trigger
 //! as jobs complete; a job held back by a rule, and a session's cooldown.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use crate::db::{Conn, Pool, on, on_pool};
 
 use super::jobs::{COLS, JobRow};
 
@@ -19,135 +19,164 @@ pub struct SentRow {
 
 /// A session's sends since `since`, oldest first: at most the `limit` latest.
 pub async fn history(
-    pool: &SqlitePool,
+    pool: &Pool,
     session: &str,
     since: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<SentRow>> {
-    let mut rows: Vec<SentRow> = sqlx::query_as(
-        "SELECT at, chat_id, first_contact FROM sent_log WHERE session = ?1 AND at >= ?2 \
-         ORDER BY at DESC LIMIT ?3",
+    let mut rows: Vec<SentRow> = on_pool!(pool, |p| sqlx::query_as(
+        "SELECT at, chat_id, first_contact FROM sent_log WHERE session = $1 AND at >= $2 \
+         ORDER BY at DESC LIMIT $3",
     )
     .bind(session)
     .bind(since)
     .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(p)
+    .await)?;
     rows.reverse();
     Ok(rows)
 }
 
 /// True when the session has exchanged messages with this chat.
-pub async fn is_contact(pool: &SqlitePool, session: &str, chat_id: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM contacts WHERE session = ?1 AND chat_id = ?2)")
-        .bind(session)
-        .bind(chat_id)
-        .fetch_one(pool)
-        .await
+pub async fn is_contact(pool: &Pool, session: &str, chat_id: &str) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE session = $1 AND chat_id = $2)"
+    )
+    .bind(session)
+    .bind(chat_id)
+    .fetch_one(p)
+    .await)
 }
 
 /// The session's next due job, in claim order (high priority first, then oldest).
-pub async fn next_due(pool: &SqlitePool, session: &str, now: i64) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!(
+pub async fn next_due(pool: &Pool, session: &str, now: i64) -> sqlx::Result<Option<JobRow>> {
+    on_pool!(pool, |p| sqlx::query_as(&format!(
         "SELECT {COLS} FROM jobs INDEXED BY jobs_claim \
-         WHERE session = ?1 AND status = 'waiting' AND run_at <= ?2 ORDER BY priority, seq LIMIT 1"
+         WHERE session = $1 AND status = 'waiting' AND run_at <= $2 ORDER BY priority, seq LIMIT 1"
     ))
     .bind(session)
     .bind(now)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(p)
+    .await)
 }
 
 /// Claims one job by its seq, if it is still waiting (as `jobs::claim` does for many).
 pub async fn claim_one(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     seq: i64,
     now: i64,
     lease: i64,
 ) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!(
-        "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?2, updated_at = ?3, \
-         paced = NULL WHERE seq = ?1 AND status = 'waiting' RETURNING {COLS}"
+    on!(&mut *conn, |c| sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $2, updated_at = $3, \
+         paced = NULL WHERE seq = $1 AND status = 'waiting' RETURNING {COLS}"
     ))
     .bind(seq)
     .bind(lease)
     .bind(now)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *c)
+    .await)
 }
 
 /// Holds a waiting job back until `until` because of `rule`, spending no attempt.
-pub async fn defer(
-    conn: &mut SqliteConnection,
-    seq: i64,
-    until: i64,
-    rule: &str,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "UPDATE jobs SET run_at = ?2, paced = ?3 WHERE seq = ?1 AND status = 'waiting'",
+pub async fn defer(conn: &mut Conn, seq: i64, until: i64, rule: &str) -> sqlx::Result<bool> {
+    let r = on!(&mut *conn, |c| sqlx::query(
+        "UPDATE jobs SET run_at = $2, paced = $3 WHERE seq = $1 AND status = 'waiting'",
     )
     .bind(seq)
     .bind(until)
     .bind(rule)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Starts (or ends, with `None`) a session's cooldown.
 pub async fn set_cooldown(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     cooldown: Option<(i64, &str)>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE sessions SET cooldown_until = ?2, cooldown_reason = ?3 WHERE name = ?1")
-        .bind(session)
-        .bind(cooldown.map(|c| c.0))
-        .bind(cooldown.map(|c| c.1))
-        .execute(conn)
-        .await?;
+    on!(&mut *conn, |c| sqlx::query(
+        "UPDATE sessions SET cooldown_until = $2, cooldown_reason = $3 WHERE name = $1"
+    )
+    .bind(session)
+    .bind(cooldown.map(|c| c.0))
+    .bind(cooldown.map(|c| c.1))
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// When the session's number was linked: the first connection sets it, later ones keep it
 /// (`None` forgets it, after a logout). Returns the value in force.
 pub async fn set_linked(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     at: Option<i64>,
 ) -> sqlx::Result<Option<i64>> {
     let q = match at {
         Some(_) => {
-            "UPDATE sessions SET linked_at = COALESCE(linked_at, ?2) WHERE name = ?1 RETURNING linked_at"
+            "UPDATE sessions SET linked_at = COALESCE(linked_at, $2) WHERE name = $1 RETURNING linked_at"
         }
-        None => "UPDATE sessions SET linked_at = ?2 WHERE name = ?1 RETURNING linked_at",
+        None => "UPDATE sessions SET linked_at = $2 WHERE name = $1 RETURNING linked_at",
     };
-    Ok(sqlx::query_scalar::<_, Option<i64>>(q)
+    Ok(on!(&mut *conn, |c| sqlx::query_scalar::<_, Option<i64>>(q)
         .bind(session)
         .bind(at)
-        .fetch_optional(conn)
-        .await?
-        .flatten())
+        .fetch_optional(&mut *c)
+        .await)?
+    .flatten())
 }
 
 /// Deletes sends older than `before`; how many.
-pub async fn prune_sent(conn: &mut SqliteConnection, before: i64) -> sqlx::Result<u64> {
-    Ok(sqlx::query("DELETE FROM sent_log WHERE at < ?1")
-        .bind(before)
-        .execute(conn)
-        .await?
-        .rows_affected())
+pub async fn prune_sent(conn: &mut Conn, before: i64) -> sqlx::Result<u64> {
+    Ok(on!(&mut *conn, |c| sqlx::query(
+        "DELETE FROM sent_log WHERE at < $1"
+    )
+    .bind(before)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?)
 }
 
 /// A deleted session's history and contacts.
-pub async fn forget_session(conn: &mut SqliteConnection, session: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sent_log WHERE session = ?1")
-        .bind(session)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM contacts WHERE session = ?1")
-        .bind(session)
-        .execute(conn)
-        .await?;
+pub async fn forget_session(conn: &mut Conn, session: &str) -> sqlx::Result<()> {
+    on!(&mut *conn, |c| sqlx::query(
+        "DELETE FROM sent_log WHERE session = $1"
+    )
+    .bind(session)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    on!(&mut *conn, |c| sqlx::query(
+        "DELETE FROM contacts WHERE session = $1"
+    )
+    .bind(session)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Records that the session has exchanged a message with the chat (no-op when it had).
+pub async fn add_contact(
+    conn: &mut Conn,
+    session: &str,
+    chat_id: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    on!(conn, |c| {
+        sqlx::query(
+        "INSERT INTO contacts (session, chat_id, first_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(session)
+    .bind(chat_id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(drop)
+    })
 }

@@ -1,7 +1,7 @@
 //! The `sessions` table: each WhatsApp account the gateway serves, with its desired state
 //! (started or stopped) and the settings that override gateway.toml's.
 
-use sqlx::SqliteConnection;
+use crate::db::{Conn, Pool, on, on_pool};
 
 use crate::config::DriverKind;
 
@@ -71,28 +71,29 @@ impl SessionRow {
 const COLS: &str = "name, driver, started, paused, concurrency, browser_args, memory_limit, me, \
     state, detail, qr, pacing, linked_at, cooldown_until, cooldown_reason, created_at, updated_at";
 
-pub async fn list<'e>(db: impl sqlx::SqliteExecutor<'e>) -> sqlx::Result<Vec<SessionRow>> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM sessions ORDER BY name"))
-        .fetch_all(db)
-        .await
+pub async fn list(pool: &Pool) -> sqlx::Result<Vec<SessionRow>> {
+    on_pool!(pool, |p| sqlx::query_as(&format!(
+        "SELECT {COLS} FROM sessions ORDER BY name"
+    ))
+    .fetch_all(p)
+    .await)
 }
 
-pub async fn get<'e>(
-    db: impl sqlx::SqliteExecutor<'e>,
-    name: &str,
-) -> sqlx::Result<Option<SessionRow>> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM sessions WHERE name = ?1"))
-        .bind(name)
-        .fetch_optional(db)
-        .await
+pub async fn get(conn: &mut Conn, name: &str) -> sqlx::Result<Option<SessionRow>> {
+    on!(conn, |c| sqlx::query_as(&format!(
+        "SELECT {COLS} FROM sessions WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(c)
+    .await)
 }
 
 /// Inserts a session; false when one of that name exists.
-pub async fn insert(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Result<bool> {
-    let r = sqlx::query(
+pub async fn insert(conn: &mut Conn, row: &SessionRow) -> sqlx::Result<bool> {
+    let r = on!(&mut *conn, |c| sqlx::query(
         "INSERT INTO sessions (name, driver, started, paused, concurrency, browser_args, \
          memory_limit, me, created_at, updated_at, pacing) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(name) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT(name) DO NOTHING",
     )
     .bind(&row.name)
     .bind(row.driver)
@@ -105,16 +106,17 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Resu
     .bind(row.created_at)
     .bind(row.updated_at)
     .bind(&row.pacing)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Writes every setting of an existing session; false when it is gone.
-pub async fn update(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "UPDATE sessions SET started = ?2, paused = ?3, concurrency = ?4, browser_args = ?5, \
-         memory_limit = ?6, me = ?7, updated_at = ?8, pacing = ?9 WHERE name = ?1",
+pub async fn update(conn: &mut Conn, row: &SessionRow) -> sqlx::Result<bool> {
+    let r = on!(&mut *conn, |c| sqlx::query(
+        "UPDATE sessions SET started = $2, paused = $3, concurrency = $4, browser_args = $5, \
+         memory_limit = $6, me = $7, updated_at = $8, pacing = $9 WHERE name = $1",
     )
     .bind(&row.name)
     .bind(row.started)
@@ -125,52 +127,56 @@ pub async fn update(conn: &mut SqliteConnection, row: &SessionRow) -> sqlx::Resu
     .bind(&row.me)
     .bind(row.updated_at)
     .bind(&row.pacing)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Changes the driver of a session (the default one follows `[whatsapp] driver`).
-pub async fn set_driver(
-    conn: &mut SqliteConnection,
-    name: &str,
-    driver: DriverKind,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE sessions SET driver = ?2 WHERE name = ?1")
-        .bind(name)
-        .bind(driver)
-        .execute(conn)
-        .await?;
+pub async fn set_driver(conn: &mut Conn, name: &str, driver: DriverKind) -> sqlx::Result<()> {
+    on!(&mut *conn, |c| sqlx::query(
+        "UPDATE sessions SET driver = $2 WHERE name = $1"
+    )
+    .bind(name)
+    .bind(driver)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn delete(conn: &mut SqliteConnection, name: &str) -> sqlx::Result<bool> {
-    let r = sqlx::query("DELETE FROM sessions WHERE name = ?1")
-        .bind(name)
-        .execute(conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
+pub async fn delete(conn: &mut Conn, name: &str) -> sqlx::Result<bool> {
+    let r = on!(&mut *conn, |c| sqlx::query(
+        "DELETE FROM sessions WHERE name = $1"
+    )
+    .bind(name)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// What the running gateway sees of a session, for the CLI.
 pub async fn mirror(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     name: &str,
     state: &str,
     detail: &str,
     qr: Option<&str>,
     me: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE sessions SET state = ?2, detail = ?3, qr = ?4, me = COALESCE(?5, me) \
-         WHERE name = ?1",
+    on!(&mut *conn, |c| sqlx::query(
+        "UPDATE sessions SET state = $2, detail = $3, qr = $4, me = COALESCE($5, me) \
+         WHERE name = $1",
     )
     .bind(name)
     .bind(state)
     .bind(detail)
     .bind(qr)
     .bind(me)
-    .execute(conn)
-    .await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -3,10 +3,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::DbError;
+use super::{Conn, DbError};
 
 /// How much an operation needs to be on disk before its caller hears back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +21,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 /// Runs in the writer task after an op's result is committed.
 type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
-type OpFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Finish> + Send>;
+/// What an op returns once it has run: whether its statements succeeded, and how to answer.
+type Ran = (bool, Finish);
+type OpFn = Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Ran> + Send>;
 
 struct Op {
     durability: Durability,
@@ -45,7 +46,7 @@ const MAX_BATCH: usize = 512;
 
 impl Writer {
     /// Starts the writer task. It ends once every `Writer` handle is dropped and the queue is empty.
-    pub fn spawn(conn: SqliteConnection) -> (Writer, tokio::task::JoinHandle<()>) {
+    pub fn spawn(conn: Conn) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let handle = tokio::spawn(run(conn, rx));
         (Writer { tx }, handle)
@@ -56,9 +57,7 @@ impl Writer {
     pub fn exec<T, F>(&self, durability: Durability, f: F) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send + 'static,
     {
         self.exec_with(durability, false, f)
     }
@@ -68,9 +67,7 @@ impl Writer {
     pub fn exec_standalone<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send + 'static,
     {
         self.submit(Durability::Relaxed, true, true, f, None)
     }
@@ -86,9 +83,7 @@ impl Writer {
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send + 'static,
     {
         self.submit(durability, false, false, f, Some(Box::new(after_commit)))
     }
@@ -105,9 +100,7 @@ impl Writer {
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send + 'static,
     {
         self.submit(durability, autocommit, false, f, None)
     }
@@ -122,21 +115,21 @@ impl Writer {
     ) -> BoxFuture<'static, Result<T, DbError>>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let run: OpFn = Box::new(move |conn| {
             Box::pin(async move {
                 let result = f(conn).await;
-                Box::new(move |commit: Result<(), DbError>| {
+                let ok = result.is_ok();
+                let finish = Box::new(move |commit: Result<(), DbError>| {
                     let outcome = commit.and_then(|()| result.map_err(DbError::from));
                     if let (Ok(value), Some(after)) = (&outcome, after_commit) {
                         after(value);
                     }
                     let _ = tx.send(outcome);
-                }) as Finish
+                }) as Finish;
+                (ok, finish)
             })
         });
         let sender = self.tx.clone();
@@ -156,8 +149,8 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
-    let mut synchronous_full = true; // the connection opens with FULL
+async fn run(mut conn: Conn, mut rx: mpsc::Receiver<Op>) {
+    let mut synchronous_full = true; // the connection opens durable
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut standalone = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -172,19 +165,14 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
         }
         if batch.is_empty() {
             for op in standalone.drain(..) {
-                let finish = (op.run)(&mut conn).await;
+                let (_, finish) = (op.run)(&mut conn).await;
                 finish(Ok(()));
             }
             continue;
         }
         let durable = batch.iter().any(|op| op.durability == Durability::Durable);
         if durable != synchronous_full {
-            let pragma = if durable {
-                "PRAGMA synchronous = FULL"
-            } else {
-                "PRAGMA synchronous = NORMAL"
-            };
-            if let Err(e) = sqlx::query(pragma).execute(&mut conn).await {
+            if let Err(e) = conn.execute(conn.durability_sql(durable)).await {
                 tracing::error!(error = %e, "cannot set synchronous mode");
             } else {
                 synchronous_full = durable;
@@ -193,7 +181,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
         if batch.len() == 1 && batch[0].autocommit {
             // Each statement is its own transaction.
             let op = batch.pop().expect("one op");
-            let finish = (op.run)(&mut conn).await;
+            let (_, finish) = (op.run)(&mut conn).await;
             finish(Ok(()));
         } else {
             let commit = commit_batch(&mut conn, &mut batch).await;
@@ -202,38 +190,51 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>) {
             }
         }
         for op in standalone.drain(..) {
-            let finish = (op.run)(&mut conn).await;
+            let (_, finish) = (op.run)(&mut conn).await;
             finish(Ok(()));
         }
     }
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
-        .await
+    if !conn.is_pg()
+        && let Err(e) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await
     {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
-    let _ = sqlx::Connection::close(conn).await;
+    let _ = conn.close().await;
 }
 
-async fn commit_batch(
-    conn: &mut SqliteConnection,
-    batch: &mut Vec<Op>,
-) -> (Result<(), DbError>, Vec<Finish>) {
+async fn commit_batch(conn: &mut Conn, batch: &mut Vec<Op>) -> (Result<(), DbError>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(batch.len());
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+    if let Err(e) = conn.execute(conn.begin_sql()).await {
         // Nothing ran; the callers' operations are dropped, so each sees an error.
         tracing::error!(error = %e, operations = batch.len(), "cannot begin a transaction");
         batch.clear();
         return (Err(DbError::Commit(e.to_string())), finishes);
     }
+    // On PostgreSQL a failed statement aborts the whole transaction, so each op runs inside
+    // a savepoint and a failed one is rolled back alone, as SQLite does by itself.
+    let pg = conn.is_pg();
     for op in batch.drain(..) {
-        finishes.push((op.run)(conn).await);
+        if pg && let Err(e) = conn.execute("SAVEPOINT op").await {
+            tracing::error!(error = %e, "cannot set a savepoint");
+        }
+        let (ok, finish) = (op.run)(conn).await;
+        if pg {
+            let end = if ok {
+                "RELEASE SAVEPOINT op"
+            } else {
+                "ROLLBACK TO SAVEPOINT op"
+            };
+            if let Err(e) = conn.execute(end).await {
+                tracing::error!(error = %e, "cannot end a savepoint");
+            }
+        }
+        finishes.push(finish);
     }
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
+    match conn.execute("COMMIT").await {
         Ok(_) => (Ok(()), finishes),
         Err(e) => {
             tracing::error!(error = %e, operations = finishes.len(), "group commit failed; rolling back");
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let _ = conn.execute("ROLLBACK").await;
             (Err(DbError::Commit(e.to_string())), finishes)
         }
     }

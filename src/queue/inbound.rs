@@ -80,14 +80,7 @@ impl Queue {
                     let mut rows = Vec::new();
                     for m in &messages {
                         if let Some(row) = inbound::insert(c, &name, m, now).await? {
-                            sqlx::query(
-                                "INSERT OR IGNORE INTO contacts (session, chat_id, first_at) VALUES (?1, ?2, ?3)",
-                            )
-                            .bind(&name)
-                            .bind(&row.chat_id)
-                            .bind(now)
-                            .execute(&mut *c)
-                            .await?;
+                            crate::db::pacing::add_contact(c, &name, &row.chat_id, now).await?;
                             rows.push(row);
                         }
                     }

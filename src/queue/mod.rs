@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -50,7 +49,7 @@ pub(crate) struct JobOutbox(Option<Arc<Outbox>>);
 impl JobOutbox {
     /// Writes the deliveries of `events` on `c` (inside its transaction); nothing without
     /// webhooks.
-    async fn write(&self, c: &mut SqliteConnection, events: &[Event]) -> sqlx::Result<Written> {
+    async fn write(&self, c: &mut crate::db::Conn, events: &[Event]) -> sqlx::Result<Written> {
         match &self.0 {
             Some(o) if !events.is_empty() => o.write(c, events, crate::time::now_ms()).await,
             _ => Ok(Written::default()),

@@ -114,12 +114,11 @@ pub async fn compact(db: &db::Db) {
         .writer
         .exec_standalone(|c| {
             Box::pin(async move {
-                sqlx::query("PRAGMA incremental_vacuum")
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&mut *c)
-                    .await?;
+                // PostgreSQL's autovacuum does this work by itself.
+                if !c.is_pg() {
+                    c.execute("PRAGMA incremental_vacuum").await?;
+                    c.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+                }
                 Ok(())
             })
         })

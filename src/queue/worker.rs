@@ -86,7 +86,7 @@ impl Queue {
     pub(super) async fn claim_with<F>(&self, lane: &Lane, pick: F) -> Result<Vec<JobRow>, DbError>
     where
         F: for<'c> FnOnce(
-                &'c mut sqlx::SqliteConnection,
+                &'c mut crate::db::Conn,
                 i64,
             )
                 -> futures_util::future::BoxFuture<'c, sqlx::Result<Vec<JobRow>>>

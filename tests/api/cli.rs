@@ -11,6 +11,7 @@ pub(crate) fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> 
         .args(args)
         .arg("--config")
         .arg(dir.join("gateway.toml"))
+        .envs(crate::pg::env_for(&dir.join("gateway.toml")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

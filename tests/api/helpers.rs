@@ -58,7 +58,10 @@ enabled = false
 otp = "Your code is {{{{code}}}}."
 "#
     );
-    Config::parse(&text, "test.toml", dir, std::iter::empty()).expect("test config")
+    let mut config =
+        Config::parse(&text, "test.toml", dir, std::iter::empty()).expect("test config");
+    config.storage.database_url = crate::pg::url_for(&config.data_dir()).map(Into::into);
+    config
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod pacing;
 mod pacing_api;
+mod pg;
 mod plugins;
 mod process;
 mod process_logs;

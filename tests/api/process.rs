@@ -60,6 +60,7 @@ impl Gateway {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(dir.join("gateway.toml"))
+            .envs(crate::pg::env_for(&dir.join("gateway.toml")))
             .envs(env.iter().copied())
             .env("GATEWAY_ADMIN_EMAIL", ADMIN)
             .env("GATEWAY_ADMIN_PASSWORD", ADMIN_PW)

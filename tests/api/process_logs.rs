@@ -93,6 +93,7 @@ fn serve_fails(config: &std::path::Path) -> String {
     let out = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
+        .envs(crate::pg::env_for(config))
         .output()
         .unwrap();
     assert!(!out.status.success(), "{} started", config.display());
@@ -106,6 +107,7 @@ async fn with_no_user_the_log_says_how_to_create_one() {
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(dir.path().join("gateway.toml"))
+        .envs(crate::pg::env_for(&dir.path().join("gateway.toml")))
         .env_remove("GATEWAY_ADMIN_EMAIL")
         .env_remove("GATEWAY_ADMIN_PASSWORD")
         .stderr(Stdio::piped())

@@ -30,7 +30,7 @@ pub async fn queue_on(
 ) -> (Arc<Queue>, Db) {
     let _ = dir;
     std::fs::create_dir_all(config.data_dir()).unwrap();
-    let (db, _writer) = Db::open(&config.database_path()).await.unwrap();
+    let (db, _writer) = Db::open(&wa_gateway::db::Store::of(config)).await.unwrap();
     let queue = Queue::new(
         db.clone(),
         &config.queue,

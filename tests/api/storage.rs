@@ -26,6 +26,7 @@ fn cli(args: &[&str], config: &std::path::Path) -> (bool, String) {
         .args(args)
         .arg("--config")
         .arg(config)
+        .envs(crate::pg::env_for(config))
         .output()
         .unwrap();
     (

@@ -175,8 +175,8 @@ async fn main() -> anyhow::Result<()> {
         Run::Migrate => {
             wa_gateway::cli::migrate(&config).await?;
             println!(
-                "database {} is up to date",
-                config.database_path().display()
+                "{} is up to date",
+                wa_gateway::db::Store::of(&config).describe()
             );
             Ok(())
         }

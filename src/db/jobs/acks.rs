@@ -1,18 +1,18 @@
 //! Receipts on completed jobs: `ack` only ever rises (sent → delivered → read), each step once,
 //! so each step's event fires once.
 
-use sqlx::SqliteConnection;
+use crate::db::{Conn, on};
 
 use super::{COLS, JobRow};
 use crate::whatsapp::{Ack, AckSeen};
 
 fn raise_sql(from: &str, column: &str) -> String {
     format!(
-        "UPDATE jobs INDEXED BY jobs_unacked SET ack = ?3, {column} = ?4, updated_at = ?4 \
-         WHERE session = ?1 AND chat_id = ?2 AND status = 'completed' \
+        "UPDATE jobs INDEXED BY jobs_unacked SET ack = $3, {column} = $4, updated_at = $4 \
+         WHERE session = $1 AND chat_id = $2 AND status = 'completed' \
          AND ack IN ('sent', 'delivered') AND {from} \
-         AND finished_at >= ?5 AND finished_at <= ?4 \
-         AND (?6 IS NULL OR receipt->>'bubbleId' = ?6) \
+         AND finished_at >= $5 AND finished_at <= $4 \
+         AND ($6 IS NULL OR receipt->>'bubbleId' = $6) \
          RETURNING {COLS}"
     )
 }
@@ -22,7 +22,7 @@ fn raise_sql(from: &str, column: &str) -> String {
 /// ones). Returns each job that moved, with the steps it took (a read on a job still `sent`
 /// delivers it too).
 pub async fn raise_ack(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     seen: &AckSeen,
     since: i64,
@@ -42,15 +42,15 @@ pub async fn raise_ack(
             Ack::Read => ("ack IN ('sent', 'delivered')", "read_at"),
             _ => ("ack = 'sent'", "delivered_at"),
         };
-        let rows: Vec<JobRow> = sqlx::query_as(&raise_sql(from, column))
+        let rows: Vec<JobRow> = on!(&mut *conn, |c| sqlx::query_as(&raise_sql(from, column))
             .bind(session)
             .bind(&seen.chat_id)
             .bind(step.as_str())
             .bind(now)
             .bind(since)
             .bind(&seen.bubble_id)
-            .fetch_all(&mut *conn)
-            .await?;
+            .fetch_all(&mut *c)
+            .await)?;
         moved.extend(rows.into_iter().map(|r| (r, step)));
     }
     Ok(moved)
@@ -58,11 +58,13 @@ pub async fn raise_ack(
 
 #[cfg(test)]
 mod tests {
+    use crate::db::on;
+
     #[tokio::test]
     async fn a_raise_walks_only_the_jobs_it_can_move() {
         let mut c = super::super::test_db::open().await;
         for from in ["ack = 'sent'", "ack IN ('sent', 'delivered')"] {
-            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+            let plan: Vec<(i64, i64, i64, String)> = on!(&mut c, |c| sqlx::query_as(&format!(
                 "EXPLAIN QUERY PLAN {}",
                 super::raise_sql(from, "delivered_at")
             ))
@@ -72,8 +74,8 @@ mod tests {
             .bind(0)
             .bind(0)
             .bind(None::<String>)
-            .fetch_all(&mut c)
-            .await
+            .fetch_all(c)
+            .await)
             .unwrap();
             let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
             // Seeks by session, chat and ack: never a walk of every receipt of the chat.

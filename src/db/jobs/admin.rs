@@ -1,7 +1,7 @@
 //! What an operator does to jobs through the API: re-queue a failed job, cancel a waiting one,
 //! clear finished ones; and the retention pruner's deletes.
 
-use sqlx::SqliteConnection;
+use crate::db::{Conn, on};
 
 use super::{COLS, JobRow, JobState};
 
@@ -42,36 +42,38 @@ pub enum AdminOutcome {
 }
 
 pub async fn admin(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     action: Admin,
     now: i64,
 ) -> sqlx::Result<AdminOutcome> {
     let set = match action {
         Admin::Requeue => {
-            "status = 'waiting', attempts = 0, rescues = 0, run_at = ?2, updated_at = ?2, \
+            "status = 'waiting', attempts = 0, rescues = 0, run_at = $2, updated_at = $2, \
              finished_at = NULL"
         }
         Admin::Cancel => {
             "status = 'failed', error_code = 'cancelled', \
-             error_message = 'cancelled through the API', updated_at = ?2, finished_at = ?2"
+             error_message = 'cancelled through the API', updated_at = $2, finished_at = $2"
         }
     };
-    let row: Option<JobRow> = sqlx::query_as(&format!(
-        "UPDATE jobs SET {set} WHERE id = ?1 AND status = ?3 RETURNING {COLS}"
+    let row: Option<JobRow> = on!(&mut *conn, |c| sqlx::query_as(&format!(
+        "UPDATE jobs SET {set} WHERE id = $1 AND status = $3 RETURNING {COLS}"
     ))
     .bind(id)
     .bind(now)
     .bind(action.from())
-    .fetch_optional(&mut *conn)
-    .await?;
+    .fetch_optional(&mut *c)
+    .await)?;
     if let Some(row) = row {
         return Ok(AdminOutcome::Done(Box::new(row)));
     }
-    let state: Option<JobState> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let state: Option<JobState> = on!(&mut *conn, |c| sqlx::query_scalar(
+        "SELECT status FROM jobs WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
     Ok(state.map_or(AdminOutcome::NotFound, AdminOutcome::WrongState))
 }
 
@@ -88,7 +90,7 @@ fn tally(sessions: Vec<String>) -> Removed {
 }
 
 /// Deletes jobs in the given states (never `active`); returns how many, per state and session.
-pub async fn clear(conn: &mut SqliteConnection, states: &[JobState]) -> sqlx::Result<Vec<Removed>> {
+pub async fn clear(conn: &mut Conn, states: &[JobState]) -> sqlx::Result<Vec<Removed>> {
     let mut out = Vec::with_capacity(states.len());
     for state in states {
         if *state == JobState::Active {
@@ -100,7 +102,9 @@ pub async fn clear(conn: &mut SqliteConnection, states: &[JobState]) -> sqlx::Re
             "DELETE FROM jobs WHERE status = '{}' RETURNING session",
             state.as_str()
         );
-        let gone = sqlx::query_scalar(&sql).fetch_all(&mut *conn).await?;
+        let gone = on!(&mut *conn, |c| sqlx::query_scalar(&sql)
+            .fetch_all(&mut *c)
+            .await)?;
         out.push(tally(gone));
     }
     Ok(out)
@@ -108,40 +112,36 @@ pub async fn clear(conn: &mut SqliteConnection, states: &[JobState]) -> sqlx::Re
 
 /// Every waiting job of a deleted session ends `failed` with `session_deleted`, so none waits
 /// forever; returns the rows, for their events.
-pub async fn fail_session(
-    conn: &mut SqliteConnection,
-    session: &str,
-    now: i64,
-) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(&format!(
+pub async fn fail_session(conn: &mut Conn, session: &str, now: i64) -> sqlx::Result<Vec<JobRow>> {
+    on!(&mut *conn, |c| sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'failed', error_code = 'session_deleted', \
-         error_message = 'the session ' || ?1 || ' was deleted', lease = NULL, updated_at = ?2, \
-         finished_at = ?2 WHERE session = ?1 AND status IN ('waiting', 'active') RETURNING {COLS}"
+         error_message = 'the session ' || $1 || ' was deleted', lease = NULL, updated_at = $2, \
+         finished_at = $2 WHERE session = $1 AND status IN ('waiting', 'active') RETURNING {COLS}"
     ))
     .bind(session)
     .bind(now)
-    .fetch_all(conn)
-    .await
+    .fetch_all(&mut *c)
+    .await)
 }
 
 /// Deletes up to `limit` jobs in `status` that finished before `before` (ms), oldest first;
 /// returns how many, per session.
 pub async fn prune(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     status: JobState,
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Removed> {
-    let gone = sqlx::query_scalar(
+    let gone = on!(&mut *conn, |c| sqlx::query_scalar(
         "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_finished
-           WHERE status = ?1 AND finished_at IS NOT NULL AND finished_at < ?2
-           ORDER BY finished_at LIMIT ?3) RETURNING session",
+           WHERE status = $1 AND finished_at IS NOT NULL AND finished_at < $2
+           ORDER BY finished_at LIMIT $3) RETURNING session",
     )
     .bind(status)
     .bind(before)
     .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    .fetch_all(&mut *c)
+    .await)?;
     Ok(tally(gone))
 }
 

@@ -3,20 +3,36 @@
 //! if the lease the claim handed out still holds, so a job recovered by a restart can never be
 //! overwritten by a stale worker. And the recovery itself, at start-up.
 
-use sqlx::SqliteConnection;
+use crate::db::{Conn, on};
 
 use super::{COLS, JobRow};
 
-/// Moves up to ?5 due jobs of session ?4 to `active` under lease ?3 at time ?1 (high priority
+/// Moves up to $5 due jobs of session $4 to `active` under lease $3 at time $1 (high priority
 /// first, then oldest), counting the attempt. Its parameters are numbered to share one list
-/// with [`COMPLETE`] (?1 now, ?2 the completions), so both run as one call to SQLite.
+/// with [`COMPLETE`] ($1 now, $2 the completions), so both run as one call to SQLite.
 pub(super) fn claim_sql() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = ?3, updated_at = ?1, paced = NULL \
+            "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, updated_at = $1, paced = NULL \
              WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_claim \
-                           WHERE session = ?4 AND status = 'waiting' AND run_at <= ?1 \
-                           ORDER BY priority, seq LIMIT ?5) \
+                           WHERE session = $4 AND status = 'waiting' AND run_at <= $1 \
+                           ORDER BY priority, seq LIMIT $5) \
+             RETURNING {COLS}"
+        )
+    });
+    &SQL
+}
+
+/// [`claim_sql`] on PostgreSQL: the rows are picked `FOR UPDATE SKIP LOCKED` in a CTE that
+/// limits them, so nodes claiming at once take different jobs and never more than asked.
+fn claim_sql_pg() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH picked AS (SELECT seq AS picked FROM jobs \
+                             WHERE session = $4 AND status = 'waiting' AND run_at <= $1 \
+                             ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, updated_at = $1, paced = NULL \
+             FROM picked WHERE jobs.seq = picked.picked \
              RETURNING {COLS}"
         )
     });
@@ -26,20 +42,25 @@ pub(super) fn claim_sql() -> &'static str {
 /// Atomically moves up to `limit` due jobs of one session to `active` (high priority first,
 /// then oldest), counting the attempt, and returns them in claim order.
 pub async fn claim(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     limit: i64,
     now: i64,
     lease: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
-    let mut rows: Vec<JobRow> = sqlx::query_as(claim_sql())
+    let sql = if conn.is_pg() {
+        claim_sql_pg()
+    } else {
+        claim_sql()
+    };
+    let mut rows: Vec<JobRow> = on!(&mut *conn, |c| sqlx::query_as(sql)
         .bind(now)
         .bind(None::<String>)
         .bind(lease)
         .bind(session)
         .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+        .fetch_all(&mut *c)
+        .await)?;
     rows.sort_by_key(|r| (r.priority, r.seq));
     Ok(rows)
 }
@@ -86,32 +107,32 @@ pub const MAX_RESCUES: i64 = 3;
 
 /// At start-up, every `active` job belonged to a process that died: put it back to `waiting`,
 /// keeping its attempts. Returns (recovered, failed as crash loops).
-pub async fn recover_active(conn: &mut SqliteConnection, now: i64) -> sqlx::Result<(u64, u64)> {
-    let recovered = sqlx::query(
-        "UPDATE jobs SET status = 'waiting', lease = NULL, rescues = rescues + 1, run_at = ?1, \
-         updated_at = ?1 WHERE status = 'active'",
+pub async fn recover_active(conn: &mut Conn, now: i64) -> sqlx::Result<(u64, u64)> {
+    let recovered = on!(&mut *conn, |c| sqlx::query(
+        "UPDATE jobs SET status = 'waiting', lease = NULL, rescues = rescues + 1, run_at = $1, \
+         updated_at = $1 WHERE status = 'active'",
     )
     .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let looped = sqlx::query(
-        "UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, error_code = 'crash-loop', \
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let looped = on!(&mut *conn, |c| {
+        sqlx::query(
+        "UPDATE jobs SET status = 'failed', finished_at = $1, updated_at = $1, error_code = 'crash-loop', \
          error_message = 'the gateway stopped while sending this job ' || rescues || ' times' \
-         WHERE status = 'waiting' AND rescues > ?2",
+         WHERE status = 'waiting' AND rescues > $2",
     )
     .bind(now)
     .bind(MAX_RESCUES)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    .execute(&mut *c).await.map(|r| r.rows_affected())
+    })?;
     Ok((recovered, looped))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::outcomes::finish_many;
-    use super::super::{JobState, get, insert_many, test_db};
+    use super::super::{JobState, insert_many, test_db};
     use super::*;
     use test_db::job;
 
@@ -133,7 +154,7 @@ mod tests {
             finish_many(&mut c, &[retry], 3000).await.unwrap(),
             vec![true]
         );
-        let r = get(&mut c, "job_1").await.unwrap().unwrap();
+        let r = test_db::get(&mut c, "job_1").await.unwrap().unwrap();
         assert_eq!(
             (r.status, r.run_at, r.finished_at),
             (JobState::Waiting, 9000, None)
@@ -155,7 +176,7 @@ mod tests {
             );
             recover_active(&mut c, 9000).await.unwrap();
         }
-        let r = get(&mut c, "job_1").await.unwrap().unwrap();
+        let r = test_db::get(&mut c, "job_1").await.unwrap().unwrap();
         assert_eq!(r.status, JobState::Failed);
         assert_eq!(r.error_code.as_deref(), Some("crash-loop"));
     }

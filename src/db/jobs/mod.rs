@@ -9,7 +9,7 @@ mod enqueue;
 mod lifecycle;
 mod outcomes;
 
-use sqlx::SqlitePool;
+use crate::db::{Pool, on_pool};
 
 pub use acks::raise_ack;
 pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
@@ -109,42 +109,44 @@ pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, me
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
     receipt, paced, ack, delivered_at, read_at, media_id, media_as, ignore_opt_out";
 
-pub async fn get<'e>(db: impl sqlx::SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM jobs WHERE id = ?1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+pub async fn get(pool: &Pool, id: &str) -> sqlx::Result<Option<JobRow>> {
+    on_pool!(pool, |p| sqlx::query_as(&format!(
+        "SELECT {COLS} FROM jobs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(p)
+    .await)
 }
 
 /// Newest first; `before` is the `seq` cursor of the previous page.
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Pool,
     status: Option<JobState>,
     session: Option<&str>,
     limit: i64,
     before: Option<i64>,
 ) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLS} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR seq < ?2) \
-         AND (?4 IS NULL OR session = ?4) ORDER BY seq DESC LIMIT ?3"
+    on_pool!(pool, |p| sqlx::query_as(&format!(
+        "SELECT {COLS} FROM jobs WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR seq < $2) \
+         AND ($4 IS NULL OR session = $4) ORDER BY seq DESC LIMIT $3"
     ))
     .bind(status)
     .bind(before)
     .bind(limit)
     .bind(session)
-    .fetch_all(pool)
-    .await
+    .fetch_all(p)
+    .await)
 }
 
 /// Failed jobs and jobs waiting for a retry, newest first.
-pub async fn retry_queue(pool: &SqlitePool, limit: i64) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(&format!(
+pub async fn retry_queue(pool: &Pool, limit: i64) -> sqlx::Result<Vec<JobRow>> {
+    on_pool!(pool, |p| sqlx::query_as(&format!(
         "SELECT {COLS} FROM jobs WHERE status = 'failed' OR (status = 'waiting' AND attempts > 0) \
-         ORDER BY seq DESC LIMIT ?1"
+         ORDER BY seq DESC LIMIT $1"
     ))
     .bind(limit)
-    .fetch_all(pool)
-    .await
+    .fetch_all(p)
+    .await)
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
@@ -192,12 +194,13 @@ impl Counts {
 
 /// Jobs by session and state.
 pub async fn counts_by_session(
-    pool: &SqlitePool,
+    pool: &Pool,
 ) -> sqlx::Result<std::collections::BTreeMap<String, Counts>> {
-    let rows: Vec<(String, JobState, i64)> =
-        sqlx::query_as("SELECT session, status, COUNT(*) FROM jobs GROUP BY session, status")
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, JobState, i64)> = on_pool!(pool, |p| sqlx::query_as(
+        "SELECT session, status, COUNT(*) FROM jobs GROUP BY session, status"
+    )
+    .fetch_all(p)
+    .await)?;
     let mut by = std::collections::BTreeMap::<String, Counts>::new();
     for (session, status, n) in rows {
         by.entry(session).or_default().add(status, n);
@@ -206,24 +209,30 @@ pub async fn counts_by_session(
 }
 
 /// When the session's next waiting job becomes due, if any.
-pub async fn next_run_at(pool: &SqlitePool, session: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE session = ?1 AND status = 'waiting'")
-        .bind(session)
-        .fetch_one(pool)
-        .await
+pub async fn next_run_at(pool: &Pool, session: &str) -> sqlx::Result<Option<i64>> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT MIN(run_at) FROM jobs WHERE session = $1 AND status = 'waiting'"
+    )
+    .bind(session)
+    .fetch_one(p)
+    .await)
 }
 
 /// When the oldest kept job was created (ms), if there is one.
-pub async fn oldest_created_at(pool: &SqlitePool) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT created_at FROM jobs ORDER BY seq LIMIT 1")
-        .fetch_optional(pool)
-        .await
+pub async fn oldest_created_at(pool: &Pool) -> sqlx::Result<Option<i64>> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT created_at FROM jobs ORDER BY seq LIMIT 1"
+    )
+    .fetch_optional(p)
+    .await)
 }
 
 #[cfg(test)]
 pub(crate) mod test_db {
     //! A fresh in-memory database with the real migrations, for the unit tests of this module.
     use sqlx::{Connection, SqliteConnection};
+
+    use crate::db::{Conn, on};
 
     /// Job `n` of session `default`, normal priority, accepted at 1000.
     pub fn job(n: u32) -> super::NewJob {
@@ -242,12 +251,18 @@ pub(crate) mod test_db {
         }
     }
 
-    pub async fn open() -> SqliteConnection {
+    pub async fn open() -> Conn {
         let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::migrate!("./migrations")
-            .run_direct(&mut c)
-            .await
-            .unwrap();
-        c
+        crate::db::MIGRATOR.run_direct(&mut c).await.unwrap();
+        Conn::Lite(c)
+    }
+
+    /// A job by id, read on the test's connection.
+    pub async fn get(conn: &mut Conn, id: &str) -> sqlx::Result<Option<super::JobRow>> {
+        let sql = format!("SELECT {} FROM jobs WHERE id = $1", super::COLS);
+        on!(conn, |c| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(c)
+            .await)
     }
 }

@@ -4,17 +4,26 @@
 
 use sqlx::SqliteConnection;
 
+use crate::db::{Conn, on};
+
 use super::JobRow;
 use super::lifecycle::{Finished, Outcome, claim, claim_sql};
 
-/// Completes the jobs of a JSON array (?2) of `{seq, lease, receipt}` whose lease still holds,
-/// at time ?1. The unary `+` keeps SQLite from walking every active job through the status
+/// Completes the jobs of a JSON array ($2) of `{seq, lease, receipt}` whose lease still holds,
+/// at time $1. The unary `+` keeps SQLite from walking every active job through the status
 /// index: each completion is found by its primary key (a test pins this plan).
-const COMPLETE: &str = "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = ?1, \
-     finished_at = ?1, receipt = done.receipt, ack = 'sent' \
+const COMPLETE: &str = "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = $1, \
+     finished_at = $1, receipt = done.receipt, ack = 'sent' \
      FROM (SELECT value->>'seq' AS seq, value->>'lease' AS lease, \
-                  value->>'receipt' AS receipt FROM json_each(?2)) AS done \
+                  value->>'receipt' AS receipt FROM json_each($2)) AS done \
      WHERE jobs.seq = done.seq AND +jobs.status = 'active' AND jobs.lease = done.lease \
+     RETURNING jobs.seq";
+
+/// [`COMPLETE`] in PostgreSQL's words.
+const COMPLETE_PG: &str = "UPDATE jobs SET status = 'completed', lease = NULL, updated_at = $1, \
+     finished_at = $1, receipt = done.receipt, ack = 'sent' \
+     FROM jsonb_to_recordset($2::jsonb) AS done(seq BIGINT, lease BIGINT, receipt TEXT) \
+     WHERE jobs.seq = done.seq AND jobs.status = 'active' AND jobs.lease = done.lease \
      RETURNING jobs.seq";
 
 #[derive(serde::Serialize)]
@@ -52,7 +61,7 @@ fn completions(batch: &[Finished]) -> sqlx::Result<Option<String>> {
 /// claimed for its slot. Completions with claims for one session, the hot path of a busy
 /// lane, are one call to SQLite.
 pub async fn finish_and_claim(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     batch: &[Finished],
     wants: &[Option<String>],
     lease: i64,
@@ -68,16 +77,16 @@ pub async fn finish_and_claim(
         .iter()
         .all(|f| matches!(f.outcome, Outcome::Completed { .. }));
     let mut next = vec![None; batch.len()];
-    let held = match slots.pop_first() {
-        Some((session, these)) if all_completed && slots.is_empty() => {
+    let held = match (slots.pop_first(), &mut *conn) {
+        (Some((session, these)), Conn::Lite(c)) if all_completed && slots.is_empty() => {
             let (held, rows) =
-                complete_and_claim(conn, batch, (session, these.len() as i64, lease), now).await?;
+                complete_and_claim(c, batch, (session, these.len() as i64, lease), now).await?;
             for (slot, row) in these.into_iter().zip(rows) {
                 next[slot] = Some(row);
             }
             held
         }
-        first => {
+        (first, _) => {
             let held = finish_many(conn, batch, now).await?;
             for (session, these) in first.into_iter().chain(slots) {
                 let rows = claim(conn, session, these.len() as i64, now, lease).await?;
@@ -161,21 +170,16 @@ async fn complete_and_claim(
 
 /// Records outcomes: all completions in one statement, others one by one. For each input, in
 /// order, whether its lease still held.
-pub async fn finish_many(
-    conn: &mut SqliteConnection,
-    batch: &[Finished],
-    now: i64,
-) -> sqlx::Result<Vec<bool>> {
+pub async fn finish_many(conn: &mut Conn, batch: &[Finished], now: i64) -> sqlx::Result<Vec<bool>> {
     let mut completed = std::collections::HashSet::new();
     if let Some(rows) = completions(batch)? {
         // The `jobs_sent` trigger logs each completion for pacing, in this statement.
-        completed.extend(
-            sqlx::query_scalar::<_, i64>(COMPLETE)
-                .bind(now)
-                .bind(rows)
-                .fetch_all(&mut *conn)
-                .await?,
-        );
+        let sql = if conn.is_pg() { COMPLETE_PG } else { COMPLETE };
+        completed.extend(on!(&mut *conn, |c| sqlx::query_scalar::<_, i64>(sql)
+            .bind(now)
+            .bind(&rows)
+            .fetch_all(c)
+            .await)?);
     }
     let mut out = Vec::with_capacity(batch.len());
     for f in batch {
@@ -198,7 +202,7 @@ pub async fn finish_many(
 /// `active` → `to` with the error, if the lease still holds: back to `waiting` until `run_at`,
 /// or `failed` (then finished now).
 async fn leave_active(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     f: &Finished,
     now: i64,
     to: &'static str,
@@ -206,27 +210,29 @@ async fn leave_active(
     code: &str,
     message: &str,
 ) -> sqlx::Result<bool> {
-    let r = sqlx::query(&format!(
-        "UPDATE jobs SET status = {to}, lease = NULL, updated_at = ?3, \
-         run_at = COALESCE(?4, run_at), finished_at = CASE WHEN ?4 IS NULL THEN ?3 END, \
-         error_code = ?5, error_message = ?6 \
-         WHERE seq = ?1 AND status = 'active' AND lease = ?2"
-    ))
-    .bind(f.seq)
-    .bind(f.lease)
-    .bind(now)
-    .bind(run_at)
-    .bind(code)
-    .bind(message)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    let sql = format!(
+        "UPDATE jobs SET status = {to}, lease = NULL, updated_at = $3, \
+         run_at = COALESCE($4, run_at), finished_at = CASE WHEN $4 IS NULL THEN $3 END, \
+         error_code = $5, error_message = $6 \
+         WHERE seq = $1 AND status = 'active' AND lease = $2"
+    );
+    let n = on!(conn, |c| sqlx::query(&sql)
+        .bind(f.seq)
+        .bind(f.lease)
+        .bind(now)
+        .bind(run_at)
+        .bind(code)
+        .bind(message)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::lifecycle::{claim, recover_active};
-    use super::super::{JobState, NewJob, get, insert_many, test_db};
+    use super::super::{JobState, NewJob, insert_many, test_db};
     use super::*;
     use test_db::job;
 
@@ -257,8 +263,8 @@ mod tests {
             .unwrap();
         assert_eq!(held, vec![false, true]);
         let (ra, rb) = (
-            get(&mut c, "job_1").await.unwrap().unwrap(),
-            get(&mut c, "job_2").await.unwrap().unwrap(),
+            test_db::get(&mut c, "job_1").await.unwrap().unwrap(),
+            test_db::get(&mut c, "job_2").await.unwrap().unwrap(),
         );
         assert_eq!(
             (ra.status, rb.status),
@@ -291,7 +297,7 @@ mod tests {
             finish_many(&mut c, &[failed], 6000).await.unwrap(),
             vec![true]
         );
-        let ra = get(&mut c, "job_1").await.unwrap().unwrap();
+        let ra = test_db::get(&mut c, "job_1").await.unwrap().unwrap();
         assert_eq!(ra.status, JobState::Failed);
         assert_eq!(ra.error_code.as_deref(), Some("blocked"));
         assert_eq!(ra.finished_at, Some(6000));
@@ -332,13 +338,13 @@ mod tests {
             .map(|r| r.as_ref().map(|r| r.id.as_str()))
             .collect();
         assert_eq!(ids, [Some("job_2"), Some("job_3")]);
-        let r2 = get(&mut c, "job_2").await.unwrap().unwrap();
+        let r2 = test_db::get(&mut c, "job_2").await.unwrap().unwrap();
         assert_eq!(
             (r2.status, r2.attempts, r2.lease),
             (JobState::Active, 1, Some(8))
         );
         assert_eq!(
-            get(&mut c, "job_5").await.unwrap().unwrap().status,
+            test_db::get(&mut c, "job_5").await.unwrap().unwrap().status,
             JobState::Completed
         );
         // Mixed: a retry, a slot of another session, a slot that stops, more wanted than due.
@@ -369,20 +375,20 @@ mod tests {
             .collect();
         // job_2 waits until 9000: session a has only job_4 due.
         assert_eq!(ids, [Some("job_6"), None, Some("job_4")]);
-        let r2 = get(&mut c, "job_2").await.unwrap().unwrap();
+        let r2 = test_db::get(&mut c, "job_2").await.unwrap().unwrap();
         assert_eq!((r2.status, r2.run_at), (JobState::Waiting, 9000));
     }
 
     #[tokio::test]
     async fn completions_are_found_by_primary_key_not_by_walking_the_active_jobs() {
         let mut c = test_db::open().await;
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {COMPLETE}"))
-                .bind(0)
-                .bind("[]")
-                .fetch_all(&mut c)
-                .await
-                .unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {COMPLETE}");
+        let plan: Vec<(i64, i64, i64, String)> = on!(&mut c, |c| sqlx::query_as(&sql)
+            .bind(0)
+            .bind("[]")
+            .fetch_all(c)
+            .await)
+        .unwrap();
         let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
         assert!(
             steps.iter().any(|s| s.contains("INTEGER PRIMARY KEY")),

@@ -1,0 +1,269 @@
+//! The suite on PostgreSQL: with `TEST_DATABASE=postgres` every test's gateway keeps its data in
+//! a database of its own on a throwaway PostgreSQL server that this test process starts
+//! (Debian's `postgresql` package: `initdb` into a temporary folder, `postgres` on a free
+//! loopback port, as the unprivileged `postgres` user when run as root) and stops at exit.
+//! `TEST_DATABASE_URL` names a server to use instead (its user must be allowed to create
+//! databases). Without `TEST_DATABASE`, nothing here runs and the suite uses SQLite.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// True when this run keeps the gateways' data in PostgreSQL.
+pub fn enabled() -> bool {
+    match std::env::var("TEST_DATABASE").as_deref() {
+        Ok("postgres") | Ok("postgresql") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("TEST_DATABASE={other}: use postgres or sqlite"),
+    }
+}
+
+/// The database URL for a gateway whose data directory is `data_dir`: the same for every
+/// gateway, command and restart that uses that directory, a new database for a new one.
+/// `None` on SQLite.
+pub fn url_for(data_dir: &Path) -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    let key = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    static BY_DIR: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    let mut by_dir = BY_DIR.get_or_init(Default::default).lock().unwrap();
+    if let Some(url) = by_dir.get(&key) {
+        return Some(url.clone());
+    }
+    let url = server().create_database();
+    by_dir.insert(key, url.clone());
+    Some(url)
+}
+
+/// The environment that points the binary, started with the config file at `config`, at its
+/// database: `DATABASE_URL` on PostgreSQL, nothing on SQLite.
+pub fn env_for(config: &Path) -> Vec<(String, String)> {
+    if !enabled() {
+        return Vec::new();
+    }
+    let data_dir = match wa_gateway::config::Config::load(config) {
+        Ok(c) => c.data_dir(),
+        // A test of a broken config: any database will do, the gateway stops before it.
+        Err(_) => config.with_file_name("data"),
+    };
+    url_for(&data_dir)
+        .map(|url| vec![("DATABASE_URL".to_string(), url)])
+        .unwrap_or_default()
+}
+
+struct Server {
+    /// `postgres://user@host:port` without a database.
+    base: String,
+    bin: PathBuf,
+}
+
+/// The postmaster this process started, stopped at exit.
+static POSTMASTER: AtomicI32 = AtomicI32::new(0);
+static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn stop_server() {
+    let pid = POSTMASTER.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: signalling a child process this process started; SIGQUIT is PostgreSQL's
+        // immediate shutdown.
+        unsafe {
+            libc::kill(pid, libc::SIGQUIT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // SAFETY: reaping our own child; WNOHANG never blocks.
+        while unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if let Some(dir) = DATA_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let bin = bin_dir();
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Server {
+                base: url.trim_end_matches('/').to_string(),
+                bin,
+            },
+            _ => start(bin),
+        }
+    })
+}
+
+/// Where PostgreSQL's programs are: `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`.
+fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, b)| b).unwrap_or_else(|| {
+        panic!(
+            "TEST_DATABASE=postgres needs PostgreSQL's server programs: install Debian's \
+             `postgresql` package, or set PG_BIN or TEST_DATABASE_URL"
+        )
+    })
+}
+
+/// The unprivileged account the server runs as when the tests run as root.
+fn run_as() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    for name in ["postgres", "nobody"] {
+        let c = std::ffi::CString::new(name).unwrap();
+        // SAFETY: a NUL-terminated name; the result is read at once, before any other call.
+        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+        if !pw.is_null() {
+            // SAFETY: non-null pointer from getpwnam.
+            return Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) });
+        }
+    }
+    panic!("running as root, and no postgres or nobody account to run PostgreSQL as");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(bin: PathBuf) -> Server {
+    let dir = std::env::temp_dir().join(format!("wa-gateway-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let owner = run_as();
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    }
+    let as_owner = |program: &str| {
+        let mut c = Command::new(bin.join(program));
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid).gid(gid);
+        }
+        c.current_dir(&dir);
+        c
+    };
+    let data = dir.join("data");
+    let out = as_owner("initdb")
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-D",
+        ])
+        .arg(&data)
+        .output()
+        .expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    // A throwaway server: no fsync (durability across power cuts is not what the suite
+    // checks), room for every test's pool.
+    let child = as_owner("postgres")
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(&dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=400",
+            "-c",
+            "shared_buffers=64MB",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("server.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("start postgres");
+    POSTMASTER.store(child.id() as i32, Ordering::SeqCst);
+    let _ = DATA_DIR.set(dir.clone());
+    // SAFETY: registers a plain extern "C" function with no captured state.
+    unsafe {
+        libc::atexit(stop_server);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL did not start within 60 s: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        base: format!("postgres://postgres@127.0.0.1:{port}"),
+        bin,
+    }
+}
+
+impl Server {
+    /// A new, empty database; its URL.
+    fn create_database(&self) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = Command::new(self.bin.join("psql"))
+            .arg(format!("{}/postgres", self.base))
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "cannot create a test database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("{}/{name}", self.base)
+    }
+}
