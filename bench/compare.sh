@@ -5,6 +5,7 @@
 # (synchronous=NORMAL), one after the other on this machine.
 # Usage: bench/compare.sh [duration=15s] [connections=32]
 #        BEFORE=/path/to/old/wa-gateway bench/compare.sh      adds a row for that build
+#        (every run has a row for the gateway on PostgreSQL: Debian's postgresql package)
 #        REPEAT=3 bench/compare.sh ...   three rounds, the rows alternating; each cell is then
 #        the median and, in brackets, the range (this VM's speed moves by a third run to run)
 # Needs what bench.sh needs, and node + npm for the seed stack.
@@ -27,6 +28,7 @@ for _ in $(seq "${REPEAT:-1}"); do
   row "wa-gateway, 4 plugins" BIN="$BIN" PLUGINS=bundled
   row "wa-gateway, no plugins" BIN="$BIN"
   if [ -n "${BEFORE:-}" ]; then row "before, 4 plugins" BIN="$BEFORE" PLUGINS=bundled; fi
+  row "wa-gateway on PostgreSQL, 4 plugins" BIN="$BIN" PLUGINS=bundled STORE=postgres
   row "seed stack" TARGET=seed SYNC=FULL
   row "seed stack, tuned" TARGET=seed SYNC=NORMAL
 done

@@ -207,7 +207,11 @@ struct Status {
 #[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StorageStatus {
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
+    /// SQLite: the database file; PostgreSQL: the database's size.
     database_bytes: u64,
+    /// SQLite's write-ahead log (0 on PostgreSQL).
     wal_bytes: u64,
     /// When the oldest job still kept was created (retention prunes finished ones).
     oldest_job_at: Option<String>,
@@ -314,6 +318,10 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     let oldest = crate::db::jobs::oldest_created_at(&state.db.read).await?;
     Ok(Json(Status {
         storage: StorageStatus {
+            backend: match state.db.backend() {
+                crate::db::Backend::Sqlite => "sqlite",
+                crate::db::Backend::Postgres => "postgres",
+            },
             database_bytes,
             wal_bytes,
             oldest_job_at: oldest.map(crate::time::rfc3339),

@@ -77,12 +77,25 @@ async fn jobs_and_users(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<(i6
     )
 }
 
+/// Backups are SQLite files: on PostgreSQL the database's own tools do the job, and a backup
+/// of only part of the data would mislead.
+fn on_sqlite(config: &Config, command: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.storage.database_url.is_none(),
+        "`wa-gateway {command}` works on the SQLite database; this gateway keeps its data in \
+         PostgreSQL (storage.database_url), so use PostgreSQL's tools: pg_dump / pg_restore, or \
+         your provider's snapshots"
+    );
+    Ok(())
+}
+
 /// Writes a backup of the configured data directory to `to`, while a gateway may be running.
 pub async fn backup(
     config: &Config,
     to: &Path,
     with_browser_profile: bool,
 ) -> anyhow::Result<BackupReport> {
+    on_sqlite(config, "backup")?;
     let db_path = config.database_path();
     anyhow::ensure!(
         db_path.is_file(),
@@ -187,6 +200,7 @@ pub struct RestoreReport {
 
 /// Restores a backup into the configured data directory. Refuses while a gateway uses it.
 pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreReport> {
+    on_sqlite(config, "restore")?;
     let data_dir = config.data_dir();
     let _lock = DataDirLock::acquire(&data_dir)?;
     let work = tempfile::Builder::new()

@@ -372,4 +372,42 @@ mod tests {
         assert!(!dbg.contains("hook-secret"), "{dbg}");
         assert!(dbg.contains("example.com/hook"), "the rest is still shown");
     }
+
+    #[test]
+    fn database_url_comes_from_the_file_or_database_url_and_is_never_shown() {
+        use secrecy::ExposeSecret;
+        let url = |c: &Config| {
+            c.storage
+                .database_url
+                .as_ref()
+                .map(|u| u.expose_secret().to_string())
+        };
+        assert_eq!(url(&parse("", &[]).unwrap()), None);
+        let from_env = parse("", &[("DATABASE_URL", "postgres://u:pw-123@db/wa")]).unwrap();
+        assert_eq!(url(&from_env).as_deref(), Some("postgres://u:pw-123@db/wa"));
+        assert!(!format!("{from_env:?}").contains("pw-123"));
+        // The file, then GATEWAY__, win over DATABASE_URL.
+        let file = parse(
+            "[storage]\ndatabase_url = \"postgres://file/wa\"",
+            &[("DATABASE_URL", "postgres://env/wa")],
+        )
+        .unwrap();
+        assert_eq!(url(&file).as_deref(), Some("postgres://file/wa"));
+        let ours = parse(
+            "",
+            &[
+                ("DATABASE_URL", "postgres://env/wa"),
+                ("GATEWAY__STORAGE__DATABASE_URL", "postgresql://ours/wa"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(url(&ours).as_deref(), Some("postgresql://ours/wa"));
+        let err = parse("[storage]\ndatabase_url = \"mysql://pw-456@x/y\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.database_url") && !err.contains("pw-456"),
+            "{err}"
+        );
+    }
 }

@@ -73,38 +73,43 @@ pub async fn data(pool: &Pool, sha256: &str) -> sqlx::Result<Option<Vec<u8>>> {
 
 /// Marks media as needed now (a job was queued with it), so pruning counts from here.
 pub async fn touch(c: &mut Conn, id: &str, now: i64) -> sqlx::Result<()> {
-    on!(&mut *c, |c| sqlx::query(
+    let sql = if c.is_pg() {
+        "UPDATE media SET used_at = GREATEST(used_at, $2) WHERE id = $1"
+    } else {
         "UPDATE media SET used_at = max(used_at, $2) WHERE id = $1"
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))
+    };
+    on!(&mut *c, |c| sqlx::query(sql)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
     .map(|_| ())
 }
 
 /// Deletes media unused since `before` that no job refers to, then blobs no media refers to;
 /// at most `limit` media per call. Returns (media, blobs) deleted.
 pub async fn prune(c: &mut Conn, before: i64, limit: i64) -> sqlx::Result<(u64, u64)> {
-    let media = on!(&mut *c, |c| sqlx::query(
+    let sql = c.sql(
         "DELETE FROM media WHERE id IN (SELECT id FROM media m WHERE m.used_at < $1 \
          AND NOT EXISTS (SELECT 1 FROM jobs j INDEXED BY jobs_media WHERE j.media_id = m.id) \
          LIMIT $2)",
-    )
-    .bind(before)
-    .bind(limit)
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    let blobs = if media > 0 {
-        on!(&mut *c, |c| sqlx::query(
-            "DELETE FROM media_blobs WHERE NOT EXISTS \
-             (SELECT 1 FROM media m INDEXED BY media_sha256 WHERE m.sha256 = media_blobs.sha256)",
-        )
+    );
+    let media = on!(&mut *c, |c| sqlx::query(&sql)
+        .bind(before)
+        .bind(limit)
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?
+        .map(|r| r.rows_affected()))?;
+    let blobs = if media > 0 {
+        let sql = c.sql(
+            "DELETE FROM media_blobs WHERE NOT EXISTS \
+             (SELECT 1 FROM media m INDEXED BY media_sha256 WHERE m.sha256 = media_blobs.sha256)",
+        );
+        on!(&mut *c, |c| sqlx::query(&sql)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?
     } else {
         0
     };

@@ -50,14 +50,16 @@ pub async fn is_contact(pool: &Pool, session: &str, chat_id: &str) -> sqlx::Resu
 
 /// The session's next due job, in claim order (high priority first, then oldest).
 pub async fn next_due(pool: &Pool, session: &str, now: i64) -> sqlx::Result<Option<JobRow>> {
-    on_pool!(pool, |p| sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT {COLS} FROM jobs INDEXED BY jobs_claim \
          WHERE session = $1 AND status = 'waiting' AND run_at <= $2 ORDER BY priority, seq LIMIT 1"
-    ))
-    .bind(session)
-    .bind(now)
-    .fetch_optional(p)
-    .await)
+    );
+    let sql = pool.sql(&sql);
+    on_pool!(pool, |p| sqlx::query_as(&sql)
+        .bind(session)
+        .bind(now)
+        .fetch_optional(p)
+        .await)
 }
 
 /// Claims one job by its seq, if it is still waiting (as `jobs::claim` does for many).

@@ -238,7 +238,11 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
     let s: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();
     let token = s["refreshToken"].as_str().unwrap().to_string();
     let (dir, config) = app.stop().await;
-    let db = std::fs::read(config.database_path()).unwrap();
+    // Every byte the database holds: the SQLite file, or a dump of the PostgreSQL database.
+    let db = match &config.storage.database_url {
+        Some(url) => crate::pg::dump(secrecy::ExposeSecret::expose_secret(url)),
+        None => std::fs::read(config.database_path()).unwrap(),
+    };
     let needle = token.as_bytes();
     assert!(
         !db.windows(needle.len()).any(|w| w == needle),

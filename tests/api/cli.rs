@@ -56,7 +56,11 @@ fn users_can_be_added_listed_changed_and_removed_from_the_command_line() {
 
     let (ok, out) = run(dir.path(), &["migrate"], None);
     assert!(ok, "{out}");
-    assert!(dir.path().join("data/gateway.db").exists());
+    if crate::pg::enabled() {
+        assert!(out.contains("PostgreSQL database"), "{out}");
+    } else {
+        assert!(dir.path().join("data/gateway.db").exists());
+    }
 
     let (ok, out) = user_add(dir.path(), "a@example.com", "first password");
     assert!(ok, "{out}");

@@ -64,6 +64,44 @@ otp = "Your code is {{{{code}}}}."
     config
 }
 
+/// The app's database, as the gateway opens it (SQLite file or PostgreSQL).
+pub async fn db_pool(config: &Config) -> wa_gateway::db::Pool {
+    let store = wa_gateway::db::Store::of(config);
+    match store {
+        // Writable: some tests prepare the database by hand.
+        wa_gateway::db::Store::Sqlite(path) => wa_gateway::db::Pool::Lite(
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap(),
+        ),
+        store => wa_gateway::db::open_read_pool(&store).await.unwrap(),
+    }
+}
+
+/// Runs a statement on the app's database.
+pub async fn db_execute(config: &Config, sql: &str) {
+    match db_pool(config).await {
+        wa_gateway::db::Pool::Lite(p) => drop(sqlx::query(sql).execute(&p).await.unwrap()),
+        wa_gateway::db::Pool::Pg(p) => drop(sqlx::query(sql).execute(&p).await.unwrap()),
+    }
+}
+
+/// A count (or any whole number) from the app's database.
+pub async fn db_count(config: &Config, sql: &str) -> i64 {
+    match db_pool(config).await {
+        wa_gateway::db::Pool::Lite(p) => sqlx::query_scalar(sql).fetch_one(&p).await.unwrap(),
+        wa_gateway::db::Pool::Pg(p) => sqlx::query_scalar(sql).fetch_one(&p).await.unwrap(),
+    }
+}
+
+/// A column of text from the app's database.
+pub async fn db_strings(config: &Config, sql: &str) -> Vec<String> {
+    match db_pool(config).await {
+        wa_gateway::db::Pool::Lite(p) => sqlx::query_scalar(sql).fetch_all(&p).await.unwrap(),
+        wa_gateway::db::Pool::Pg(p) => sqlx::query_scalar(sql).fetch_all(&p).await.unwrap(),
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }

@@ -80,13 +80,7 @@ async fn an_upload_is_stored_once_and_described() {
 }
 
 async fn count(app: &crate::helpers::TestApp, sql: &str) -> i64 {
-    let db = app.config.database_path();
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
-        .await
-        .unwrap();
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-    pool.close().await;
-    n
+    crate::helpers::db_count(&app.config, sql).await
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The suite on PostgreSQL: with `TEST_DATABASE=postgres` every test's gateway keeps its data in
+//! The suite on PostgreSQL: in the `api_postgres` target (or `api` with
+//! `TEST_DATABASE=postgres`) every test's gateway keeps its data in
 //! a database of its own on a throwaway PostgreSQL server that this test process starts
 //! (Debian's `postgresql` package: `initdb` into a temporary folder, `postgres` on a free
 //! loopback port, as the unprivileged `postgres` user when run as root) and stops at exit.
@@ -8,12 +9,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// True when this run keeps the gateways' data in PostgreSQL.
+/// True when this run keeps the gateways' data in PostgreSQL: always in the `api_postgres`
+/// test target, and in `api` with `TEST_DATABASE=postgres`.
 pub fn enabled() -> bool {
+    if env!("CARGO_CRATE_NAME") == "api_postgres" {
+        return true;
+    }
     match std::env::var("TEST_DATABASE").as_deref() {
         Ok("postgres") | Ok("postgresql") => true,
         Ok("sqlite") | Ok("") | Err(_) => false,
@@ -62,22 +67,19 @@ struct Server {
 }
 
 /// The postmaster this process started, stopped at exit.
-static POSTMASTER: AtomicI32 = AtomicI32::new(0);
+static POSTMASTER: Mutex<Option<std::process::Child>> = Mutex::new(None);
 static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 extern "C" fn stop_server() {
-    let pid = POSTMASTER.load(Ordering::SeqCst);
-    if pid > 0 {
+    let child = POSTMASTER.lock().ok().and_then(|mut c| c.take());
+    if let Some(mut child) = child {
         // SAFETY: signalling a child process this process started; SIGQUIT is PostgreSQL's
         // immediate shutdown.
         unsafe {
-            libc::kill(pid, libc::SIGQUIT);
+            libc::kill(child.id() as i32, libc::SIGQUIT);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        // SAFETY: reaping our own child; WNOHANG never blocks.
-        while unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0
-            && Instant::now() < deadline
-        {
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -214,7 +216,7 @@ fn start(bin: PathBuf) -> Server {
         ))
         .spawn()
         .expect("start postgres");
-    POSTMASTER.store(child.id() as i32, Ordering::SeqCst);
+    *POSTMASTER.lock().unwrap() = Some(child);
     let _ = DATA_DIR.set(dir.clone());
     // SAFETY: registers a plain extern "C" function with no captured state.
     unsafe {
@@ -242,6 +244,21 @@ fn start(bin: PathBuf) -> Server {
         base: format!("postgres://postgres@127.0.0.1:{port}"),
         bin,
     }
+}
+
+/// Every row of the database at `url`, as `pg_dump --data-only` writes them.
+pub fn dump(url: &str) -> Vec<u8> {
+    let out = Command::new(server().bin.join("pg_dump"))
+        .args(["--data-only", "--dbname"])
+        .arg(url)
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 impl Server {

@@ -132,16 +132,17 @@ pub async fn prune(
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Removed> {
-    let gone = on!(&mut *conn, |c| sqlx::query_scalar(
+    let sql = conn.sql(
         "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_finished
            WHERE status = $1 AND finished_at IS NOT NULL AND finished_at < $2
            ORDER BY finished_at LIMIT $3) RETURNING session",
-    )
-    .bind(status)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await)?;
+    );
+    let gone = on!(&mut *conn, |c| sqlx::query_scalar(&sql)
+        .bind(status)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await)?;
     Ok(tally(gone))
 }
 
