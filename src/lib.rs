@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -74,10 +75,11 @@ pub async fn run_with_clock(
     let _lock = backup::DataDirLock::acquire(&data_dir)?;
     let (db, writer_task) = Db::open(&db::Store::of(&config)).await?;
 
-    let secret = auth::secret::load_or_create(
-        config.auth.jwt_secret.as_ref().map(|s| s.expose_secret()),
-        &data_dir,
-    )?;
+    let configured = config.auth.jwt_secret.as_ref().map(|s| s.expose_secret());
+    let secret = match db.backend() {
+        db::Backend::Sqlite => auth::secret::load_or_create(configured, &data_dir)?,
+        db::Backend::Postgres => auth::secret::load_or_create_shared(configured, &db).await?,
+    };
     let keys = Keys::new(&secret, config.auth.access_ttl.0, config.auth.refresh_ttl.0);
     bootstrap_admin(&db).await?;
 
@@ -97,16 +99,31 @@ pub async fn run_with_clock(
     let events = events::Events::new();
     let metrics = Arc::new(metrics::Metrics::default());
     let outbox = webhooks::Outbox::new(&config.webhooks);
+    let node = cluster::Node::new(
+        config.cluster.node_id(),
+        config.cluster.lease.0,
+        listener.local_addr()?.to_string(),
+    );
+    // Joined before anything is claimed, so no other node takes this one's jobs for a dead one's.
+    node.renew(&db)
+        .await
+        .context("cannot register this node in the database")?;
+    tracing::info!(node = %node.id(), "🫀 Node {} joined ({})", node.id(), db::Store::of(&config).describe());
     let queue = Queue::new(
         db.clone(),
         &config.queue,
         hooks,
-        events.clone(),
-        outbox.clone(),
-        metrics.clone(),
-        clock,
+        queue::Wiring {
+            events: events.clone(),
+            outbox: outbox.clone(),
+            metrics: metrics.clone(),
+            clock,
+            node: node.clone(),
+        },
     )
     .await?;
+    let beat = CancellationToken::new();
+    let heartbeat = queue.beat(beat.clone());
     let config = Arc::new(config);
     let sessions = Sessions::load(
         config.clone(),
@@ -120,6 +137,7 @@ pub async fn run_with_clock(
     webhooks::start(
         outbox,
         &db,
+        &node,
         queue.events(),
         shutdown.child_token(),
         &tracker,
@@ -146,6 +164,7 @@ pub async fn run_with_clock(
     queue.start(shutdown.child_token(), &tracker);
     tracker.spawn(media::prune_unused(
         db.clone(),
+        node.clone(),
         config.media.keep_unused.0,
         config.queue.prune_interval.0,
         queue.clock().clone(),
@@ -192,6 +211,12 @@ pub async fn run_with_clock(
         );
         // Nothing the drivers started may outlive the gateway.
         sessions.kill();
+    }
+    // The last send is over: this node's jobs and roles are free for the others at once.
+    beat.cancel();
+    let _ = heartbeat.await;
+    if let Err(e) = node.leave(&db).await {
+        tracing::warn!(error = %e, "cannot sign this node off; the others wait for its lease");
     }
     drop(sessions);
     drop(queue);

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Node;
 use crate::config::WebhookConfig;
 use crate::db::{self, Db, Durability};
 use crate::events::{Event, Events};
@@ -93,6 +94,7 @@ impl Outbox {
 pub fn start(
     outbox: Option<Arc<Outbox>>,
     db: &Db,
+    node: &Arc<Node>,
     events: &Events,
     cancel: CancellationToken,
     tracker: &TaskTracker,
@@ -116,6 +118,7 @@ pub fn start(
             outbox.clone(),
             i,
             db.clone(),
+            node.clone(),
             client.clone(),
             cancel.clone(),
         ));
@@ -176,10 +179,13 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Delivers one receiver's deliveries oldest first, one at a time, from the node that holds
+/// the maintenance role: one sender per receiver in the cluster keeps them in order.
 async fn send(
     outbox: Arc<Outbox>,
     index: usize,
     db: Db,
+    node: Arc<Node>,
     client: reqwest::Client,
     cancel: CancellationToken,
 ) {
@@ -187,6 +193,13 @@ async fn send(
     loop {
         if cancel.is_cancelled() {
             return;
+        }
+        if !node.leads() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = node.until_leading(Duration::from_secs(5)) => {}
+            }
+            continue;
         }
         let next = match db::webhooks::oldest_pending(&db.read, &hook.url).await {
             Ok(n) => n,

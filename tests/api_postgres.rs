@@ -6,3 +6,6 @@
 mod api;
 // The suite's modules name each other from the crate root (`crate::helpers`).
 use api::*;
+// Several nodes on one database: PostgreSQL only.
+#[path = "api/nodes.rs"]
+mod nodes;

@@ -3,6 +3,7 @@
 //! request tracing around them.
 
 mod auth;
+mod cluster;
 mod dashboard;
 pub mod doc;
 mod events;
@@ -41,7 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(auth);
     let api = routes::ApiRouter::public()
         .nest("/api/auth", auth::routes())
-        .nest("/api", events::routes().route_layer(auth))
+        .nest(
+            "/api",
+            events::routes().merge(cluster::routes()).route_layer(auth),
+        )
         .nest("/api/whatsapp", whatsapp)
         .nest(
             "/api/sessions",

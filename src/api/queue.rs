@@ -318,10 +318,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     let oldest = crate::db::jobs::oldest_created_at(&state.db.read).await?;
     Ok(Json(Status {
         storage: StorageStatus {
-            backend: match state.db.backend() {
-                crate::db::Backend::Sqlite => "sqlite",
-                crate::db::Backend::Postgres => "postgres",
-            },
+            backend: state.db.backend().as_str(),
             database_bytes,
             wal_bytes,
             oldest_job_at: oldest.map(crate::time::rfc3339),

@@ -1,5 +1,6 @@
-//! The JWT signing secret: from config or environment, else generated once into the data
-//! directory with owner-only permissions. There is no built-in default.
+//! The JWT signing secret: from config or environment, else generated once: into the data
+//! directory with owner-only permissions (SQLite), or into the database, so every node of a
+//! cluster signs and checks tokens alike (PostgreSQL). There is no built-in default.
 
 use std::io::Write;
 use std::path::Path;
@@ -30,14 +31,37 @@ pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> anyhow::Resu
     }
 }
 
+/// The secret with PostgreSQL: configured, else the one the first node generated and stored.
+pub async fn load_or_create_shared(
+    configured: Option<&str>,
+    db: &crate::db::Db,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = configured {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let candidate = generate();
+    let secret = db
+        .writer
+        .exec(crate::db::Durability::Durable, move |c| {
+            Box::pin(async move { crate::db::cluster::shared_secret(c, "jwt", &candidate).await })
+        })
+        .await
+        .context("cannot read or store the shared JWT secret")?;
+    Ok(secret.into_bytes())
+}
+
+fn generate() -> String {
+    let mut bytes = [0u8; 48];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 fn create(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut bytes = [0u8; 48];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let secret = hex::encode(bytes);
+    let secret = generate();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -7,6 +7,7 @@
 //! names the key and the file.
 
 mod auth;
+mod cluster;
 mod env;
 mod media;
 mod pacing;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use auth::AuthConfig;
+pub use cluster::ClusterConfig;
 pub use env::ENV_PREFIX;
 pub use media::MediaConfig;
 pub use pacing::{Pacing, PacingConfig, PacingOverrides};
@@ -46,6 +48,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub queue: QueueConfig,
+    /// This node among the nodes on one database.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     #[serde(default)]
     pub whatsapp: WhatsAppConfig,
     #[serde(default)]
@@ -174,6 +179,7 @@ impl Config {
         self.storage.validate()?;
         self.auth.validate()?;
         self.queue.validate()?;
+        self.cluster.validate()?;
         self.whatsapp.validate()?;
         self.pacing.validate()?;
         self.media.validate()?;

@@ -13,6 +13,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// As the API shows it: `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
 /// A connection of either backend (the writer's, or one opened by a command).
 pub enum Conn {
     Lite(SqliteConnection),

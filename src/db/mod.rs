@@ -7,6 +7,7 @@
 //! fsync covers the whole batch; queue bookkeeping (claims, results) commits without one, which
 //! survives a crashed process.
 
+pub mod cluster;
 mod conn;
 pub mod inbound;
 pub mod jobs;

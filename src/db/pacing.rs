@@ -67,17 +67,20 @@ pub async fn claim_one(
     conn: &mut Conn,
     seq: i64,
     now: i64,
-    lease: i64,
+    lease: &crate::db::jobs::Lease,
 ) -> sqlx::Result<Option<JobRow>> {
-    on!(&mut *conn, |c| sqlx::query_as(&format!(
-        "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $2, updated_at = $3, \
+    on!(&mut *conn, |c| {
+        sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $2, node = $4, updated_at = $3, \
          paced = NULL WHERE seq = $1 AND status = 'waiting' RETURNING {COLS}"
     ))
     .bind(seq)
-    .bind(lease)
+    .bind(lease.token)
     .bind(now)
+    .bind(&*lease.node)
     .fetch_optional(&mut *c)
-    .await)
+    .await
+    })
 }
 
 /// Holds a waiting job back until `until` because of `rule`, spending no attempt.

@@ -218,6 +218,7 @@ fn check_bytes_match(declared: &str, sniffed: Option<&str>) -> Result<(), MediaE
 /// `interval`, until `cancel`. A `keep` of zero keeps them all.
 pub async fn prune_unused(
     db: Db,
+    node: Arc<crate::cluster::Node>,
     keep: Duration,
     interval: Duration,
     clock: crate::time::Clock,
@@ -230,6 +231,10 @@ pub async fn prune_unused(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
+        }
+        // One node of a cluster prunes.
+        if !node.leads() {
+            continue;
         }
         let before = clock.now_ms() - keep.as_millis() as i64;
         let r = db

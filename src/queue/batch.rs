@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{JobOutbox, JobRow, NewJob, worker};
+use super::{JobOutbox, JobRow, NewJob};
 use crate::db::{self, DbError, Durability, jobs};
 use crate::events::{Event, Events};
 
@@ -129,6 +129,7 @@ pub(super) fn outcome_batcher(
     writer: db::Writer,
     outbox: JobOutbox,
     clock: crate::time::Clock,
+    node: std::sync::Arc<str>,
 ) -> Batcher<Record, Recorded> {
     Batcher::spawn(256, move |batch: Vec<Record>| -> BatchFuture<Recorded> {
         let mut finished = Vec::with_capacity(batch.len());
@@ -144,10 +145,11 @@ pub(super) fn outcome_batcher(
         let autocommit = outbox.0.is_none();
         let (out, wake) = (outbox.clone(), outbox.clone());
         let now = clock.now_ms();
+        let lease = jobs::Lease::new(&node);
         let write = writer.exec_with(Durability::Relaxed, autocommit, move |c| {
             Box::pin(async move {
-                let lease = worker::new_lease();
-                let (held, next) = jobs::finish_and_claim(c, &finished, &wants, lease, now).await?;
+                let (held, next) =
+                    jobs::finish_and_claim(c, &finished, &wants, &lease, now).await?;
                 let mut moved: Vec<Event> = events
                     .into_iter()
                     .zip(&held)

@@ -9,6 +9,7 @@
 mod acks;
 mod batch;
 mod counts;
+mod heartbeat;
 mod inbound;
 mod lane;
 mod pacing;
@@ -66,6 +67,8 @@ impl JobOutbox {
 
 pub struct Queue {
     db: Db,
+    /// This gateway node: its name goes on every claim, and it starts no send without its lease.
+    node: Arc<crate::cluster::Node>,
     /// The time every rule of the queue reads (a test's own clock in tests).
     clock: crate::time::Clock,
     hooks: Arc<dyn Hooks>,
@@ -97,6 +100,18 @@ pub struct Queue {
     metrics: Arc<Metrics>,
 }
 
+/// What the queue shares with the rest of the gateway.
+pub struct Wiring {
+    pub events: Events,
+    /// Webhook deliveries, stored with the outcomes they report.
+    pub outbox: Option<Arc<Outbox>>,
+    pub metrics: Arc<Metrics>,
+    /// The time every rule of the queue reads (a test's own clock in tests).
+    pub clock: crate::time::Clock,
+    /// This node: its heartbeat keeps the claims alive.
+    pub node: Arc<crate::cluster::Node>,
+}
+
 impl Queue {
     /// Builds the queue with settings from the database where the API changed them, else from
     /// the config file, after putting back the jobs a dead process left `active`. It has no
@@ -105,19 +120,31 @@ impl Queue {
         db: Db,
         config: &QueueConfig,
         hooks: Arc<dyn Hooks>,
-        events: Events,
-        outbox: Option<Arc<Outbox>>,
-        metrics: Arc<Metrics>,
-        clock: crate::time::Clock,
+        wiring: Wiring,
     ) -> anyhow::Result<Arc<Queue>> {
+        let Wiring {
+            events,
+            outbox,
+            metrics,
+            clock,
+            node,
+        } = wiring;
         let outbox = JobOutbox(outbox);
         let settings = settings::Settings::load(&db, config).await?;
-        recover(&db, clock.now_ms()).await?;
+        // With SQLite this process is the only node: whatever is active was left by a dead one.
+        let mine = (db.backend() == crate::db::Backend::Postgres).then(|| node.id().to_string());
+        recover(&db, clock.now_ms(), mine).await?;
         let counts = LiveCounts::new(jobs::counts_by_session(&db.read).await?);
         let opt_outs = inbound::OptOuts::load(crate::db::inbound::opt_outs(&db.read, None).await?);
         let enqueues = enqueue_batcher(db.writer.clone(), events.clone(), outbox.clone());
-        let outcomes = outcome_batcher(db.writer.clone(), outbox.clone(), clock.clone());
+        let outcomes = outcome_batcher(
+            db.writer.clone(),
+            outbox.clone(),
+            clock.clone(),
+            node.id().clone(),
+        );
         Ok(Arc::new(Queue {
+            node,
             clock,
             events,
             outbox,
@@ -149,14 +176,20 @@ impl Queue {
     pub fn clock(&self) -> &crate::time::Clock {
         &self.clock
     }
+
+    /// A new claim by this node.
+    fn lease(&self) -> jobs::Lease {
+        jobs::Lease::new(self.node.id())
+    }
 }
 
-/// Puts jobs left `active` by a dead process back to `waiting`, before any lane runs.
-async fn recover(db: &Db, now: i64) -> Result<(), DbError> {
+/// Puts jobs left `active` by a dead process back to `waiting`, before any lane runs: all of
+/// them, or those of the node named `node` (an earlier run of this one).
+async fn recover(db: &Db, now: i64, node: Option<String>) -> Result<(), DbError> {
     let (recovered, looped) = db
         .writer
         .exec(Durability::Durable, move |c| {
-            Box::pin(async move { jobs::recover_active(c, now).await })
+            Box::pin(async move { jobs::recover_active(c, now, node.as_deref()).await })
         })
         .await?;
     if recovered > 0 {
@@ -353,6 +386,17 @@ impl Queue {
             self.prune_interval,
             cancel,
         ));
+    }
+
+    /// Runs this node's heartbeat until `stop`: renewing its lease and putting back the jobs
+    /// of dead nodes. Stop it after the last send, then [`crate::cluster::Node::leave`].
+    pub fn beat(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(heartbeat::run(self.clone(), stop))
+    }
+
+    /// This gateway node.
+    pub fn node(&self) -> &Arc<crate::cluster::Node> {
+        &self.node
     }
 
     /// The live event bus.

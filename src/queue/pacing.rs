@@ -178,12 +178,12 @@ impl Queue {
             match self.hooks.pace(&request) {
                 Paced::Now => {
                     lane.pacer.state().held = None;
-                    let lease: i64 = rand::thread_rng().r#gen::<i64>().abs().max(1);
+                    let lease = self.lease();
                     let seq = job.seq;
                     let claimed = self
                         .claim_with(lane, move |c, now| {
                             Box::pin(async move {
-                                Ok(rows::claim_one(c, seq, now, lease)
+                                Ok(rows::claim_one(c, seq, now, &lease)
                                     .await?
                                     .into_iter()
                                     .collect())

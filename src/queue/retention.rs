@@ -27,6 +27,10 @@ pub(super) async fn run(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
+        // One node of a cluster prunes.
+        if !queue.node.leads() {
+            continue;
+        }
         let mut pruned = 0;
         for (state, keep) in [
             (JobState::Completed, keep_completed),

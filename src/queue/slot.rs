@@ -79,6 +79,11 @@ pub(super) async fn process(
         (_, Err(e)) => Err(e),
         // Stopped between the claim and now: the job waits for the session, as a retry.
         (None, _) => Err(SendError::new("session-closed", "the session was stopped")),
+        // Another node may take this job once this node's lease lapses: don't start it.
+        _ if !queue.node.holds_lease() => Err(SendError::new(
+            "node-lease-lost",
+            "this gateway node could not renew its lease in the database; the job is retried",
+        )),
         (Some(sender), _) => {
             match tokio::time::timeout(queue.send_timeout, sender.send(&outbound)).await {
                 Ok(r) => r,

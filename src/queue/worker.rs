@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -73,10 +72,10 @@ impl Queue {
     /// Claims up to `n` due jobs of a lane (with their `job.active` deliveries) and counts
     /// them active.
     async fn claim(&self, lane: &Lane, n: u32) -> Result<Vec<JobRow>, DbError> {
-        let lease = new_lease();
+        let lease = self.lease();
         let session = lane.name().to_string();
         self.claim_with(lane, move |c, now| {
-            Box::pin(async move { jobs::claim(c, &session, n as i64, now, lease).await })
+            Box::pin(async move { jobs::claim(c, &session, n as i64, now, &lease).await })
         })
         .await
     }
@@ -133,11 +132,6 @@ impl Queue {
     }
 }
 
-/// A claim's lease token: what every outcome of the jobs it claimed must show.
-pub(super) fn new_lease() -> i64 {
-    rand::thread_rng().r#gen::<i64>().abs().max(1)
-}
-
 pub(super) async fn dispatch(
     queue: Arc<Queue>,
     lane: Arc<Lane>,
@@ -174,7 +168,9 @@ pub(super) async fn dispatch(
             false => lane.concurrency(settings.concurrency),
         }
         .saturating_sub(lane.active());
-        if settings.paused || lane.paused() || !ready || free == 0 {
+        // A node that could not renew its lease starts nothing: another may take its jobs.
+        let leased = queue.node.holds_lease();
+        if settings.paused || lane.paused() || !ready || free == 0 || !leased {
             wait(&queue, &lane, sender.as_deref(), &cancel, IDLE_POLL).await;
             continue;
         }

@@ -4,6 +4,7 @@ pub(crate) mod acks;
 pub(crate) mod auth;
 pub(crate) mod cli;
 pub(crate) mod client;
+pub(crate) mod cluster;
 pub(crate) mod dashboard;
 pub(crate) mod edge;
 pub(crate) mod events;

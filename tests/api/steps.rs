@@ -31,14 +31,24 @@ pub async fn queue_on(
     let _ = dir;
     std::fs::create_dir_all(config.data_dir()).unwrap();
     let (db, _writer) = Db::open(&wa_gateway::db::Store::of(config)).await.unwrap();
+    // No heartbeat runs here: a lease long enough for any test, renewed once.
+    let node = wa_gateway::cluster::Node::new(
+        config.cluster.node_id(),
+        std::time::Duration::from_secs(3600),
+        "steps".into(),
+    );
+    node.renew(&db).await.unwrap();
     let queue = Queue::new(
         db.clone(),
         &config.queue,
         hooks,
-        wa_gateway::events::Events::new(),
-        None,
-        Arc::new(wa_gateway::metrics::Metrics::default()),
-        clock,
+        wa_gateway::queue::Wiring {
+            events: wa_gateway::events::Events::new(),
+            outbox: None,
+            metrics: Arc::new(wa_gateway::metrics::Metrics::default()),
+            clock,
+            node,
+        },
     )
     .await
     .unwrap();

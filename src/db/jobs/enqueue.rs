@@ -57,6 +57,7 @@ impl NewJob {
             media_id: self.media.as_ref().map(|(id, _)| id.clone()),
             media_as: self.media.as_ref().map(|(_, k)| k.as_str().to_string()),
             ignore_opt_out: self.ignore_opt_out,
+            node: None,
         }
     }
 }

@@ -3,17 +3,37 @@
 //! if the lease the claim handed out still holds, so a job recovered by a restart can never be
 //! overwritten by a stale worker. And the recovery itself, at start-up.
 
+use std::sync::Arc;
+
 use crate::db::{Conn, on};
 
 use super::{COLS, JobRow};
 
-/// Moves up to $5 due jobs of session $4 to `active` under lease $3 at time $1 (high priority
-/// first, then oldest), counting the attempt. Its parameters are numbered to share one list
+/// A claim's lease: the node that claims (its heartbeat keeps the claim alive) and a token new
+/// for each claim, which every outcome of a job it claimed must show.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub node: Arc<str>,
+    pub token: i64,
+}
+
+impl Lease {
+    /// A new claim by `node`.
+    pub fn new(node: &Arc<str>) -> Lease {
+        Lease {
+            node: node.clone(),
+            token: rand::random::<i64>().checked_abs().unwrap_or(1).max(1),
+        }
+    }
+}
+
+/// Moves up to $5 due jobs of session $4 to `active` under lease $3 of node $6 at time $1
+/// (high priority first, then oldest), counting the attempt. Its parameters are numbered to share one list
 /// with [`COMPLETE`] ($1 now, $2 the completions), so both run as one call to SQLite.
 pub(super) fn claim_sql() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, updated_at = $1, paced = NULL \
+            "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, node = $6, updated_at = $1, paced = NULL \
              WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_claim \
                            WHERE session = $4 AND status = 'waiting' AND run_at <= $1 \
                            ORDER BY priority, seq LIMIT $5) \
@@ -31,7 +51,7 @@ fn claim_sql_pg() -> &'static str {
             "WITH picked AS (SELECT seq AS picked FROM jobs \
                              WHERE session = $4 AND status = 'waiting' AND run_at <= $1 \
                              ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, updated_at = $1, paced = NULL \
+             UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, node = $6, updated_at = $1, paced = NULL \
              FROM picked WHERE jobs.seq = picked.picked \
              RETURNING {COLS}"
         )
@@ -46,7 +66,7 @@ pub async fn claim(
     session: &str,
     limit: i64,
     now: i64,
-    lease: i64,
+    lease: &Lease,
 ) -> sqlx::Result<Vec<JobRow>> {
     let sql = if conn.is_pg() {
         claim_sql_pg()
@@ -56,9 +76,10 @@ pub async fn claim(
     let mut rows: Vec<JobRow> = on!(&mut *conn, |c| sqlx::query_as(sql)
         .bind(now)
         .bind(None::<String>)
-        .bind(lease)
+        .bind(lease.token)
         .bind(session)
         .bind(limit)
+        .bind(&*lease.node)
         .fetch_all(&mut *c)
         .await)?;
     rows.sort_by_key(|r| (r.priority, r.seq));
@@ -105,28 +126,68 @@ pub struct Finished {
 /// A job that was `active` more than this many times when the process died fails as a crash loop.
 pub const MAX_RESCUES: i64 = 3;
 
-/// At start-up, every `active` job belonged to a process that died: put it back to `waiting`,
-/// keeping its attempts. Returns (recovered, failed as crash loops).
-pub async fn recover_active(conn: &mut Conn, now: i64) -> sqlx::Result<(u64, u64)> {
+/// At start-up, the `active` jobs of a process that died: all of them with SQLite (one node),
+/// those under this node's name with PostgreSQL (an earlier run of a node with a configured
+/// `node_id`). They go back to `waiting`, keeping their attempts. Returns (recovered, failed
+/// as crash loops).
+pub async fn recover_active(
+    conn: &mut Conn,
+    now: i64,
+    node: Option<&str>,
+) -> sqlx::Result<(u64, u64)> {
     let recovered = on!(&mut *conn, |c| sqlx::query(
         "UPDATE jobs SET status = 'waiting', lease = NULL, rescues = rescues + 1, run_at = $1, \
-         updated_at = $1 WHERE status = 'active'",
+         updated_at = $1 WHERE status = 'active' AND ($2 IS NULL OR node = $2)",
     )
     .bind(now)
+    .bind(node)
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
-    let looped = on!(&mut *conn, |c| {
-        sqlx::query(
+    Ok((recovered, fail_crash_loops(conn, now).await?.len() as u64))
+}
+
+/// Puts back to `waiting` the active jobs of dead nodes: nodes without a heartbeat unexpired
+/// at wall-clock time `alive_at` in `nodes` (killed, frozen, cut off). Their attempts stay,
+/// and the crash-loop rule applies as after a restart. `now` is the queue's time, for the
+/// jobs. Returns the sessions of the jobs put back and of those then failed as crash loops,
+/// one entry per job.
+pub async fn rescue_orphans(
+    conn: &mut Conn,
+    now: i64,
+    alive_at: i64,
+) -> sqlx::Result<(Vec<String>, Vec<String>)> {
+    let rescued: Vec<String> = on!(&mut *conn, |c| sqlx::query_scalar(
+        "UPDATE jobs SET status = 'waiting', lease = NULL, rescues = rescues + 1, run_at = $1, \
+         updated_at = $1 WHERE status = 'active' \
+         AND (node IS NULL OR node NOT IN (SELECT id FROM nodes WHERE expires_at > $2)) \
+         RETURNING session",
+    )
+    .bind(now)
+    .bind(alive_at)
+    .fetch_all(&mut *c)
+    .await)?;
+    let looped = if rescued.is_empty() {
+        vec![]
+    } else {
+        fail_crash_loops(conn, now).await?
+    };
+    Ok((rescued, looped))
+}
+
+/// Fails the jobs put back more than [`MAX_RESCUES`] times (sending them keeps killing
+/// nodes); their sessions, one entry per job.
+async fn fail_crash_loops(conn: &mut Conn, now: i64) -> sqlx::Result<Vec<String>> {
+    on!(&mut *conn, |c| {
+        sqlx::query_scalar(
         "UPDATE jobs SET status = 'failed', finished_at = $1, updated_at = $1, error_code = 'crash-loop', \
          error_message = 'the gateway stopped while sending this job ' || rescues || ' times' \
-         WHERE status = 'waiting' AND rescues > $2",
+         WHERE status = 'waiting' AND rescues > $2 RETURNING session",
     )
     .bind(now)
     .bind(MAX_RESCUES)
-    .execute(&mut *c).await.map(|r| r.rows_affected())
-    })?;
-    Ok((recovered, looped))
+    .fetch_all(&mut *c).await
+    })
 }
 
 #[cfg(test)]
@@ -140,7 +201,10 @@ mod tests {
     async fn a_retry_goes_back_to_waiting_until_its_time_and_a_crash_loop_fails() {
         let mut c = test_db::open().await;
         insert_many(&mut c, &[job(1)]).await.unwrap();
-        let seq = claim(&mut c, "default", 1, 2000, 1).await.unwrap()[0].seq;
+        let seq = claim(&mut c, "default", 1, 2000, &test_db::lease(1))
+            .await
+            .unwrap()[0]
+            .seq;
         let retry = Finished {
             seq,
             lease: 1,
@@ -160,7 +224,7 @@ mod tests {
             (JobState::Waiting, 9000, None)
         );
         assert!(
-            claim(&mut c, "default", 1, 8999, 2)
+            claim(&mut c, "default", 1, 8999, &test_db::lease(2))
                 .await
                 .unwrap()
                 .is_empty(),
@@ -168,13 +232,13 @@ mod tests {
         );
         for lease in 2..=5 {
             assert_eq!(
-                claim(&mut c, "default", 1, 9000, lease)
+                claim(&mut c, "default", 1, 9000, &test_db::lease(lease))
                     .await
                     .unwrap()
                     .len(),
                 1
             );
-            recover_active(&mut c, 9000).await.unwrap();
+            recover_active(&mut c, 9000, None).await.unwrap();
         }
         let r = test_db::get(&mut c, "job_1").await.unwrap().unwrap();
         assert_eq!(r.status, JobState::Failed);

@@ -14,7 +14,7 @@ use crate::db::{Pool, on_pool};
 pub use acks::raise_ack;
 pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
 pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
-pub use lifecycle::{Finished, MAX_RESCUES, Outcome, claim, recover_active};
+pub use lifecycle::{Finished, Lease, MAX_RESCUES, Outcome, claim, recover_active, rescue_orphans};
 pub use outcomes::{finish_and_claim, finish_many};
 
 /// Where a job is in its life; stored as its lowercase name.
@@ -103,11 +103,13 @@ pub struct JobRow {
     pub media_as: Option<String>,
     /// Sent even to a number on the session's opt-out list.
     pub ignore_opt_out: bool,
+    /// The gateway node whose claim it is (or last was).
+    pub node: Option<String>,
 }
 
 pub(crate) const COLS: &str = "seq, id, session, message_id, number, chat_id, message, template, priority, status, \
     attempts, error_code, error_message, run_at, lease, rescues, created_at, updated_at, finished_at, \
-    receipt, paced, ack, delivered_at, read_at, media_id, media_as, ignore_opt_out";
+    receipt, paced, ack, delivered_at, read_at, media_id, media_as, ignore_opt_out, node";
 
 pub async fn get(pool: &Pool, id: &str) -> sqlx::Result<Option<JobRow>> {
     on_pool!(pool, |p| sqlx::query_as(&format!(
@@ -248,6 +250,14 @@ pub(crate) mod test_db {
             media: None,
             ignore_opt_out: false,
             now: 1000,
+        }
+    }
+
+    /// A claim by node `test` with a known token.
+    pub fn lease(token: i64) -> super::Lease {
+        super::Lease {
+            node: "test".into(),
+            token,
         }
     }
 

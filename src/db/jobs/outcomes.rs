@@ -7,7 +7,7 @@ use sqlx::SqliteConnection;
 use crate::db::{Conn, on};
 
 use super::JobRow;
-use super::lifecycle::{Finished, Outcome, claim, claim_sql};
+use super::lifecycle::{Finished, Lease, Outcome, claim, claim_sql};
 
 /// Completes the jobs of a JSON array ($2) of `{seq, lease, receipt}` whose lease still holds,
 /// at time $1. The unary `+` keeps SQLite from walking every active job through the status
@@ -64,7 +64,7 @@ pub async fn finish_and_claim(
     conn: &mut Conn,
     batch: &[Finished],
     wants: &[Option<String>],
-    lease: i64,
+    lease: &Lease,
     now: i64,
 ) -> sqlx::Result<(Vec<bool>, Vec<Option<JobRow>>)> {
     let mut slots: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
@@ -107,7 +107,7 @@ pub async fn finish_and_claim(
 async fn complete_and_claim(
     conn: &mut SqliteConnection,
     batch: &[Finished],
-    (session, limit, lease): (&str, i64, i64),
+    (session, limit, lease): (&str, i64, &Lease),
     now: i64,
 ) -> sqlx::Result<(Vec<bool>, Vec<JobRow>)> {
     use futures_util::TryStreamExt;
@@ -135,9 +135,10 @@ async fn complete_and_claim(
         let mut results = sqlx::query(&SQL)
             .bind(now)
             .bind(done.as_deref().unwrap_or("[]"))
-            .bind(lease)
+            .bind(lease.token)
             .bind(session)
             .bind(limit)
+            .bind(&*lease.node)
             .fetch_many(&mut *conn);
         while let Some(r) = results.try_next().await? {
             // The savepoint returns nothing: rows come from the completion (1), the claim (2).
@@ -250,12 +251,20 @@ mod tests {
     async fn an_outcome_is_recorded_only_under_the_lease_that_claimed_the_job() {
         let mut c = test_db::open().await;
         insert_many(&mut c, &[job(1), job(2)]).await.unwrap();
-        let claimed = claim(&mut c, "default", 2, 2000, 7).await.unwrap();
+        let claimed = claim(&mut c, "default", 2, 2000, &test_db::lease(7))
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 2);
         let (a, b) = (claimed[0].seq, claimed[1].seq);
         // The process dies; a restart recovers both, and a new claim takes them with lease 8.
-        assert_eq!(recover_active(&mut c, 3000).await.unwrap(), (2, 0));
-        assert_eq!(claim(&mut c, "default", 2, 4000, 8).await.unwrap().len(), 2);
+        assert_eq!(recover_active(&mut c, 3000, None).await.unwrap(), (2, 0));
+        assert_eq!(
+            claim(&mut c, "default", 2, 4000, &test_db::lease(8))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
         // The stale worker's outcomes (lease 7) change nothing; the current ones do, each by
         // its own lease, even in one batch.
         let held = finish_many(&mut c, &[completed(a, 7), completed(b, 8)], 5000)
@@ -319,7 +328,9 @@ mod tests {
             .chain([session_job(5, "a", 0), session_job(6, "b", 1)])
             .collect();
         insert_many(&mut c, &jobs).await.unwrap();
-        let first = claim(&mut c, "a", 2, 2000, 7).await.unwrap();
+        let first = claim(&mut c, "a", 2, 2000, &test_db::lease(7))
+            .await
+            .unwrap();
         // The high-priority job 5 first, then the oldest.
         assert_eq!(
             first.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
@@ -328,10 +339,15 @@ mod tests {
         let (a, b) = (first[0].seq, first[1].seq);
         // The hot path: two completions (one under a stale lease), both slots asking for more.
         let wants = vec![Some("a".to_string()), Some("a".to_string())];
-        let (held, next) =
-            finish_and_claim(&mut c, &[completed(a, 7), completed(b, 6)], &wants, 8, 3000)
-                .await
-                .unwrap();
+        let (held, next) = finish_and_claim(
+            &mut c,
+            &[completed(a, 7), completed(b, 6)],
+            &wants,
+            &test_db::lease(8),
+            3000,
+        )
+        .await
+        .unwrap();
         assert_eq!(held, vec![true, false]);
         let ids: Vec<_> = next
             .iter()
@@ -363,7 +379,7 @@ mod tests {
             &mut c,
             &[retry, completed(seq3, 8), completed(b, 7)],
             &wants,
-            9,
+            &test_db::lease(9),
             4000,
         )
         .await
