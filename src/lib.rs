@@ -100,7 +100,10 @@ pub async fn run_with_clock(
     let metrics = Arc::new(metrics::Metrics::default());
     let outbox = webhooks::Outbox::new(&config.webhooks);
     let node = cluster::Node::new(
-        config.cluster.node_id(),
+        config
+            .cluster
+            .node_id(&data_dir)
+            .context("cannot keep this node's id in data_dir")?,
         config.cluster.lease.0,
         listener.local_addr()?.to_string(),
     );

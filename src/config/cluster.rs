@@ -1,6 +1,7 @@
 //! `[cluster]`: who this gateway node is among the nodes that share one database, and how long
 //! its claims last without a heartbeat. With SQLite there is one node; the same rules apply.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,8 @@ use super::{Dur, Invalid};
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// This node's name, unique among the nodes on one database. Default: the host name and a
-    /// random suffix, so two nodes on one host never share it.
+    /// random suffix, generated once into `<data_dir>/node-id`, so two nodes on one host never
+    /// share it and a restarted node is the same node (it takes back its own jobs at once).
     pub node_id: Option<String>,
     /// How long a node's claims (its active jobs, the leader's role) last without a
     /// heartbeat; it renews them every third of this. A node that dies loses them after this.
@@ -30,12 +32,7 @@ impl Default for ClusterConfig {
 impl ClusterConfig {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         if let Some(id) = &self.node_id {
-            let ok = !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-            if !ok {
+            if !valid_id(id) {
                 return Err(Invalid::new(
                     "cluster.node_id",
                     format!("{id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"),
@@ -48,13 +45,34 @@ impl ClusterConfig {
         Ok(())
     }
 
-    /// The configured `node_id`, else `<host>-<6 random hex digits>`.
-    pub fn node_id(&self) -> String {
-        match &self.node_id {
-            Some(id) => id.clone(),
-            None => format!("{}-{:06x}", host_name(), rand::random::<u32>() & 0xff_ffff),
+    /// This node's id: the configured `node_id`, else the one kept in `data_dir/node-id`,
+    /// created as `<host>-<6 random hex digits>` on the first start. A data directory is used by
+    /// one running gateway at a time (its lock), so the kept id is never live twice.
+    pub fn node_id(&self, data_dir: &Path) -> std::io::Result<String> {
+        if let Some(id) = &self.node_id {
+            return Ok(id.clone());
         }
+        let path = data_dir.join("node-id");
+        match std::fs::read_to_string(&path) {
+            Ok(kept) if valid_id(kept.trim()) => return Ok(kept.trim().to_string()),
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "node-id is not a valid id; making a new one")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let id = format!("{}-{:06x}", host_name(), rand::random::<u32>() & 0xff_ffff);
+        std::fs::write(&path, format!("{id}\n"))?;
+        Ok(id)
     }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// The machine's host name, reduced to the characters a node id may hold.
@@ -81,11 +99,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_default_node_id_is_the_host_and_a_suffix_and_differs_per_start() {
+    fn a_default_node_id_is_the_host_and_a_suffix_kept_in_its_data_dir() {
         let c = ClusterConfig::default();
-        let (a, b) = (c.node_id(), c.node_id());
-        assert_ne!(a, b);
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = c.node_id(one.path()).unwrap();
         assert!(a.starts_with(&host_name()), "{a}");
+        assert_eq!(c.node_id(one.path()).unwrap(), a, "kept across starts");
+        assert_ne!(
+            c.node_id(two.path()).unwrap(),
+            a,
+            "another data_dir, another node"
+        );
+        let named = ClusterConfig {
+            node_id: Some("gw-1".into()),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(named.node_id(one.path()).unwrap(), "gw-1");
         let bad = ClusterConfig {
             node_id: Some("a b".into()),
             ..ClusterConfig::default()

@@ -134,6 +134,16 @@ async fn with_no_user_the_log_says_how_to_create_one() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(found, "{seen}");
+    if crate::pg::enabled() {
+        // With PostgreSQL the generated secret lives in the database, shared by all nodes.
+        let mut config =
+            wa_gateway::config::Config::load(&dir.path().join("gateway.toml")).unwrap();
+        config.storage.database_url = crate::pg::url_for(&config.data_dir()).map(Into::into);
+        let sql = "SELECT COUNT(*) FROM shared_secrets WHERE name = 'jwt'";
+        assert_eq!(crate::helpers::db_count(&config, sql).await, 1);
+        assert!(!dir.path().join("data/jwt-secret").exists());
+        return;
+    }
     // The secret was generated with owner-only permissions.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("data/jwt-secret"))

@@ -33,7 +33,7 @@ pub async fn queue_on(
     let (db, _writer) = Db::open(&wa_gateway::db::Store::of(config)).await.unwrap();
     // No heartbeat runs here: a lease long enough for any test, renewed once.
     let node = wa_gateway::cluster::Node::new(
-        config.cluster.node_id(),
+        config.cluster.node_id(&config.data_dir()).unwrap(),
         std::time::Duration::from_secs(3600),
         "steps".into(),
     );
