@@ -31,13 +31,11 @@ impl Default for ClusterConfig {
 
 impl ClusterConfig {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        if let Some(id) = &self.node_id {
-            if !valid_id(id) {
-                return Err(Invalid::new(
-                    "cluster.node_id",
-                    format!("{id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"),
-                ));
-            }
+        if let Some(id) = self.node_id.as_ref().filter(|id| !valid_id(id)) {
+            return Err(Invalid::new(
+                "cluster.node_id",
+                format!("{id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"),
+            ));
         }
         if self.lease.0 < Duration::from_millis(300) {
             return Err(Invalid::new("cluster.lease", "must be at least 300ms"));
