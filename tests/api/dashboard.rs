@@ -10,7 +10,7 @@ use serde_json::json;
 use wa_gateway::config::Dur;
 
 use crate::fake_whatsapp::FakeWa;
-use crate::helpers::{EMAIL, PASSWORD, TestApp, spawn_app_with};
+use crate::helpers::{EMAIL, PASSWORD, TestApp, eventually, spawn_app_with};
 use crate::webdriver::{ONE_BROWSER_AT_A_TIME, browser_available, use_webdriver, wait_state};
 
 struct Browser {
@@ -225,9 +225,15 @@ async fn the_dashboard_logs_in_shows_jobs_live_and_drives_the_queue() {
     assert_eq!(app.job(&id2).await["status"], "completed");
 
     // Concurrency from the dashboard.
-    let input = b.client.find(Locator::Css("#concurrency")).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys("5").await.unwrap();
+    // The live refresh may write the setting back into the field between clearing and typing:
+    // type until the field holds exactly what was typed.
+    eventually(Duration::from_secs(15), "the field holds 5", || async {
+        let input = b.client.find(Locator::Css("#concurrency")).await.ok()?;
+        input.clear().await.ok()?;
+        input.send_keys("5").await.ok()?;
+        (input.prop("value").await.ok()?? == "5").then_some(())
+    })
+    .await;
     b.click("#apply-concurrency").await;
     b.wait_text("#q-active", |t| t.ends_with("/ 5")).await;
     assert_eq!(
