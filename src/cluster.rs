@@ -65,7 +65,17 @@ impl Node {
     }
 
     fn holds_lease_at(&self, now: i64) -> bool {
-        let renewed = self.renewed_at.load(Ordering::Acquire);
+        self.fresh_at(self.renewed_at.load(Ordering::Acquire), now)
+    }
+
+    /// True while a lease of this node's renewed at `renewed` (system ms) may still be used: for
+    /// two thirds of the lease, so that it stops a third of a lease before another node may
+    /// take over. The same rule for the node's own row and for each session it owns.
+    pub fn fresh(&self, renewed: i64) -> bool {
+        self.fresh_at(renewed, crate::time::now_ms())
+    }
+
+    fn fresh_at(&self, renewed: i64, now: i64) -> bool {
         renewed > 0 && now < renewed + (self.lease.as_millis() as i64) * 2 / 3
     }
 

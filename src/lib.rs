@@ -137,6 +137,12 @@ pub async fn run_with_clock(
         tracker.clone(),
     )
     .await?;
+    // Session leases are kept until the last send of a clean stop, then released.
+    let owning = CancellationToken::new();
+    let owner_loop = tokio::spawn(sessions.clone().keep_owned(owning.clone()));
+    if db.backend() == db::Backend::Postgres {
+        tokio::spawn(sessions.clone().serve_commands(owning.clone()));
+    }
     webhooks::start(
         outbox,
         &db,
@@ -215,7 +221,11 @@ pub async fn run_with_clock(
         // Nothing the drivers started may outlive the gateway.
         sessions.kill();
     }
-    // The last send is over: this node's jobs and roles are free for the others at once.
+    // The last send is over: this node's sessions, jobs and roles are free for the others at
+    // once (each session's login kept for the node that takes it).
+    owning.cancel();
+    let _ = owner_loop.await;
+    sessions.release_all().await;
     beat.cancel();
     let _ = heartbeat.await;
     if let Err(e) = node.leave(&db).await {

@@ -9,3 +9,5 @@ use api::*;
 // Several nodes on one database: PostgreSQL only.
 #[path = "api/nodes.rs"]
 mod nodes;
+#[path = "api/session_leases.rs"]
+mod session_leases;

@@ -85,7 +85,7 @@ async fn qr(State(state): State<AppState>, headers: HeaderMap) -> Result<QrAnswe
 
 /// A session's QR code, as JSON or PNG; 404 `no_qr` when no scan is awaited.
 pub(super) fn qr_answer(s: &Session, headers: &HeaderMap) -> Result<QrAnswer, ApiError> {
-    let Some(qr) = s.sender().and_then(|d| d.qr()) else {
+    let Some(qr) = s.qr() else {
         return Err(ApiError::NotFound(
             "no_qr",
             format!(

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::db;
 
 mod lock;
-mod profiles;
+pub(crate) mod profiles;
 
 pub use lock::DataDirLock;
 use profiles::{PROFILE_DIR, append_profile, dir_size, profile_in_archive, session_profiles};

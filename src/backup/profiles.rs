@@ -1,7 +1,6 @@
 //! The browser profiles in a backup: every session's login, without Chromium's locks and
 //! caches. `default`'s lies in `browser-profile/`, the others in `sessions/<name>/browser-profile/`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -59,12 +58,16 @@ pub(super) fn dir_size(dir: &Path) -> u64 {
 
 /// The browser profile, without Chromium's lock links and caches (best effort while the
 /// browser runs: files that vanish mid-copy are skipped).
-pub(super) fn append_profile(
-    tar: &mut tar::Builder<File>,
+pub(crate) fn append_profile<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
     profile: &Path,
     at: &Path,
 ) -> anyhow::Result<()> {
-    fn walk(tar: &mut tar::Builder<File>, dir: &Path, rel: &Path) -> anyhow::Result<()> {
+    fn walk<W: std::io::Write>(
+        tar: &mut tar::Builder<W>,
+        dir: &Path,
+        rel: &Path,
+    ) -> anyhow::Result<()> {
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name();
             let n = name.to_string_lossy();

@@ -12,6 +12,7 @@ mod conn;
 pub mod inbound;
 pub mod jobs;
 pub mod media;
+pub mod owners;
 pub mod pacing;
 mod postgres;
 pub mod sessions;

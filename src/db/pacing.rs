@@ -69,10 +69,18 @@ pub async fn claim_one(
     now: i64,
     lease: &crate::db::jobs::Lease,
 ) -> sqlx::Result<Option<JobRow>> {
+    // On PostgreSQL only while this node owns the job's session, as `jobs::claim`.
+    let fence = match conn.is_pg() {
+        true => format!(
+            " AND {}",
+            crate::db::jobs::owned_by("jobs.session", "$4", "$3")
+        ),
+        false => String::new(),
+    };
     on!(&mut *conn, |c| {
         sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $2, node = $4, updated_at = $3, \
-         paced = NULL WHERE seq = $1 AND status = 'waiting' RETURNING {COLS}"
+         paced = NULL WHERE seq = $1 AND status = 'waiting'{fence} RETURNING {COLS}"
     ))
     .bind(seq)
     .bind(lease.token)

@@ -2,7 +2,7 @@
 //! concurrency, through that session's driver. A paused, stopped or disconnected session holds
 //! only its own lane; the others keep sending.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
@@ -41,6 +41,10 @@ pub struct Lane {
     pub(super) inflight: TaskTracker,
     /// Its pacing rules and what it sent lately.
     pub(super) pacer: super::pacing::Pacer,
+    /// This node's lease of the session: the epoch it holds (0: none) and when it last renewed
+    /// it (system ms). Nothing is claimed or sent without a fresh one.
+    epoch: AtomicI64,
+    renewed_at: AtomicI64,
 }
 
 impl Lane {
@@ -56,7 +60,24 @@ impl Lane {
             closed: CancellationToken::new(),
             inflight: TaskTracker::new(),
             pacer: Default::default(),
+            epoch: AtomicI64::new(0),
+            renewed_at: AtomicI64::new(0),
         }
+    }
+
+    /// This node owns the session under `epoch`, renewed at `renewed_at` (system ms); `None`:
+    /// it does not (any more).
+    pub fn set_owned(&self, owned: Option<(i64, i64)>) {
+        let (epoch, at) = owned.unwrap_or((0, 0));
+        self.renewed_at.store(at, Ordering::Release);
+        self.epoch.store(epoch, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// The epoch this node owns the session under and when it last renewed it.
+    pub fn owned(&self) -> Option<(i64, i64)> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        (epoch > 0).then(|| (epoch, self.renewed_at.load(Ordering::Acquire)))
     }
 
     pub fn name(&self) -> &str {

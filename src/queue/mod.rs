@@ -177,6 +177,12 @@ impl Queue {
         &self.clock
     }
 
+    /// True while this node may start the lane's sends: it holds its own lease and a fresh
+    /// lease of the lane's session.
+    pub(super) fn may_send(&self, lane: &Lane) -> bool {
+        self.node.holds_lease() && lane.owned().is_some_and(|(_, at)| self.node.fresh(at))
+    }
+
     /// A new claim by this node.
     fn lease(&self) -> jobs::Lease {
         jobs::Lease::new(self.node.id())

@@ -84,6 +84,11 @@ pub(super) async fn process(
             "node-lease-lost",
             "this gateway node could not renew its lease in the database; the job is retried",
         )),
+        // Another node may run the session now (or soon): never send from two places.
+        _ if !queue.may_send(lane) => Err(SendError::new(
+            "session-lease-lost",
+            "this gateway node no longer holds the session's lease; the job is retried by the node that does",
+        )),
         (Some(sender), _) => {
             match tokio::time::timeout(queue.send_timeout, sender.send(&outbound)).await {
                 Ok(r) => r,

@@ -49,7 +49,7 @@ impl Queue {
         if self.settings().paused || lane.paused() {
             return Ok(Step::Paused);
         }
-        if !lane.is_ready() {
+        if !lane.is_ready() || !self.may_send(&lane) {
             return Ok(Step::Held);
         }
         let row = if lane.is_paced() {
@@ -168,8 +168,9 @@ pub(super) async fn dispatch(
             false => lane.concurrency(settings.concurrency),
         }
         .saturating_sub(lane.active());
-        // A node that could not renew its lease starts nothing: another may take its jobs.
-        let leased = queue.node.holds_lease();
+        // A node that could not renew its lease, or its lease of the session, starts nothing:
+        // another may take its jobs or the session.
+        let leased = queue.may_send(&lane);
         if settings.paused || lane.paused() || !ready || free == 0 || !leased {
             wait(&queue, &lane, sender.as_deref(), &cancel, IDLE_POLL).await;
             continue;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::remote::Command;
 use super::{NewSession, NumberCheck, Session, SessionChange, SessionError, Sessions, driver};
 use crate::config::DriverKind;
 use crate::db::Durability;
@@ -25,14 +26,8 @@ impl Sessions {
         if self.get(&new.name).is_ok() {
             return Err(SessionError::Exists(new.name));
         }
-        if new.start && new.driver == DriverKind::Webdriver {
-            let running = self.browsers();
-            if running >= self.max_browsers {
-                return Err(SessionError::Capacity {
-                    running,
-                    max: self.max_browsers,
-                });
-            }
+        if new.start && new.driver == DriverKind::Webdriver && self.alone().await? {
+            self.check_capacity()?;
         }
         let now = crate::time::now_ms();
         let mut row = SessionRow::new(&new.name, new.driver, new.start, now);
@@ -51,9 +46,25 @@ impl Sessions {
         let s = self.register(row);
         tracing::info!(session = %s.name, driver = new.driver.as_str(), "📱 Session {} created", s.name);
         if new.start {
-            self.launch(&s)?;
+            self.start_here_or_there(&s).await?;
         }
         Ok(s)
+    }
+
+    /// True when no other node is alive on the database (always, with SQLite).
+    async fn alone(&self) -> Result<bool, SessionError> {
+        let alive = crate::db::owners::alive_nodes(&self.db.read, crate::time::now_ms()).await?;
+        Ok(alive.iter().all(|n| **n == **self.node.id()))
+    }
+
+    /// Starts the session's driver on this node if it can take it; past `max_browsers` another
+    /// node with room takes it, and alone this node refuses. Call under `ops`.
+    async fn start_here_or_there(&self, s: &Arc<Session>) -> Result<(), SessionError> {
+        match self.own_and_launch(s).await {
+            Ok(_) => Ok(()),
+            Err(SessionError::Capacity { .. }) if !self.alone().await? => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Pacing rules a session may set: the file's with them on top must hold.
@@ -84,6 +95,7 @@ impl Sessions {
         };
         self.store(&s).await?;
         s.configure_lane(&self.config.pacing);
+        // Run elsewhere, its node relaunches the browser when it reads the row.
         if relaunch && s.sender().is_some() {
             tracing::info!(
                 session = name,
@@ -96,17 +108,22 @@ impl Sessions {
         Ok(s)
     }
 
-    /// Starts a stopped session (and keeps it started across restarts).
+    /// Starts a stopped session (and keeps it started across restarts): here, or on the node
+    /// that runs it or has room for it.
     pub async fn start(&self, name: &str) -> Result<Arc<Session>, SessionError> {
         let _op = self.ops.lock().await;
         let s = self.get(name)?;
-        self.launch(&s)?;
+        if s.elsewhere().is_none() {
+            self.start_here_or_there(&s).await?;
+        }
         s.row.lock().expect("row lock").started = true;
         self.store(&s).await?;
+        self.wake_owner_loop();
         Ok(s)
     }
 
-    /// Stops a session (and keeps it stopped across restarts); its jobs wait.
+    /// Stops a session (and keeps it stopped across restarts); its jobs wait. Run by another
+    /// node, that node stops it when it reads the row (within a moment).
     pub async fn stop(&self, name: &str) -> Result<Arc<Session>, SessionError> {
         let _op = self.ops.lock().await;
         let s = self.get(name)?;
@@ -114,6 +131,7 @@ impl Sessions {
             .await;
         s.row.lock().expect("row lock").started = false;
         self.store(&s).await?;
+        self.give_up(&s).await;
         tracing::info!(session = name, "⏹️ Session {name} stopped");
         Ok(s)
     }
@@ -122,6 +140,10 @@ impl Sessions {
     /// session.
     pub async fn restart(&self, name: &str) -> Result<Arc<Session>, SessionError> {
         let s = self.get(name)?;
+        if s.elsewhere().is_some() {
+            self.ask_owner(&s, Command::Restart).await?;
+            return Ok(s);
+        }
         match s.sender() {
             Some(sender) if sender.restart("restart requested through the API") => Ok(s),
             Some(_) => {
@@ -138,8 +160,12 @@ impl Sessions {
     /// Unlinks the device: the driver stops, the profile is deleted (the next start shows a
     /// new QR), and the session stays stopped in `logged_out`.
     pub async fn logout(&self, name: &str) -> Result<Arc<Session>, SessionError> {
-        let _op = self.ops.lock().await;
         let s = self.get(name)?;
+        if s.elsewhere().is_some() {
+            self.ask_owner(&s, Command::Logout).await?;
+            return Ok(s);
+        }
+        let _op = self.ops.lock().await;
         // First from the page, so that the phone no longer lists the device.
         if let Some(sender) = s.sender() {
             match tokio::time::timeout(std::time::Duration::from_secs(30), sender.log_out()).await {
@@ -170,12 +196,17 @@ impl Sessions {
             row.me = None;
         }
         self.store(&s).await?;
-        // The next link may be another number: its warm-up starts again.
+        self.give_up(&s).await;
+        // The next link may be another number: its warm-up starts again. No node may bring
+        // the old login back.
         let n = name.to_string();
         self.db
             .writer
             .exec(Durability::Durable, move |c| {
-                Box::pin(async move { crate::db::pacing::set_linked(c, &n, None).await })
+                Box::pin(async move {
+                    super::profile::forget(c, &n).await?;
+                    crate::db::pacing::set_linked(c, &n, None).await
+                })
             })
             .await?;
         s.lane.set_linked(None);
@@ -193,6 +224,10 @@ impl Sessions {
     pub async fn delete(&self, name: &str) -> Result<u64, SessionError> {
         let _op = self.ops.lock().await;
         let s = self.get(name)?;
+        if s.elsewhere().is_some() {
+            // Its node closes the browser when it reads the table without the session.
+            self.wake_owner_of(&s).await;
+        }
         // No new job can name it from here on.
         self.map.write().expect("sessions lock").remove(name);
         self.halt(&s, SessionState::Stopped, "deleted").await;
@@ -204,6 +239,8 @@ impl Sessions {
             .exec(Durability::Durable, move |c| {
                 Box::pin(async move {
                     crate::db::pacing::forget_session(c, &n).await?;
+                    crate::db::owners::forget(c, &n).await?;
+                    super::profile::forget(c, &n).await?;
                     rows::delete(c, &n).await
                 })
             })
@@ -232,6 +269,18 @@ impl Sessions {
                 exists,
                 checked_at: at,
                 cached: true,
+            });
+        }
+        if s.elsewhere().is_some() {
+            let answer = self
+                .ask_owner(&s, Command::CheckNumber(number.to_string()))
+                .await?;
+            let v: serde_json::Value = serde_json::from_str(&answer)
+                .map_err(|e| SessionError::Io(format!("the session's node answered {e}")))?;
+            return Ok(NumberCheck {
+                exists: v["exists"].as_bool().unwrap_or(false),
+                checked_at: v["checkedAt"].as_i64().unwrap_or(now),
+                cached: false,
             });
         }
         let sender = s
@@ -276,6 +325,11 @@ impl Sessions {
     /// Asks the session's WhatsApp Web for a pairing code for `phone`.
     pub async fn pairing_code(&self, name: &str, phone: &str) -> Result<String, SessionError> {
         let s = self.get(name)?;
+        if s.elsewhere().is_some() {
+            return self
+                .ask_owner(&s, Command::PairingCode(phone.to_string()))
+                .await;
+        }
         let sender = s
             .sender()
             .ok_or_else(|| SessionError::Stopped(name.to_string()))?;

@@ -9,7 +9,10 @@
 pub(crate) mod driver;
 mod feeds;
 mod lifecycle;
+mod ownership;
+mod profile;
 mod registry;
+mod remote;
 mod view;
 
 use std::collections::BTreeMap;
@@ -138,6 +141,11 @@ pub struct Session {
     idle: Mutex<(SessionState, String, i64)>,
     /// Number checks: number → (on WhatsApp, when asked, ms).
     checks: Mutex<std::collections::HashMap<String, (bool, i64)>>,
+    /// The node that runs it, when that is another node: its state, QR code and account are
+    /// then the ones that node wrote into the row.
+    elsewhere: Mutex<Option<String>>,
+    /// When its login was last snapshotted in this run (system ms; 0: not yet).
+    snapshot_at: std::sync::atomic::AtomicI64,
 }
 
 impl Session {
@@ -166,10 +174,37 @@ impl Session {
         &self.lane
     }
 
-    /// The driver's status, or why there is none.
+    /// The node that runs the session: this one, another, or none.
+    pub fn node(&self, queue: &Queue) -> Option<String> {
+        match self.lane.owned() {
+            Some(_) => Some(queue.node().id().to_string()),
+            None => self.elsewhere(),
+        }
+    }
+
+    /// The node that runs the session, when another node does.
+    pub fn elsewhere(&self) -> Option<String> {
+        self.elsewhere.lock().expect("elsewhere lock").clone()
+    }
+
+    /// The driver's status, or why there is none (as its owner wrote it, when another node
+    /// runs it).
     pub fn status(&self) -> WhatsAppStatus {
         match self.sender() {
             Some(s) => s.status(),
+            None if self.elsewhere().is_some() => {
+                let row = self.row();
+                WhatsAppStatus {
+                    state: row
+                        .state
+                        .as_deref()
+                        .and_then(SessionState::parse)
+                        .unwrap_or(SessionState::Starting),
+                    detail: row.detail.unwrap_or_default(),
+                    driver: row.driver.as_str(),
+                    since: crate::time::rfc3339(row.updated_at),
+                }
+            }
             None => {
                 let (state, detail, since) = self.idle.lock().expect("idle lock").clone();
                 WhatsAppStatus {
@@ -179,6 +214,15 @@ impl Session {
                     since: crate::time::rfc3339(since),
                 }
             }
+        }
+    }
+
+    /// The QR code awaiting a scan, from the driver or (run elsewhere) from the row.
+    pub fn qr(&self) -> Option<String> {
+        match self.sender() {
+            Some(s) => s.qr(),
+            None if self.elsewhere().is_some() => self.row().qr,
+            None => None,
         }
     }
 
@@ -236,6 +280,12 @@ pub struct Sessions {
     ops: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// This node: the sessions it runs are the ones it holds a lease of.
+    node: Arc<crate::cluster::Node>,
+    /// Wakes the ownership loop (a session was started, stopped or changed).
+    rebalance: tokio::sync::Notify,
+    /// Started sessions no node runs, since when (system ms).
+    free_since: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// One browser per this much available memory, when `max_browsers` is not set.

@@ -52,6 +52,7 @@ impl Sessions {
         let max_browsers = config.whatsapp.max_browsers.unwrap_or_else(|| {
             crate::system::available_memory().map_or(1, |m| (m / MEMORY_PER_BROWSER).max(1) as u32)
         });
+        let node = queue.node().clone();
         let sessions = Arc::new(Sessions {
             db,
             queue,
@@ -62,22 +63,17 @@ impl Sessions {
             ops: tokio::sync::Mutex::new(()),
             shutdown,
             tracker,
+            node,
+            rebalance: tokio::sync::Notify::new(),
+            free_since: Mutex::default(),
         });
         driver::adopt_legacy_profile(&sessions.config);
         sessions.declare().await?;
-        let rows = rows::list(&sessions.db.read).await?;
-        for row in rows {
-            let started = row.started;
-            let name = row.name.clone();
-            let s = sessions.register(row);
-            if started {
-                let _op = sessions.ops.lock().await;
-                if let Err(e) = sessions.launch(&s) {
-                    tracing::error!(session = %name, "🚫 Session {name} not started: {e}");
-                    s.set_idle(SessionState::Failed, &e.to_string());
-                }
-            }
+        for row in rows::list(&sessions.db.read).await? {
+            sessions.register(row);
         }
+        // This node's share of the started sessions runs from here; the loop keeps it.
+        sessions.rebalance().await;
         tracing::info!(
             sessions = sessions.list().len(),
             max_browsers,
@@ -173,6 +169,8 @@ impl Sessions {
             lane,
             running: Mutex::new(None),
             checks: Mutex::default(),
+            elsewhere: Mutex::new(None),
+            snapshot_at: Default::default(),
             idle: Mutex::new((
                 SessionState::Stopped,
                 "stopped".into(),
@@ -223,23 +221,19 @@ impl Sessions {
         self.list().iter().filter(|s| s.is_browser()).count() as u32
     }
 
-    /// Starts the session's driver; refused past `max_browsers`. Call under `ops`.
+    /// Starts the session's driver; refused past `max_browsers`. Call under `ops`, holding the
+    /// session's lease ([`Sessions::own_and_launch`]).
     pub(super) fn launch(&self, s: &Arc<Session>) -> Result<(), SessionError> {
         if s.sender().is_some() {
             return Ok(());
         }
         let row = s.row();
         if row.driver == DriverKind::Webdriver {
-            let running = self.browsers();
-            if running >= self.max_browsers {
-                return Err(SessionError::Capacity {
-                    running,
-                    max: self.max_browsers,
-                });
-            }
+            self.check_capacity()?;
         }
         let stop = self.shutdown.child_token();
         let tasks = TaskTracker::new();
+        s.snapshot_at.store(0, std::sync::atomic::Ordering::Release);
         let sender = driver::start(&self.config, &row, stop.clone(), &tasks)
             .map_err(|e| SessionError::Io(format!("{e:#}")))?;
         tasks.close();
@@ -337,31 +331,49 @@ impl Sessions {
 
     /// Stops the session's driver (its sends in flight end `session-closed` and are retried
     /// once it runs again) and waits for its browser to close. Call under `ops`.
-    pub(super) async fn halt(&self, s: &Session, state: SessionState, detail: &str) {
+    pub(super) async fn halt(&self, s: &Arc<Session>, state: SessionState, detail: &str) {
+        if let Some(closing) = self.begin_halt(s, state, detail) {
+            closing.await;
+        }
+    }
+
+    /// The part of [`Sessions::halt`] that cannot wait: from here nothing is sent through the
+    /// driver, and its browser is told to close. What it returns waits for the browser.
+    pub(super) fn begin_halt(
+        &self,
+        s: &Arc<Session>,
+        state: SessionState,
+        detail: &str,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let running = s.running.lock().expect("running lock").take();
         s.set_idle(state, detail);
-        let Some(r) = running else {
-            return;
-        };
+        let r = running?;
         s.lane.set_sender(None);
         if let Some(me) = r.sender.me() {
             s.row.lock().expect("row lock").me = Some(me);
         }
         r.stop.cancel();
-        if tokio::time::timeout(Duration::from_secs(15), r.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(session = %s.name, "the browser of session {} did not close in 15s; killing it", s.name);
-            r.sender.kill();
-        }
-        self.events
-            .publish(Events::whatsapp_now(&s.name, s.status()));
+        let (s, events) = (s.clone(), self.events.clone());
+        Some(async move {
+            if tokio::time::timeout(Duration::from_secs(15), r.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(session = %s.name, "the browser of session {} did not close in 15s; killing it", s.name);
+                r.sender.kill();
+            }
+            events.publish(Events::whatsapp_now(&s.name, s.status()));
+        })
     }
 
-    /// Stores the session's row as it is in memory, and its state for the CLI.
+    /// Stores the session's row as it is in memory, and its state for the CLI (unless another
+    /// node runs it: that node writes its state).
     pub(super) async fn store(&self, s: &Session) -> Result<(), SessionError> {
         self.store_row(s).await?;
+        if s.elsewhere().is_some() {
+            self.wake_owner_of(s).await;
+            return Ok(());
+        }
         let st = s.status();
         let seen = Seen {
             state: st.state,

@@ -29,6 +29,8 @@ pub struct SessionView {
     pub since: String,
     /// The account's own number (digits) once known.
     pub me: Option<String>,
+    /// The gateway node that runs it (`[cluster] node_id`); null while no node does.
+    pub node: Option<String>,
     /// Started again after a gateway restart.
     pub started: bool,
     pub paused: bool,
@@ -59,6 +61,7 @@ impl SessionView {
             detail: status.detail,
             since: status.since,
             me: s.me(),
+            node: s.node(queue),
             started: row.started,
             paused: row.paused,
             concurrency: s.lane().concurrency(queue.settings().concurrency),

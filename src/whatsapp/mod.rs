@@ -183,6 +183,11 @@ impl SessionState {
         SessionState::Stopped,
     ];
 
+    /// The state named `s` (as [`SessionState::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<SessionState> {
+        SessionState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SessionState::Starting => "starting",

@@ -72,7 +72,11 @@ async fn two_nodes_on_one_postgres_share_the_queue_the_secret_and_the_maintenanc
     };
     assert_eq!(b_token_on_a.get_json("/api/cluster").await["node"], "a");
 
-    // Sends accepted by either node are sent once, by one node or the other.
+    // The first node up runs the one session; both say so.
+    assert_eq!(a.session("default").await["node"], "a");
+    assert_eq!(b.session("default").await["node"], "a");
+
+    // Sends accepted by either node are sent once, by the node that runs the session.
     let mut ids = Vec::new();
     for i in 0..20 {
         let via = if i % 2 == 0 { &a } else { &b };
@@ -213,6 +217,9 @@ async fn a_killed_nodes_jobs_are_finished_by_the_other_node_within_its_lease() {
         "{cluster}"
     );
 
+    // The session moved with its jobs.
+    assert_eq!(b.session("default").await["node"], "b");
+
     let (unique, twice) = sent(&dirs);
     assert!(
         ids.iter().all(|id| unique.contains(id)),
@@ -238,9 +245,17 @@ async fn a_frozen_nodes_jobs_are_finished_meanwhile_and_its_late_outcomes_change
 
     // Thawed, a finds its lease lapsed and rejoins; the outcomes of its stale sends are
     // refused (their lease is gone), so the rows b wrote stay as they are.
+    assert_eq!(
+        b.session("default").await["node"],
+        "b",
+        "b took the session"
+    );
     a.signal("-CONT");
-    a.wait_log(&["this node's lease had lapsed; rejoining"])
-        .await;
+    a.wait_log(&[
+        "this node's lease had lapsed; rejoining",
+        "another node took it over; closing its browser here",
+    ])
+    .await;
     eventually(Duration::from_secs(10), "a alive again", || async {
         let cluster = b.get_json("/api/cluster").await;
         (node(&cluster, "a")?["alive"] == true).then_some(())

@@ -97,14 +97,14 @@ impl Paced {
             clock,
             book,
         };
-        p.pace("default", &own);
+        p.pace("default", &own).await;
         p
     }
 
-    fn pace(&self, session: &str, own: &PacingOverrides) {
+    async fn pace(&self, session: &str, own: &PacingOverrides) {
         let lane = match self.queue.lane(session) {
             Some(l) => l,
-            None => sandbox_lane(&self.queue, &self.config, session),
+            None => sandbox_lane(&self.queue, &self.db, &self.config, session).await,
         };
         lane.set_pacing(Some(self.config.pacing.resolve(own).unwrap()));
     }
@@ -463,7 +463,7 @@ async fn a_pace_plugin_that_loops_or_traps_falls_back_to_the_built_in_rules() {
             clock,
             book: Rulebook::Plugin,
         };
-        p.pace("default", &rules(|r| r.per_minute = Some(1)));
+        p.pace("default", &rules(|r| r.per_minute = Some(1))).await;
         p.enqueue("default", 0, &number(0), 1).await;
         p.enqueue("default", 1, &number(1), 1).await;
         // The plugin fails on every call; the built-in rules decide, and no job is lost.
@@ -479,7 +479,7 @@ async fn a_pace_plugin_that_loops_or_traps_falls_back_to_the_built_in_rules() {
 async fn two_sessions_with_different_rules_pace_on_their_own() {
     for book in BOTH {
         let p = Paced::new(book, rules(|r| r.per_minute = Some(1))).await;
-        p.pace("second", &rules(|r| r.per_minute = Some(3)));
+        p.pace("second", &rules(|r| r.per_minute = Some(3))).await;
         for i in 0..4 {
             p.enqueue("default", i, &number(i), 1).await;
             p.enqueue("second", 10 + i, &number(i), 1).await;

@@ -52,12 +52,34 @@ pub async fn queue_on(
     )
     .await
     .unwrap();
-    sandbox_lane(&queue, config, "default");
+    sandbox_lane(&queue, &db, config, "default").await;
     (queue, db)
 }
 
 /// Opens a lane for `session` on the sandbox driver (no delay).
-pub fn sandbox_lane(queue: &Arc<Queue>, config: &Config, session: &str) -> Arc<Lane> {
+/// A lane of `session` with a sandbox driver, run by this queue's node: it holds the session's
+/// lease (no ownership loop runs here; the lease is long enough for any test).
+pub async fn sandbox_lane(
+    queue: &Arc<Queue>,
+    db: &Db,
+    config: &Config,
+    session: &str,
+) -> Arc<Lane> {
+    let (name, node, now) = (
+        session.to_string(),
+        config.cluster.node_id(&config.data_dir()).unwrap(),
+        wa_gateway::time::now_ms(),
+    );
+    let epoch = db
+        .writer
+        .exec(wa_gateway::db::Durability::Durable, move |c| {
+            Box::pin(async move {
+                wa_gateway::db::owners::take(c, &name, &node, now, now + 3_600_000).await
+            })
+        })
+        .await
+        .unwrap()
+        .expect("a free session");
     let sender = Arc::new(
         wa_gateway::whatsapp::sandbox::Sandbox::new(
             session,
@@ -68,6 +90,7 @@ pub fn sandbox_lane(queue: &Arc<Queue>, config: &Config, session: &str) -> Arc<L
     );
     let lane = queue.open_lane(session, DefaultConcurrency::Queue);
     lane.set_sender(Some(sender));
+    lane.set_owned(Some((epoch, now)));
     lane
 }
 

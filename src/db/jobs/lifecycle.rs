@@ -44,19 +44,31 @@ pub(super) fn claim_sql() -> &'static str {
 }
 
 /// [`claim_sql`] on PostgreSQL: the rows are picked `FOR UPDATE SKIP LOCKED` in a CTE that
-/// limits them, so nodes claiming at once take different jobs and never more than asked.
+/// limits them, so nodes claiming at once take different jobs and never more than asked; and
+/// only while node $6 owns the session ([`owned_by`]), so a node that lost it claims nothing.
 fn claim_sql_pg() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH picked AS (SELECT seq AS picked FROM jobs \
-                             WHERE session = $4 AND status = 'waiting' AND run_at <= $1 \
+                             WHERE session = $4 AND status = 'waiting' AND run_at <= $1 AND {} \
                              ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
              UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, node = $6, updated_at = $1, paced = NULL \
              FROM picked WHERE jobs.seq = picked.picked \
-             RETURNING {COLS}"
+             RETURNING {COLS}",
+            owned_by("$4", "$6", "$1")
         )
     });
     &SQL
+}
+
+/// A condition that holds while `node` owns `session` at `now` (SQL expressions): claims on
+/// PostgreSQL, where several nodes share the jobs, are fenced by it. With SQLite the data_dir
+/// lock keeps one node on the database, so its claims need no fence.
+pub(crate) fn owned_by(session: &str, node: &str, now: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM session_owners o WHERE o.session = {session} \
+         AND o.node = {node} AND o.expires_at > {now})"
+    )
 }
 
 /// Atomically moves up to `limit` due jobs of one session to `active` (high priority first,

@@ -14,6 +14,7 @@ use crate::db::{Pool, on_pool};
 pub use acks::raise_ack;
 pub use admin::{Admin, AdminOutcome, Removed, admin, clear, fail_session, prune};
 pub use enqueue::{MAX_INSERT_ROWS, NewJob, insert_many};
+pub(crate) use lifecycle::owned_by;
 pub use lifecycle::{Finished, Lease, MAX_RESCUES, Outcome, claim, recover_active, rescue_orphans};
 pub use outcomes::{finish_and_claim, finish_many};
 
