@@ -71,10 +71,7 @@ pub async fn claim_one(
 ) -> sqlx::Result<Option<JobRow>> {
     // On PostgreSQL only while this node owns the job's session, as `jobs::claim`.
     let fence = match conn.is_pg() {
-        true => format!(
-            " AND {}",
-            crate::db::jobs::owned_by("jobs.session", "$4", "$3")
-        ),
+        true => format!(" AND {}", crate::db::jobs::owned_by("jobs.session", "$4")),
         false => String::new(),
     };
     on!(&mut *conn, |c| {

@@ -55,19 +55,20 @@ fn claim_sql_pg() -> &'static str {
              UPDATE jobs SET status = 'active', attempts = attempts + 1, lease = $3, node = $6, updated_at = $1, paced = NULL \
              FROM picked WHERE jobs.seq = picked.picked \
              RETURNING {COLS}",
-            owned_by("$4", "$6", "$1")
+            owned_by("$4", "$6")
         )
     });
     &SQL
 }
 
-/// A condition that holds while `node` owns `session` at `now` (SQL expressions): claims on
-/// PostgreSQL, where several nodes share the jobs, are fenced by it. With SQLite the data_dir
-/// lock keeps one node on the database, so its claims need no fence.
-pub(crate) fn owned_by(session: &str, node: &str, now: &str) -> String {
+/// A PostgreSQL condition that holds while `node` owns `session` (SQL expressions), judged by
+/// the database's clock (the queue's may be a test's own): claims on PostgreSQL, where several
+/// nodes share the jobs, are fenced by it. With SQLite the data_dir lock keeps one node on the
+/// database, so its claims need no fence.
+pub(crate) fn owned_by(session: &str, node: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM session_owners o WHERE o.session = {session} \
-         AND o.node = {node} AND o.expires_at > {now})"
+        "EXISTS (SELECT 1 FROM session_owners o WHERE o.session = {session} AND o.node = {node} \
+         AND o.expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
     )
 }
 
