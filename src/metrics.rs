@@ -297,6 +297,17 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
+            "# HELP wa_gateway_session_conflicts_total WhatsApp Web's \"open in another window\" screens (another browser on the number), by session and what this node did: took_over (it held the lease), closed (it did not), left (takeover_on_conflict = false).\n# TYPE wa_gateway_session_conflicts_total counter"
+        );
+        for (session, action, n) in &gauges.conflicts {
+            let _ = writeln!(
+                o,
+                "wa_gateway_session_conflicts_total{{session=\"{}\",action=\"{action}\"}} {n}",
+                label(session)
+            );
+        }
+        let _ = writeln!(
+            o,
             "# HELP wa_gateway_whatsapp_state 1 for each session's current state.\n# TYPE wa_gateway_whatsapp_state gauge"
         );
         for (session, now) in &gauges.states {
@@ -370,6 +381,8 @@ pub struct Gauges {
     pub plugins: Vec<PluginFigures>,
     /// (session, cause, restarts).
     pub restarts: Vec<(String, &'static str, u64)>,
+    /// (session, action, conflict screens met).
+    pub conflicts: Vec<(String, &'static str, u64)>,
     /// Each session's state.
     pub states: Vec<(String, crate::whatsapp::SessionState)>,
 }

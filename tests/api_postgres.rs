@@ -11,3 +11,5 @@ use api::*;
 mod nodes;
 #[path = "api/session_leases.rs"]
 mod session_leases;
+#[path = "api/session_moves.rs"]
+mod session_moves;

@@ -66,6 +66,15 @@ async fn metrics(State(state): State<AppState>) -> MetricsText {
                     .map(|(cause, n)| (s.name().to_string(), cause, n))
             })
             .collect(),
+        conflicts: sessions
+            .iter()
+            .flat_map(|s| {
+                let by_action = s.sender().map(|d| d.conflicts()).unwrap_or_default();
+                by_action
+                    .into_iter()
+                    .map(|(action, n)| (s.name().to_string(), action, n))
+            })
+            .collect(),
         states: sessions
             .iter()
             .map(|s| (s.name().to_string(), s.status().state))

@@ -179,7 +179,7 @@ impl Queue {
 
     /// True while this node may start the lane's sends: it holds its own lease and a fresh
     /// lease of the lane's session.
-    pub(super) fn may_send(&self, lane: &Lane) -> bool {
+    pub fn may_send(&self, lane: &Lane) -> bool {
         self.node.holds_lease() && lane.owned().is_some_and(|(_, at)| self.node.fresh(at))
     }
 

@@ -18,6 +18,7 @@ pub(super) fn start(
     row: &SessionRow,
     stop: CancellationToken,
     tasks: &TaskTracker,
+    holds: crate::whatsapp::Holds,
 ) -> anyhow::Result<Arc<dyn MessageSender>> {
     let name = row.name.as_str();
     Ok(match row.driver {
@@ -38,7 +39,7 @@ pub(super) fn start(
             }
             let profile = config.browser_profile(name);
             tracing::info!(session = name, url = %wd.web_url, profile = %profile.display(), "🌍 Session {name}: webdriver driver");
-            WebDriver::start(name, wd, profile, stop, tasks)
+            WebDriver::start(name, wd, profile, stop, tasks, holds)
         }
     })
 }

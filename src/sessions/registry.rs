@@ -234,7 +234,11 @@ impl Sessions {
         let stop = self.shutdown.child_token();
         let tasks = TaskTracker::new();
         s.snapshot_at.store(0, std::sync::atomic::Ordering::Release);
-        let sender = driver::start(&self.config, &row, stop.clone(), &tasks)
+        let holds: crate::whatsapp::Holds = {
+            let (queue, lane) = (self.queue.clone(), s.lane.clone());
+            Arc::new(move || queue.may_send(&lane))
+        };
+        let sender = driver::start(&self.config, &row, stop.clone(), &tasks, holds)
             .map_err(|e| SessionError::Io(format!("{e:#}")))?;
         tasks.close();
         let waiter = tasks.clone();

@@ -286,6 +286,11 @@ pub trait MessageSender: Send + Sync + 'static {
     fn restarts_by_cause(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// WhatsApp Web's "open in another window" screens met, by what the driver did
+    /// ([`ConflictAction`]), for metrics.
+    fn conflicts(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
     /// Asks the driver to restart its session; false when it has none to restart.
     fn restart(&self, _why: &str) -> bool {
         false
@@ -293,6 +298,38 @@ pub trait MessageSender: Send + Sync + 'static {
     /// Ends at once every process the driver started: the last step of a shutdown whose
     /// sends outlived the grace period.
     fn kill(&self) {}
+}
+
+/// Whether this node may use a session's number now (it holds the session's lease); the
+/// sessions layer hands one to each driver it starts.
+pub type Holds = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What a driver did on WhatsApp Web's "open in another window" screen: the one sign of two
+/// browsers on one number that WhatsApp itself gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictAction {
+    /// It holds the session's lease: "Use here".
+    TookOver,
+    /// It does not hold the lease: it closed its browser.
+    Closed,
+    /// It holds the lease but `takeover_on_conflict = false`: it waits for a person.
+    Left,
+}
+
+impl ConflictAction {
+    pub const ALL: [ConflictAction; 3] = [
+        ConflictAction::TookOver,
+        ConflictAction::Closed,
+        ConflictAction::Left,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictAction::TookOver => "took_over",
+            ConflictAction::Closed => "closed",
+            ConflictAction::Left => "left",
+        }
+    }
 }
 
 /// What a driver shows at one moment: its status, its QR code and its account.

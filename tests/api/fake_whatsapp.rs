@@ -180,7 +180,9 @@ struct In {
     read: bool,
 }
 
-struct Inner {
+pub(crate) struct Inner {
+    /// Which page of each login is connected and in use.
+    pub(crate) pages: crate::fake_pages::Pages,
     devices: HashMap<String, Device>,
     /// Messages people sent to the accounts, in order.
     incoming: Vec<In>,
@@ -264,6 +266,7 @@ impl FakeWa {
     /// `max` codes.
     pub async fn start_with(rotate: Duration, max: u32) -> FakeWa {
         let inner = Arc::new(Mutex::new(Inner {
+            pages: Default::default(),
             devices: HashMap::new(),
             incoming: Vec::new(),
             last_device: None,
@@ -300,6 +303,7 @@ impl FakeWa {
             .route("/fake/qr/reload", post(qr_reload))
             .route("/fake/poll", get(poll))
             .route("/fake/session", get(session))
+            .route("/fake/live", get(crate::fake_pages::live))
             .route("/fake/pair", post(pair))
             .route("/fake/unlink", post(unlink))
             .route("/fake/takeover", post(takeover))
@@ -411,6 +415,11 @@ impl FakeWa {
             .filter(|m| m.account == account)
             .map(|m| (m.phone.clone(), m.text.clone()))
             .collect()
+    }
+    /// Sends made from a page while another page of the same login was connected and in use:
+    /// two browsers of one number sending at once.
+    pub fn split_sends(&self) -> u32 {
+        self.lock().pages.split_sends
     }
     pub fn open_elsewhere(&self) {
         self.lock().conflict = true;
@@ -684,18 +693,22 @@ async fn pair(State(s): St, Json(b): Json<PairBody>) -> Json<Value> {
 #[derive(Deserialize)]
 struct TokenQ {
     token: String,
+    /// The page asking (each load of the app has its own id).
+    #[serde(default)]
+    page: String,
 }
 
 async fn session(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
     let mut s = s.lock().unwrap();
     let valid = s.sessions.get(&q.token).is_some_and(|(_, v)| *v);
+    let elsewhere = valid && s.pages.conflict(&q.token, &q.page);
     let freeze = valid && std::mem::take(&mut s.freeze);
     let banned = s
         .sessions
         .get(&q.token)
         .is_some_and(|(a, _)| s.banned.contains(a));
     Json(
-        json!({ "valid": valid, "conflict": valid && s.conflict, "freeze": freeze, "banned": banned }),
+        json!({ "valid": valid, "conflict": valid && (s.conflict || elsewhere), "freeze": freeze, "banned": banned }),
     )
 }
 
@@ -707,8 +720,10 @@ async fn unlink(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
     Json(json!({}))
 }
 
-async fn takeover(State(s): St) -> Json<Value> {
-    s.lock().unwrap().conflict = false;
+async fn takeover(State(s): St, Query(q): Query<TokenQ>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    s.conflict = false;
+    s.pages.take_over(&q.token, &q.page);
     Json(json!({}))
 }
 
@@ -853,6 +868,8 @@ async fn chat(State(s): St, Query(q): Query<ChatQ>) -> Json<Value> {
 #[derive(Deserialize)]
 struct SendBody {
     token: String,
+    #[serde(default)]
+    page: String,
     phone: String,
     text: String,
     id: String,
@@ -871,6 +888,7 @@ async fn send(State(s): St, Json(b): Json<SendBody>) -> Json<Value> {
     if s.banned.contains(&account) {
         return Json(json!({ "delivered": false, "banned": true }));
     }
+    s.pages.sending(&b.token, &b.page);
     let delivered = !s.held.contains(&b.phone);
     let reached = delivered && !s.offline.contains(&b.phone);
     let freeze = std::mem::take(&mut s.freeze_on_send);

@@ -8,6 +8,7 @@ pub(crate) mod cluster;
 pub(crate) mod dashboard;
 pub(crate) mod edge;
 pub(crate) mod events;
+pub(crate) mod fake_pages;
 pub(crate) mod fake_whatsapp;
 pub(crate) mod helpers;
 pub(crate) mod inbound;

@@ -51,6 +51,35 @@ enabled = false
     std::fs::write(dir.join("gateway.toml"), text).unwrap();
 }
 
+/// The process tests' gateway with webdriver sessions on the stand-in at `web` (short
+/// watchdog timeouts, as in `webdriver.rs`), then `extra` TOML.
+pub(crate) fn write_webdriver_config(dir: &Path, web: &str, extra: &str) {
+    let text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[storage]
+data_dir = "data"
+[queue]
+concurrency = 3
+backoff_base = "20ms"
+backoff_max = "100ms"
+shutdown_grace = "5s"
+[whatsapp]
+driver = "webdriver"
+[whatsapp.webdriver]
+web_url = "{web}"
+keepalive_interval = "1s"
+session_timeout = "4s"
+ready_timeout = "30s"
+send_timeout = "10s"
+[pacing]
+enabled = false
+{extra}"#
+    );
+    std::fs::write(dir.join("gateway.toml"), text).unwrap();
+}
+
 impl Gateway {
     pub(crate) async fn start(dir: &Path) -> Gateway {
         Self::start_with_env(dir, &[]).await

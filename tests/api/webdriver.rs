@@ -264,6 +264,14 @@ async fn a_conflict_shows_in_the_api_then_is_taken_over() {
     .await;
     wait_state(&app, &["connected"], Duration::from_secs(10)).await;
     deliver(&app, "6281200000006", "after the takeover").await;
+    // Counted once, as taken over (a single node holds its sessions' leases).
+    let metrics = app.metrics().await;
+    for (action, n) in [("took_over", 1), ("closed", 0), ("left", 0)] {
+        let line = format!(
+            "wa_gateway_session_conflicts_total{{session=\"default\",action=\"{action}\"}} {n}\n"
+        );
+        assert!(metrics.contains(&line), "{line} missing in:\n{metrics}");
+    }
     app.stop().await;
 }
 
@@ -286,6 +294,9 @@ async fn without_takeover_a_conflict_holds_the_queue_and_waits_for_the_user() {
     );
     assert!(fake.conflict(), "the driver took the session over");
     assert_eq!(s["queue"]["state"], "held", "{s}");
+    let line = "wa_gateway_session_conflicts_total{session=\"default\",action=\"left\"} 1\n";
+    let metrics = app.metrics().await;
+    assert!(metrics.contains(line), "{line} missing in:\n{metrics}");
     let id = app.send_ok("6281200000016", "waits for the user").await;
     // The user presses "Use here" in the gateway's window (on the stand-in: the conflict ends).
     fake.resolve_conflict();

@@ -93,6 +93,49 @@ async fn a_restarted_gateway_reconnects_without_a_qr_and_sigterm_leaves_no_brows
 }
 
 #[tokio::test]
+async fn a_gateway_killed_with_sigkill_takes_its_browser_along_and_restarted_needs_no_scan() {
+    let Some((_one, fake)) = browser_session().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    crate::process::write_webdriver_config(dir.path(), &fake.url, "");
+    let config = wa_gateway::config::Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let profile = config.browser_profile("default");
+    let gw = crate::process::Gateway::start(dir.path()).await;
+    gw.wait_state(&["qr"], Duration::from_secs(30)).await;
+    fake.scan();
+    gw.wait_state(&["connected"], Duration::from_secs(20)).await;
+    let id = gw.send_ok("6281200000009", "before the kill").await;
+    gw.wait_finished(&id).await;
+    assert!(!wa_gateway::whatsapp::webdriver::profile_processes(&profile).is_empty());
+
+    // The gateway cannot clean up after SIGKILL; its reaper kills ChromeDriver and Chromium.
+    gw.signal("-9");
+    eventually(Duration::from_secs(10), "the browser gone", || async {
+        wa_gateway::whatsapp::webdriver::profile_processes(&profile)
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    drop(gw);
+    let gw = crate::process::Gateway::start(dir.path()).await;
+    gw.wait_state(&["connected"], Duration::from_secs(30)).await;
+    assert_eq!(fake.scans(), 1, "the restart needed a new scan");
+    let id = gw.send_ok("6281200000009", "after the kill").await;
+    assert_eq!(gw.wait_finished(&id).await["status"], "completed");
+    assert_eq!(
+        fake.sent_to("6281200000009"),
+        vec!["before the kill", "after the kill"]
+    );
+    // The old page was gone before the new one opened: no conflict, no page sending beside
+    // another.
+    let line = "wa_gateway_session_conflicts_total{session=\"default\",action=\"took_over\"} 0";
+    let metrics = gw.metrics().await;
+    assert!(metrics.contains(line), "{line} missing in:\n{metrics}");
+    assert_eq!(fake.split_sends(), 0);
+}
+
+#[tokio::test]
 async fn a_browser_over_its_memory_limit_is_restarted_and_the_cause_counted() {
     let Some((_one, fake)) = browser_session().await else {
         return;

@@ -6,6 +6,12 @@
 //! snapshots the process tree before anything dies (orphans lose their parent link). A
 //! `Browser` that is dropped without `close` kills its family too, and a ChromeDriver left by a
 //! gateway that was killed is found through its pid file at the next launch.
+//!
+//! A gateway killed with `kill -9` cannot clean up, and ChromeDriver's death alone leaves
+//! Chromium running (a live page of the number, which a node taking the session over would
+//! meet as "open in another window"). So each ChromeDriver's group also holds a reaper: a
+//! `sh` that waits for its stdin to close, which the kernel does when the gateway exits in any
+//! way, and then kills its own process group.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -21,6 +27,8 @@ pub struct Browser {
     pub client: Client,
     /// The ChromeDriver we started (none when `webdriver_url` points at one already running).
     driver: Option<tokio::process::Child>,
+    /// The reaper in ChromeDriver's group; its stdin closes with us.
+    _reaper: Option<tokio::process::Child>,
     family: Family,
     closed: bool,
 }
@@ -231,6 +239,7 @@ impl Browser {
                 (url, Some(child))
             }
         };
+        let reaper = driver.as_ref().and_then(|d| d.id()).and_then(spawn_reaper);
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("goog:chromeOptions".into(), chrome);
@@ -252,6 +261,7 @@ impl Browser {
             Ok(client) => Ok(Browser {
                 client,
                 driver,
+                _reaper: reaper,
                 family,
                 closed: false,
             }),
@@ -300,6 +310,26 @@ impl Drop for Browser {
     fn drop(&mut self) {
         if !self.closed {
             self.family.kill();
+        }
+    }
+}
+
+/// Starts the reaper in process group `group`: once its stdin (a pipe only this process holds
+/// the other end of) closes, it kills the group, ChromeDriver and Chromium with it. Being in
+/// the group, it also keeps the group's id from being reused while it waits.
+fn spawn_reaper(group: u32) -> Option<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.args(["-c", "read _line; kill -KILL 0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(false);
+    cmd.as_std_mut().process_group(group as i32);
+    match cmd.spawn() {
+        Ok(child) => Some(child),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the browser reaper; a killed gateway may leave Chromium running");
+            None
         }
     }
 }

@@ -16,16 +16,20 @@ pub enum RestartCause {
     NotReady(String),
     /// Asked for through the API.
     Requested(String),
+    /// WhatsApp Web is open in another window and this node does not hold the session's
+    /// lease: another node's browser may be the rightful one, so this one closes.
+    Conflict,
 }
 
 impl RestartCause {
     /// Every label, for metrics that list them all.
-    pub const LABELS: [&'static str; 5] = [
+    pub const LABELS: [&'static str; 6] = [
         "unresponsive",
         "session_gone",
         "memory",
         "not_ready",
         "requested",
+        "conflict",
     ];
 
     pub fn label(&self) -> &'static str {
@@ -35,6 +39,7 @@ impl RestartCause {
             RestartCause::Memory { .. } => "memory",
             RestartCause::NotReady(_) => "not_ready",
             RestartCause::Requested(_) => "requested",
+            RestartCause::Conflict => "conflict",
         }
     }
 
@@ -71,6 +76,9 @@ impl std::fmt::Display for RestartCause {
                 limit >> 20
             ),
             RestartCause::NotReady(why) | RestartCause::Requested(why) => f.write_str(why),
+            RestartCause::Conflict => f.write_str(
+                "WhatsApp Web is open in another window and this node does not hold the session's lease",
+            ),
         }
     }
 }
@@ -93,6 +101,7 @@ mod tests {
             },
             RestartCause::NotReady("no ready page".into()),
             RestartCause::Requested("restart requested through the API".into()),
+            RestartCause::Conflict,
         ];
         for c in &causes {
             assert!(RestartCause::LABELS.contains(&c.label()), "{c:?}");

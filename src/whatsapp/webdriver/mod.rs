@@ -51,6 +51,10 @@ struct Shared {
     current: Mutex<Current>,
     changed: watch::Sender<u64>,
     causes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// "Open in another window" screens, by what was done.
+    conflicts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Whether this node holds the session's lease now.
+    holds: crate::whatsapp::Holds,
     /// The running browser's processes, for [`MessageSender::kill`].
     family: Mutex<Option<Family>>,
     /// Receipts the page showed, for the queue.
@@ -60,7 +64,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(holds: crate::whatsapp::Holds) -> Shared {
         let (changed, _) = watch::channel(0);
         Shared {
             current: Mutex::new(Current {
@@ -72,6 +76,8 @@ impl Shared {
             }),
             changed,
             causes: Default::default(),
+            conflicts: Default::default(),
+            holds,
             family: Mutex::new(None),
             acks: tokio::sync::broadcast::channel(1024).0,
             incoming: tokio::sync::broadcast::channel(1024).0,
@@ -84,6 +90,15 @@ impl Shared {
             .lock()
             .expect("causes lock")
             .entry(label)
+            .or_default() += 1;
+    }
+
+    fn count_conflict(&self, action: crate::whatsapp::ConflictAction) {
+        *self
+            .conflicts
+            .lock()
+            .expect("conflicts lock")
+            .entry(action.as_str())
             .or_default() += 1;
     }
 
@@ -185,9 +200,10 @@ impl WebDriver {
         profile: PathBuf,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
+        holds: crate::whatsapp::Holds,
     ) -> Arc<WebDriver> {
         use tracing::Instrument as _;
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(holds));
         let (commands, rx) = mpsc::channel(64);
         tracker.spawn(
             supervisor::supervise(shared.clone(), cfg, profile, rx, shutdown)
@@ -303,6 +319,14 @@ impl MessageSender for WebDriver {
         c.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
+    fn conflicts(&self) -> Vec<(&'static str, u64)> {
+        let c = self.shared.conflicts.lock().expect("conflicts lock");
+        crate::whatsapp::ConflictAction::ALL
+            .iter()
+            .map(|a| (a.as_str(), c.get(a.as_str()).copied().unwrap_or(0)))
+            .collect()
+    }
+
     fn restart(&self, why: &str) -> bool {
         self.commands
             .try_send(Command::Restart(why.to_string()))
@@ -324,7 +348,7 @@ mod tests {
 
     #[tokio::test]
     async fn changed_waits_for_the_next_change_not_an_old_one() {
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(Arc::new(|| true)));
         let (commands, _rx) = mpsc::channel(1);
         let wd = WebDriver {
             shared: shared.clone(),

@@ -48,6 +48,8 @@ pub(super) struct Session<'a> {
     pub(super) claims: &'a mut Claims,
     /// Connected at least once in this session: a QR page after that means a logout.
     pub(super) was_connected: bool,
+    /// The conflict screen is up, and was counted.
+    pub(super) in_conflict: bool,
 }
 
 /// Runs `fut` (something that waits on the page) unless the page falls silent for `limit`
@@ -281,6 +283,48 @@ impl Session<'_> {
         }
     }
 
+    /// WhatsApp Web says it is open in another window: another browser runs this number. With
+    /// the session's lease this node is the rightful one and presses "Use here" (unless
+    /// `takeover_on_conflict = false`); without it, it closes its browser. Each screen is
+    /// logged and counted once.
+    async fn conflict(&mut self, page: Page<'_>) -> Option<End> {
+        use crate::whatsapp::ConflictAction;
+        let (shared, cfg) = (self.shared, self.cfg);
+        let first = !std::mem::replace(&mut self.in_conflict, true);
+        if !(shared.holds)() {
+            tracing::error!(
+                "⚔️ WhatsApp is open in another window and this node does not hold the session's lease: closing this browser"
+            );
+            shared.count_conflict(ConflictAction::Closed);
+            return Some(End::Restart(RestartCause::Conflict));
+        }
+        if !cfg.takeover_on_conflict {
+            if first {
+                tracing::warn!(
+                    "⚔️ WhatsApp is open in another window; waiting for \"Use here\" (takeover_on_conflict = false)"
+                );
+                shared.count_conflict(ConflictAction::Left);
+            }
+            shared.set(
+                SessionState::Conflict,
+                "WhatsApp is open in another window; press \"Use here\" there, or set takeover_on_conflict = true",
+            );
+            return None;
+        }
+        if first {
+            tracing::warn!(
+                "⚔️ WhatsApp is open in another window; this node holds the session's lease, so it takes over (Use here)"
+            );
+            shared.count_conflict(ConflictAction::TookOver);
+        }
+        shared.set(
+            SessionState::Conflict,
+            "open in another window; taking over",
+        );
+        let _ = guarded(self.pulse, cfg.session_timeout.0, page.click_takeover()).await;
+        None
+    }
+
     /// Runs an errand on the page (a number check, a logout, a pairing code) under the
     /// watchdog and answers `reply`; Some(end) when the page fell silent meanwhile.
     async fn errand<T>(
@@ -317,6 +361,9 @@ impl Session<'_> {
         last_qr: &mut Option<String>,
         next_probe: &mut Instant,
     ) -> Option<End> {
+        if p.state != PageState::Conflict {
+            self.in_conflict = false;
+        }
         let cfg = self.cfg;
         let shared = self.shared;
         match p.state {
@@ -382,22 +429,8 @@ impl Session<'_> {
                 shared.set(SessionState::Loading, "WhatsApp Web is loading");
             }
             PageState::Conflict => {
-                if cfg.takeover_on_conflict {
-                    tracing::warn!(
-                        "⚔️ WhatsApp is open in another window; taking over (takeover_on_conflict = true)"
-                    );
-                    shared.set(
-                        SessionState::Conflict,
-                        "open in another window; taking over",
-                    );
-                    let _ = guarded(page.pulse, cfg.session_timeout.0, page.click_takeover()).await;
-                    *next_probe = Instant::now() + WATCH_INTERVAL;
-                } else {
-                    shared.set(
-                        SessionState::Conflict,
-                        "WhatsApp is open in another window; press \"Use here\" there, or set takeover_on_conflict = true",
-                    );
-                }
+                *next_probe = Instant::now() + WATCH_INTERVAL;
+                return self.conflict(page).await;
             }
             _ => {}
         }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::browser::{Browser, LaunchError};
 use super::bubbles::Claims;
+use super::cause::RestartCause;
 use super::page::Pulse;
 use super::session::{End, Session};
 use super::{Command, SessionState, Shared};
@@ -53,6 +54,7 @@ pub(super) async fn supervise(
                     shutdown: &shutdown,
                     claims: &mut claims,
                     was_connected: false,
+                    in_conflict: false,
                 };
                 let end = s.run(&b).await;
                 let was_connected = s.was_connected;
@@ -69,6 +71,11 @@ pub(super) async fn supervise(
                         shared.set(SessionState::Restarting, cause.to_string());
                         b.close(cause.polite_close()).await;
                         shared.set_family(None);
+                        if cause == RestartCause::Conflict
+                            && !until_held(&shared, &mut rx, &shutdown).await
+                        {
+                            break;
+                        }
                         if was_connected {
                             failures = 0;
                             continue;
@@ -93,6 +100,25 @@ pub(super) async fn supervise(
     while let Ok(cmd) = rx.try_recv() {
         cmd.refuse(SendError::new("session-closed", "the session is stopping"));
     }
+}
+
+/// After closing on a conflict without the lease: waits until this node holds the session's
+/// lease again before it opens a browser. False on shutdown.
+async fn until_held(
+    shared: &Shared,
+    rx: &mut mpsc::Receiver<Command>,
+    shutdown: &CancellationToken,
+) -> bool {
+    shared.set(
+        SessionState::Conflict,
+        "another node runs this number: waiting for this node's lease",
+    );
+    while !(shared.holds)() {
+        if !idle(rx, shutdown, Duration::from_millis(500)).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Waits `d`, answering sends with `not-ready`. False on shutdown.
