@@ -4,6 +4,8 @@
 //! messages). Run: `cargo bench --bench sessions`; a debug build stops at 2 sessions, as a
 //! smoke test.
 
+#[path = "../tests/api/fake_pages.rs"]
+mod fake_pages;
 #[path = "../tests/api/fake_whatsapp.rs"]
 #[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
 mod fake_whatsapp;

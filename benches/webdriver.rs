@@ -9,6 +9,8 @@
 //! `INCOMING=200` has people write 200 messages into 20 chats while the queue sends (one every
 //! 100 ms), `INCOMING_INTERVAL=0s` reads none (to see what reading them costs the sends).
 
+#[path = "../tests/api/fake_pages.rs"]
+mod fake_pages;
 #[path = "../tests/api/fake_whatsapp.rs"]
 #[expect(dead_code, reason = "the bench uses a part of the test stand-in")]
 mod fake_whatsapp;
