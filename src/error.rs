@@ -116,7 +116,13 @@ impl ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
-        ApiError::Internal(e.into())
+        match e {
+            crate::db::DbError::Unavailable(_) => ApiError::Unavailable(
+                "database_unavailable",
+                "the database cannot be reached now; nothing was written, try again".into(),
+            ),
+            e => ApiError::Internal(e.into()),
+        }
     }
 }
 
@@ -140,7 +146,7 @@ impl From<crate::sessions::SessionError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.into())
+        crate::db::DbError::from(e).into()
     }
 }
 

@@ -9,6 +9,10 @@ use api::*;
 // Several nodes on one database: PostgreSQL only.
 #[path = "api/nodes.rs"]
 mod nodes;
+#[path = "api/nodes_restart.rs"]
+mod nodes_restart;
+#[path = "api/pg_own.rs"]
+mod pg_own;
 #[path = "api/session_leases.rs"]
 mod session_leases;
 #[path = "api/session_moves.rs"]

@@ -77,11 +77,47 @@ pub enum DbError {
     Commit(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// The database cannot be reached now (a lost connection, a server restarting): nothing
+    /// was written, and trying again later may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// True for errors that mean the database cannot be reached, rather than a bad statement:
+/// I/O, a closed or exhausted pool, a broken protocol stream, PostgreSQL's connection
+/// exceptions (SQLSTATE class 08) and its shutdown states (57P01-57P03).
+pub fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
+impl DbError {
+    /// A failed BEGIN or COMMIT.
+    pub(crate) fn commit(e: sqlx::Error) -> DbError {
+        if unreachable(&e) {
+            DbError::Unavailable(e.to_string())
+        } else {
+            DbError::Commit(e.to_string())
+        }
+    }
 }
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
-        DbError::Sqlx(e.to_string())
+        if unreachable(&e) {
+            DbError::Unavailable(e.to_string())
+        } else {
+            DbError::Sqlx(e.to_string())
+        }
     }
 }
 
@@ -228,7 +264,17 @@ pub struct Db {
 impl Db {
     pub async fn open(store: &Store) -> anyhow::Result<(Db, tokio::task::JoinHandle<()>)> {
         let conn = open_writer_connection(store).await?;
-        let (writer, handle) = Writer::spawn(conn);
+        let reopen: Option<writer::Reopen> = match store {
+            Store::Sqlite(_) => None,
+            Store::Postgres(url) => {
+                let url = url.clone();
+                Some(Box::new(move || {
+                    let url = url.clone();
+                    Box::pin(async move { Ok(Conn::Pg(postgres::reconnect(&url).await?)) })
+                }))
+            }
+        };
+        let (writer, handle) = Writer::spawn_with(conn, reopen);
         let read = open_read_pool(store).await?;
         let path = match store {
             Store::Sqlite(path) => Some(path.clone()),
@@ -267,5 +313,23 @@ impl Db {
             Box::pin(async move { c.ping().await })
         });
         matches!(tokio::join!(read, write), (Ok(()), Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DbError, unreachable};
+
+    #[test]
+    fn a_lost_database_is_unavailable_and_a_bad_statement_is_not() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(unreachable(&io));
+        assert!(unreachable(&sqlx::Error::PoolTimedOut));
+        assert!(matches!(DbError::from(io), DbError::Unavailable(_)));
+        assert!(!unreachable(&sqlx::Error::RowNotFound));
+        assert!(matches!(
+            DbError::commit(sqlx::Error::RowNotFound),
+            DbError::Commit(_)
+        ));
     }
 }

@@ -66,6 +66,11 @@ async fn schema_version(conn: &mut PgConnection) -> anyhow::Result<i64> {
     Ok(version.unwrap_or(0))
 }
 
+/// A new connection with the gateway's settings, for a writer whose connection was lost.
+pub(super) async fn reconnect(url: &SecretString) -> anyhow::Result<PgConnection> {
+    Ok(options(url)?.connect().await?)
+}
+
 /// Connects the writer and migrates; a database of a newer wa-gateway is refused untouched.
 pub(super) async fn open_writer(url: &SecretString) -> anyhow::Result<PgConnection> {
     let mut conn = options(url)?

@@ -1,4 +1,9 @@
 //! The single writer: a task that owns the write connection and commits operations in groups.
+//!
+//! On PostgreSQL the connection can be lost (a restart, a failover, a network cut). After a
+//! failed batch the writer pings it; a dead one is replaced before the next batch, and while
+//! no new one can be had, each operation fails at once as [`DbError::Unavailable`] (a 503 for
+//! the API) instead of waiting: nothing is half-written, and the caller decides.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +28,10 @@ type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
 /// What an op returns once it has run: whether its statements succeeded, and how to answer.
 type Ran = (bool, Finish);
-type OpFn = Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Ran> + Send>;
+/// Runs the op on the connection, or (`None`: no connection) answers it unavailable.
+type OpFn = Box<dyn for<'c> FnOnce(Option<&'c mut Conn>) -> BoxFuture<'c, Ran> + Send>;
+/// Opens a new write connection after the old one was lost.
+pub type Reopen = Box<dyn Fn() -> BoxFuture<'static, anyhow::Result<Conn>> + Send + Sync>;
 
 struct Op {
     durability: Durability,
@@ -47,8 +55,13 @@ const MAX_BATCH: usize = 512;
 impl Writer {
     /// Starts the writer task. It ends once every `Writer` handle is dropped and the queue is empty.
     pub fn spawn(conn: Conn) -> (Writer, tokio::task::JoinHandle<()>) {
+        Self::spawn_with(conn, None)
+    }
+
+    /// Like [`spawn`](Self::spawn); `reopen` replaces a connection found dead.
+    pub fn spawn_with(conn: Conn, reopen: Option<Reopen>) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let handle = tokio::spawn(run(conn, rx));
+        let handle = tokio::spawn(run(conn, reopen, rx));
         (Writer { tx }, handle)
     }
 
@@ -120,10 +133,15 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         let run: OpFn = Box::new(move |conn| {
             Box::pin(async move {
-                let result = f(conn).await;
+                let result = match conn {
+                    Some(conn) => f(conn).await.map_err(DbError::from),
+                    None => Err(DbError::Unavailable(
+                        "no connection to the database; retrying".into(),
+                    )),
+                };
                 let ok = result.is_ok();
                 let finish = Box::new(move |commit: Result<(), DbError>| {
-                    let outcome = commit.and_then(|()| result.map_err(DbError::from));
+                    let outcome = commit.and(result);
                     if let (Ok(value), Some(after)) = (&outcome, after_commit) {
                         after(value);
                     }
@@ -149,8 +167,69 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: Conn, mut rx: mpsc::Receiver<Op>) {
-    let mut synchronous_full = true; // the connection opens durable
+/// The write connection, and how to get a new one.
+struct Link {
+    conn: Conn,
+    reopen: Option<Reopen>,
+    /// The connection failed a ping: replace it before using it again.
+    dead: bool,
+    /// `synchronous` / `synchronous_commit` as last set (a new connection opens durable).
+    durable: bool,
+}
+
+impl Link {
+    /// True once the connection is alive (reopened if it was dead); false while it cannot be.
+    async fn ready(&mut self) -> bool {
+        if self.dead {
+            let Some(reopen) = self.reopen.as_ref() else {
+                return false;
+            };
+            match tokio::time::timeout(LINK_TIMEOUT, reopen()).await {
+                Ok(Ok(conn)) => {
+                    tracing::info!("🗄️ The database connection is back");
+                    let old = std::mem::replace(&mut self.conn, conn);
+                    drop(old);
+                    self.dead = false;
+                    self.durable = true;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %format!("{e:#}"), "cannot reconnect to the database yet");
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// After a failure: is the connection still there? A lost one is replaced later.
+    async fn check(&mut self) {
+        if self.dead || self.reopen.is_none() {
+            return;
+        }
+        let alive = matches!(
+            tokio::time::timeout(LINK_TIMEOUT, self.conn.ping()).await,
+            Ok(Ok(()))
+        );
+        if !alive {
+            tracing::error!(
+                "🗄️ Lost the database connection; sends are refused (503) until it is back"
+            );
+            self.dead = true;
+        }
+    }
+}
+
+/// How long a ping or a reconnection may take.
+const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn run(conn: Conn, reopen: Option<Reopen>, mut rx: mpsc::Receiver<Op>) {
+    let mut link = Link {
+        conn,
+        reopen,
+        dead: false,
+        durable: true,
+    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut standalone = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -163,37 +242,51 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<Op>) {
                 i += 1;
             }
         }
-        if batch.is_empty() {
-            for op in standalone.drain(..) {
-                let (_, finish) = (op.run)(&mut conn).await;
+        if !link.ready().await {
+            // No connection: every op is answered unavailable, none is run.
+            for op in batch.drain(..).chain(standalone.drain(..)) {
+                let (_, finish) = (op.run)(None).await;
                 finish(Ok(()));
             }
             continue;
         }
-        let durable = batch.iter().any(|op| op.durability == Durability::Durable);
-        if durable != synchronous_full {
-            if let Err(e) = conn.execute(conn.durability_sql(durable)).await {
-                tracing::error!(error = %e, "cannot set synchronous mode");
-            } else {
-                synchronous_full = durable;
+        let mut failed = false;
+        if !batch.is_empty() {
+            let durable = batch.iter().any(|op| op.durability == Durability::Durable);
+            if durable != link.durable {
+                let sql = link.conn.durability_sql(durable);
+                if let Err(e) = link.conn.execute(sql).await {
+                    tracing::error!(error = %e, "cannot set synchronous mode");
+                    failed = true;
+                } else {
+                    link.durable = durable;
+                }
             }
         }
+        let conn = &mut link.conn;
         if batch.len() == 1 && batch[0].autocommit {
             // Each statement is its own transaction.
             let op = batch.pop().expect("one op");
-            let (_, finish) = (op.run)(&mut conn).await;
+            let (ok, finish) = (op.run)(Some(conn)).await;
+            failed |= !ok;
             finish(Ok(()));
-        } else {
-            let commit = commit_batch(&mut conn, &mut batch).await;
-            for finish in commit.1 {
-                finish(commit.0.clone());
+        } else if !batch.is_empty() {
+            let (commit, finishes) = commit_batch(conn, &mut batch).await;
+            failed |= commit.is_err();
+            for finish in finishes {
+                finish(commit.clone());
             }
         }
         for op in standalone.drain(..) {
-            let (_, finish) = (op.run)(&mut conn).await;
+            let (ok, finish) = (op.run)(Some(&mut link.conn)).await;
+            failed |= !ok;
             finish(Ok(()));
         }
+        if failed {
+            link.check().await;
+        }
     }
+    let mut conn = link.conn;
     if !conn.is_pg()
         && let Err(e) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await
     {
@@ -205,10 +298,12 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<Op>) {
 async fn commit_batch(conn: &mut Conn, batch: &mut Vec<Op>) -> (Result<(), DbError>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute(conn.begin_sql()).await {
-        // Nothing ran; the callers' operations are dropped, so each sees an error.
+        // Nothing runs; each caller hears why.
         tracing::error!(error = %e, operations = batch.len(), "cannot begin a transaction");
-        batch.clear();
-        return (Err(DbError::Commit(e.to_string())), finishes);
+        for op in batch.drain(..) {
+            finishes.push((op.run)(None).await.1);
+        }
+        return (Err(DbError::commit(e)), finishes);
     }
     // On PostgreSQL a failed statement aborts the whole transaction, so each op runs inside
     // a savepoint and a failed one is rolled back alone, as SQLite does by itself.
@@ -217,7 +312,7 @@ async fn commit_batch(conn: &mut Conn, batch: &mut Vec<Op>) -> (Result<(), DbErr
         if pg && let Err(e) = conn.execute("SAVEPOINT op").await {
             tracing::error!(error = %e, "cannot set a savepoint");
         }
-        let (ok, finish) = (op.run)(conn).await;
+        let (ok, finish) = (op.run)(Some(&mut *conn)).await;
         if pg {
             let end = if ok {
                 "RELEASE SAVEPOINT op"
@@ -235,7 +330,7 @@ async fn commit_batch(conn: &mut Conn, batch: &mut Vec<Op>) -> (Result<(), DbErr
         Err(e) => {
             tracing::error!(error = %e, operations = finishes.len(), "group commit failed; rolling back");
             let _ = conn.execute("ROLLBACK").await;
-            (Err(DbError::Commit(e.to_string())), finishes)
+            (Err(DbError::commit(e)), finishes)
         }
     }
 }

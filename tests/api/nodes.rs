@@ -113,7 +113,7 @@ async fn two_nodes_on_one_postgres_share_the_queue_the_secret_and_the_maintenanc
 
 /// A node's config: the process tests' gateway (concurrency 3, sandbox sends of `delay`) as
 /// node `id` with a short lease.
-fn node_config(dir: &Path, id: &str, delay: &str, lease: &str) {
+pub(crate) fn node_config(dir: &Path, id: &str, delay: &str, lease: &str) {
     write_config(dir, delay);
     let path = dir.join("gateway.toml");
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -177,7 +177,7 @@ async fn until_completed(gw: &Api, ids: &[String], within: Duration) {
 }
 
 /// Job ids in the outboxes of both nodes, and how many went out twice.
-fn sent(dirs: &[tempfile::TempDir; 2]) -> (std::collections::HashSet<String>, usize) {
+pub(crate) fn sent(dirs: &[tempfile::TempDir; 2]) -> (std::collections::HashSet<String>, usize) {
     let lines: Vec<String> = dirs
         .iter()
         .flat_map(|d| read_outbox(&d.path().join("data/outbox.jsonl")))

@@ -73,15 +73,8 @@ static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
 extern "C" fn stop_server() {
     let child = POSTMASTER.lock().ok().and_then(|mut c| c.take());
     if let Some(mut child) = child {
-        // SAFETY: signalling a child process this process started; SIGQUIT is PostgreSQL's
-        // immediate shutdown.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGQUIT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // SIGQUIT is PostgreSQL's immediate shutdown.
+        stop_child(&mut child, libc::SIGQUIT);
     }
     if let Some(dir) = DATA_DIR.get() {
         let _ = std::fs::remove_dir_all(dir);
@@ -103,7 +96,7 @@ fn server() -> &'static Server {
 }
 
 /// Where PostgreSQL's programs are: `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`.
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("PG_BIN") {
         return PathBuf::from(dir);
     }
@@ -152,96 +145,150 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(bin: PathBuf) -> Server {
-    let dir = std::env::temp_dir().join(format!("wa-gateway-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let owner = run_as();
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-    }
-    let as_owner = |program: &str| {
-        let mut c = Command::new(bin.join(program));
+/// A PostgreSQL data directory and the port its server listens on, owned by the account
+/// [`run_as`] names.
+pub(crate) struct Cluster {
+    bin: PathBuf,
+    pub(crate) dir: PathBuf,
+    port: u16,
+    owner: Option<(u32, u32)>,
+}
+
+impl Cluster {
+    /// `initdb` into a fresh `dir`.
+    pub(crate) fn init(bin: PathBuf, dir: PathBuf) -> Cluster {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let owner = run_as();
         if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let c = Cluster {
+            bin,
+            dir,
+            port: free_port(),
+            owner,
+        };
+        let out = c
+            .as_owner("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(c.dir.join("data"))
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+
+    fn as_owner(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = self.owner {
             use std::os::unix::process::CommandExt;
             c.uid(uid).gid(gid);
         }
-        c.current_dir(&dir);
+        c.current_dir(&self.dir);
         c
-    };
-    let data = dir.join("data");
-    let out = as_owner("initdb")
-        .args([
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "-D",
-        ])
-        .arg(&data)
-        .output()
-        .expect("run initdb");
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = free_port();
-    // A throwaway server: no fsync (durability across power cuts is not what the suite
-    // checks), room for every test's pool.
-    let child = as_owner("postgres")
-        .arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-k"])
-        .arg(&dir)
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=400",
-            "-c",
-            "shared_buffers=64MB",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("server.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("start postgres");
-    *POSTMASTER.lock().unwrap() = Some(child);
-    let _ = DATA_DIR.set(dir.clone());
+    }
+
+    /// Starts the server and waits until it takes connections.
+    pub(crate) fn start(&self) -> std::process::Child {
+        // A throwaway server: no fsync (durability across power cuts is not what the suite
+        // checks), room for every test's pool.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let child = self
+            .as_owner("postgres")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=400",
+                "-c",
+                "shared_buffers=64MB",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start postgres");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ready {
+                return child;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not start within 60 s: {}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+}
+
+/// Sends `signal` to the postmaster and waits (10 s at most) for it to exit.
+pub(crate) fn stop_child(child: &mut std::process::Child, signal: i32) {
+    // SAFETY: signalling a child process this process started.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start(bin: PathBuf) -> Server {
+    let dir = std::env::temp_dir().join(format!("wa-gateway-pg-{}", std::process::id()));
+    let cluster = Cluster::init(bin.clone(), dir.clone());
+    *POSTMASTER.lock().unwrap() = Some(cluster.start());
+    let _ = DATA_DIR.set(dir);
     // SAFETY: registers a plain extern "C" function with no captured state.
     unsafe {
         libc::atexit(stop_server);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = Command::new(bin.join("pg_isready"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ready {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "PostgreSQL did not start within 60 s: {}",
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     Server {
-        base: format!("postgres://postgres@127.0.0.1:{port}"),
+        base: cluster.base(),
         bin,
     }
 }
