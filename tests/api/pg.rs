@@ -211,7 +211,7 @@ impl Cluster {
             .append(true)
             .open(self.dir.join("server.log"))
             .unwrap();
-        let child = self
+        let mut child = self
             .as_owner("postgres")
             .arg("-D")
             .arg(self.dir.join("data"))
@@ -252,11 +252,14 @@ impl Cluster {
             if ready {
                 return child;
             }
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not start within 60 s: {}",
-                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-            );
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "PostgreSQL did not start within 60 s: {}",
+                    std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
