@@ -234,8 +234,21 @@ impl Cluster {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start postgres");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        if !self.ready_within(Duration::from_secs(60)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "PostgreSQL did not start within 60 s: {}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        child
+    }
+
+    /// Polls `pg_isready` until the server takes connections; false after `within`.
+    fn ready_within(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
             let ready = Command::new(self.bin.join("pg_isready"))
                 .args([
                     "-h",
@@ -250,18 +263,11 @@ impl Cluster {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if ready {
-                return child;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "PostgreSQL did not start within 60 s: {}",
-                    std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-                );
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        false
     }
 
     pub(crate) fn base(&self) -> String {
