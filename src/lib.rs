@@ -112,6 +112,11 @@ pub async fn run_with_clock(
         .await
         .context("cannot register this node in the database")?;
     tracing::info!(node = %node.id(), "🫀 Node {} joined ({})", node.id(), db::Store::of(&config).describe());
+    // Wake-ups between nodes (PostgreSQL, unless poll-only).
+    let notify_pool = match &db.read {
+        db::Pool::Pg(p) if config.cluster.notify => Some(p.clone()),
+        _ => None,
+    };
     let queue = Queue::new(
         db.clone(),
         &config.queue,
@@ -122,9 +127,21 @@ pub async fn run_with_clock(
             metrics: metrics.clone(),
             clock,
             node: node.clone(),
+            notifier: notify_pool.clone().map(crate::db::notify::Notifier::new),
+            poll: config.cluster.poll.0,
         },
     )
     .await?;
+    if let Some(pool) = notify_pool {
+        let (told, missed) = (queue.clone(), queue.clone());
+        tracker.spawn(db::notify::listen(
+            pool,
+            &[db::notify::JOBS],
+            move |_, session| told.told(session),
+            move || missed.look_everywhere(),
+            shutdown.child_token(),
+        ));
+    }
     let beat = CancellationToken::new();
     let heartbeat = queue.beat(beat.clone());
     let config = Arc::new(config);

@@ -18,6 +18,13 @@ pub struct ClusterConfig {
     /// How long a node's claims (its active jobs, the leader's role) last without a
     /// heartbeat; it renews them every third of this. A node that dies loses them after this.
     pub lease: Dur,
+    /// On PostgreSQL, nodes wake each other with `LISTEN/NOTIFY` when they queue work for a
+    /// session another node runs. `false`: poll only (PgBouncer in transaction mode cannot
+    /// LISTEN).
+    pub notify: bool,
+    /// How often an idle session looks for jobs it was not told about: queued by another node
+    /// while a notification was lost, or by any node with `notify = false`.
+    pub poll: Dur,
 }
 
 impl Default for ClusterConfig {
@@ -25,6 +32,8 @@ impl Default for ClusterConfig {
         ClusterConfig {
             node_id: None,
             lease: Dur::secs(15),
+            notify: true,
+            poll: Dur::secs(1),
         }
     }
 }
@@ -39,6 +48,9 @@ impl ClusterConfig {
         }
         if self.lease.0 < Duration::from_millis(300) {
             return Err(Invalid::new("cluster.lease", "must be at least 300ms"));
+        }
+        if self.poll.0 < Duration::from_millis(10) {
+            return Err(Invalid::new("cluster.poll", "must be at least 10ms"));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ mod conn;
 pub mod inbound;
 pub mod jobs;
 pub mod media;
+pub mod notify;
 pub mod owners;
 pub mod pacing;
 mod postgres;
@@ -224,7 +225,8 @@ pub async fn open_read_pool(store: &Store) -> anyhow::Result<Pool> {
         )),
         Store::Postgres(url) => Ok(Pool::Pg(
             PgPoolOptions::new()
-                .max_connections(8)
+                // Eight for reads, one held by the LISTEN connection (see notify.rs).
+                .max_connections(9)
                 .min_connections(1)
                 .connect_with(postgres::options(url)?)
                 .await

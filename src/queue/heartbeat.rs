@@ -63,6 +63,9 @@ async fn rescue(queue: &Queue) {
                     .shift(session, JobState::Waiting, JobState::Failed, 1);
             }
             queue.wake_all();
+            for session in &sessions {
+                queue.announce(session);
+            }
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot put back the jobs of dead nodes; trying again")

@@ -74,6 +74,17 @@ impl Lane {
         self.wake.notify_one();
     }
 
+    /// A renewal of the lease held under `epoch`, at `at`. It wakes the dispatcher only when
+    /// `was_stale` (the lane had stopped sending for want of a fresh lease): a renewal on time
+    /// changes nothing it waits for.
+    pub fn renewed(&self, epoch: i64, at: i64, was_stale: bool) {
+        self.renewed_at.store(at, Ordering::Release);
+        self.epoch.store(epoch, Ordering::Release);
+        if was_stale {
+            self.wake.notify_one();
+        }
+    }
+
     /// The epoch this node owns the session under and when it last renewed it.
     pub fn owned(&self) -> Option<(i64, i64)> {
         let epoch = self.epoch.load(Ordering::Acquire);

@@ -98,6 +98,8 @@ pub struct Queue {
     events: Events,
     outbox: JobOutbox,
     metrics: Arc<Metrics>,
+    notifier: Option<Arc<crate::db::notify::Notifier>>,
+    poll: Duration,
 }
 
 /// What the queue shares with the rest of the gateway.
@@ -110,6 +112,10 @@ pub struct Wiring {
     pub clock: crate::time::Clock,
     /// This node: its heartbeat keeps the claims alive.
     pub node: Arc<crate::cluster::Node>,
+    /// Tells the other nodes when jobs become due (PostgreSQL with `cluster.notify`).
+    pub notifier: Option<Arc<crate::db::notify::Notifier>>,
+    /// How often an idle lane looks for jobs nobody told it about (`cluster.poll`).
+    pub poll: Duration,
 }
 
 impl Queue {
@@ -128,6 +134,8 @@ impl Queue {
             metrics,
             clock,
             node,
+            notifier,
+            poll,
         } = wiring;
         let outbox = JobOutbox(outbox);
         let settings = settings::Settings::load(&db, config).await?;
@@ -166,6 +174,8 @@ impl Queue {
             keep_failed: config.keep_failed.0,
             prune_interval: config.prune_interval.0,
             active: AtomicU32::new(0),
+            notifier,
+            poll,
         }))
     }
 
@@ -229,8 +239,26 @@ impl Queue {
                 crate::domain::Priority::from_rank(row.priority).as_str()
             );
             self.wake(&row.session);
+            self.announce(&row.session);
         }
         Ok((row, created))
+    }
+
+    /// Tells the other nodes that `session` has jobs due (a hint; they also poll).
+    pub(super) fn announce(&self, session: &str) {
+        if let Some(n) = &self.notifier {
+            n.notify(crate::db::notify::JOBS, session);
+        }
+    }
+
+    /// Another node said `session` has jobs due.
+    pub fn told(&self, session: &str) {
+        self.wake(session);
+    }
+
+    /// Notifications may have been missed: every lane looks.
+    pub fn look_everywhere(&self) {
+        self.wake_all();
     }
 
     pub fn settings(&self) -> QueueSettings {
@@ -340,6 +368,7 @@ impl Queue {
                 Admin::Requeue => {
                     tracing::info!(job.id = %row.id, "🔁 Job {} re-queued by request", row.id);
                     self.wake(&row.session);
+                    self.announce(&row.session);
                 }
                 Admin::Cancel => {
                     tracing::info!(job.id = %row.id, "🚫 Job {} cancelled by request", row.id)

@@ -15,8 +15,6 @@ use super::{JobRow, JobState, Lane, Queue};
 use crate::db::{DbError, Durability, jobs};
 use crate::events::Event;
 
-/// Longest sleep between looks at the table when nothing wakes the dispatcher.
-const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Longest sleep of a lane its pacing holds back.
 const HELD_POLL: Duration = Duration::from_secs(60);
 
@@ -172,7 +170,7 @@ pub(super) async fn dispatch(
         // another may take its jobs or the session.
         let leased = queue.may_send(&lane);
         if settings.paused || lane.paused() || !ready || free == 0 || !leased {
-            wait(&queue, &lane, sender.as_deref(), &cancel, IDLE_POLL).await;
+            wait(&queue, &lane, sender.as_deref(), &cancel, queue.poll).await;
             continue;
         }
         let claimed = match paced {
@@ -197,9 +195,9 @@ pub(super) async fn dispatch(
                 let until_due = match jobs::next_run_at(&queue.db.read, &session).await {
                     Ok(Some(at)) => {
                         Duration::from_millis((at - queue.clock.now_ms()).max(1) as u64)
-                            .min(IDLE_POLL)
+                            .min(queue.poll)
                     }
-                    _ => IDLE_POLL,
+                    _ => queue.poll,
                 };
                 wait(&queue, &lane, sender.as_deref(), &cancel, until_due).await;
             }
@@ -214,7 +212,7 @@ pub(super) async fn dispatch(
             }
             Err(e) => {
                 tracing::error!(session, error = %e, "cannot claim jobs; trying again shortly");
-                wait(&queue, &lane, sender.as_deref(), &cancel, IDLE_POLL).await;
+                wait(&queue, &lane, sender.as_deref(), &cancel, queue.poll).await;
             }
         }
     }

@@ -95,7 +95,8 @@ impl Sessions {
             Ok(Ok(held)) => {
                 for ((s, epoch), held) in owned.iter().zip(held) {
                     if held {
-                        s.lane.set_owned(Some((*epoch, now)));
+                        let stale = !self.queue.may_send(&s.lane);
+                        s.lane.renewed(*epoch, now, stale);
                     } else {
                         tracing::warn!(session = %s.name, epoch, "⚔️ Session {}: another node took it over; closing its browser here", s.name);
                         self.lose(s, "another gateway node runs this session now");

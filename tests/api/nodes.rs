@@ -114,11 +114,16 @@ async fn two_nodes_on_one_postgres_share_the_queue_the_secret_and_the_maintenanc
 /// A node's config: the process tests' gateway (concurrency 3, sandbox sends of `delay`) as
 /// node `id` with a short lease.
 pub(crate) fn node_config(dir: &Path, id: &str, delay: &str, lease: &str) {
+    node_config_with(dir, id, delay, lease, "");
+}
+
+/// [`node_config`] with more `[cluster]` keys.
+fn node_config_with(dir: &Path, id: &str, delay: &str, lease: &str, cluster: &str) {
     write_config(dir, delay);
     let path = dir.join("gateway.toml");
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str(&format!(
-        "[cluster]\nnode_id = \"{id}\"\nlease = \"{lease}\"\n"
+        "[cluster]\nnode_id = \"{id}\"\nlease = \"{lease}\"\n{cluster}\n"
     ));
     std::fs::write(path, text).unwrap();
 }
@@ -134,9 +139,23 @@ async fn two_processes(
     Gateway,
     wa_gateway::config::Config,
 ) {
+    two_processes_with(delay, lease, "").await
+}
+
+/// [`two_processes`] with more `[cluster]` keys.
+async fn two_processes_with(
+    delay: &str,
+    lease: &str,
+    cluster: &str,
+) -> (
+    [tempfile::TempDir; 2],
+    Gateway,
+    Gateway,
+    wa_gateway::config::Config,
+) {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    node_config(dirs[0].path(), "a", delay, lease);
-    node_config(dirs[1].path(), "b", delay, lease);
+    node_config_with(dirs[0].path(), "a", delay, lease, cluster);
+    node_config_with(dirs[1].path(), "b", delay, lease, cluster);
     let url = crate::pg::url_for(&dirs[0].path().join("data")).unwrap();
     let a = Gateway::start(dirs[0].path()).await;
     let b = Gateway::start_with_env(dirs[1].path(), &[("DATABASE_URL", &url)]).await;
@@ -274,4 +293,22 @@ async fn a_frozen_nodes_jobs_are_finished_meanwhile_and_its_late_outcomes_change
         twice <= 3,
         "only the sends frozen mid-way went out twice: {twice}"
     );
+}
+
+/// Node a runs the session and looks for jobs on its own only every 30 s (and renews its
+/// lease every 20 s, which wakes it too); jobs queued through b go out within seconds because
+/// b tells it. With `notify = false` and a short poll, they go out all the same.
+#[tokio::test]
+async fn a_node_is_told_of_jobs_queued_through_another_and_without_notify_it_polls() {
+    for cluster in ["poll = \"30s\"", "notify = false\npoll = \"200ms\""] {
+        let (_dirs, a, b, db) = two_processes_with("0ms", "60s", cluster).await;
+        assert_eq!(b.session("default").await["node"], "a", "{cluster}");
+        // Once a's lane has looked (and found nothing), only a wake-up or the poll moves it.
+        let first = post(&a, 1, "warm").await;
+        until_completed(&a, &first, Duration::from_secs(10)).await;
+        let ids = post(&b, 5, "told").await;
+        until_completed(&b, &ids, Duration::from_secs(5)).await;
+        let senders = db_strings(&db, "SELECT DISTINCT node FROM jobs").await;
+        assert_eq!(senders, ["a"], "{cluster}");
+    }
 }

@@ -48,6 +48,8 @@ pub async fn queue_on(
             metrics: Arc::new(wa_gateway::metrics::Metrics::default()),
             clock,
             node,
+            notifier: None,
+            poll: config.cluster.poll.0,
         },
     )
     .await
