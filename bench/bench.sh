@@ -37,16 +37,8 @@ WORK=$(mktemp -d)
 PG_STOP=true
 trap 'kill $GW_PID 2>/dev/null || true; wait $GW_PID 2>/dev/null || true; eval "$PG_STOP"; rm -rf "$WORK"' EXIT
 if [ "${STORE:-sqlite}" = postgres ]; then
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-  PGDIR=$(mktemp -d /tmp/bench-pg.XXXXXX)
-  AS=(); if [ "$(id -u)" -eq 0 ]; then chown postgres "$PGDIR"; AS=(runuser -u postgres --); fi
-  PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "${AS[@]}" "$PGBIN/initdb" -A trust -U postgres -D "$PGDIR/data" >/dev/null
-  "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
-    -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1" start >/dev/null
-  PG_STOP="${AS[*]} $PGBIN/pg_ctl -D $PGDIR/data -m fast stop >/dev/null; rm -rf $PGDIR"
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
-  echo "on PostgreSQL ($("$PGBIN/postgres" --version))"
+  . bench/pg.sh
+  PG_STOP=pg_stop
 fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$WORK/gateway.toml" <<TOML
