@@ -37,6 +37,9 @@ struct NodeView {
     roles: Vec<String>,
     /// Jobs it is sending now.
     active_jobs: i64,
+    /// The sessions it runs now (it holds their leases), by name: read from the leases
+    /// themselves, so every node answers alike.
+    sessions: Vec<String>,
     /// The node that answered this request.
     this: bool,
 }
@@ -54,10 +57,19 @@ struct Cluster {
 async fn cluster(State(state): State<AppState>) -> Result<Json<Cluster>, ApiError> {
     let me = state.queue.node().id().to_string();
     let now = crate::time::now_ms();
+    let owners = crate::db::owners::list(&state.db.read).await?;
+    let run_by = |node: &str| -> Vec<String> {
+        owners
+            .iter()
+            .filter(|o| o.owner_at(now) == Some(node))
+            .map(|o| o.session.clone())
+            .collect()
+    };
     let nodes = crate::db::cluster::list(&state.db.read)
         .await?
         .into_iter()
         .map(|n| NodeView {
+            sessions: run_by(&n.row.id),
             this: n.row.id == me,
             alive: n.row.expires_at > now,
             id: n.row.id,

@@ -43,6 +43,7 @@ async fn the_cluster_lists_this_node_with_its_role_and_a_clean_stop_signs_it_off
     assert_eq!(me["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(roles(me), ["maintenance"]);
     assert_eq!(me["activeJobs"], 0);
+    assert_eq!(me["sessions"], serde_json::json!(["default"]), "{cluster}");
 
     let (_dir, config) = app.stop().await;
     assert_eq!(db_count(&config, "SELECT COUNT(*) FROM nodes").await, 0);

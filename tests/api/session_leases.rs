@@ -98,6 +98,25 @@ async fn sessions_spread_over_the_nodes_sends_go_out_from_their_node_and_a_clean
         }
     })
     .await;
+    // GET /api/cluster reads the leases themselves: each node lists the same sessions per node.
+    for via in [&a, &b] {
+        let cluster = via.get_json("/api/cluster").await;
+        for id in ["a", "b"] {
+            let mut listed: Vec<String> = crate::cluster::node(&cluster, id).unwrap()["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+            listed.sort();
+            let want: Vec<String> = placed
+                .iter()
+                .filter(|(_, n)| n.as_str() == Some(id))
+                .map(|(s, _)| s.clone())
+                .collect();
+            assert_eq!(listed, want, "{cluster}");
+        }
+    }
 
     // A send through either node, for any session, goes out from the node that runs it.
     let mut ids = Vec::new();
