@@ -29,7 +29,9 @@ impl std::ops::Deref for Gateway {
     }
 }
 
-pub(crate) fn write_config(dir: &Path, delay: &str) {
+/// The process tests' gateway.toml in `dir`: concurrency 3, short backoffs, pacing off, and
+/// `whatsapp`, the TOML of its WhatsApp driver.
+fn write_gateway_toml(dir: &Path, whatsapp: &str) {
     let text = format!(
         r#"
 [server]
@@ -41,31 +43,28 @@ concurrency = 3
 backoff_base = "20ms"
 backoff_max = "100ms"
 shutdown_grace = "5s"
-[whatsapp.sandbox]
-delay = "{delay}"
-outbox = "data/outbox.jsonl"
 [pacing]
 enabled = false
-"#
+{whatsapp}"#
     );
     std::fs::write(dir.join("gateway.toml"), text).unwrap();
+}
+
+/// The process tests' gateway on the sandbox, each send taking `delay`.
+pub(crate) fn write_config(dir: &Path, delay: &str) {
+    write_gateway_toml(
+        dir,
+        &format!("[whatsapp.sandbox]\ndelay = \"{delay}\"\noutbox = \"data/outbox.jsonl\"\n"),
+    );
 }
 
 /// The process tests' gateway with webdriver sessions on the stand-in at `web` (short
 /// watchdog timeouts, as in `webdriver.rs`), then `extra` TOML.
 pub(crate) fn write_webdriver_config(dir: &Path, web: &str, extra: &str) {
-    let text = format!(
-        r#"
-[server]
-bind = "127.0.0.1:0"
-[storage]
-data_dir = "data"
-[queue]
-concurrency = 3
-backoff_base = "20ms"
-backoff_max = "100ms"
-shutdown_grace = "5s"
-[whatsapp]
+    write_gateway_toml(
+        dir,
+        &format!(
+            r#"[whatsapp]
 driver = "webdriver"
 [whatsapp.webdriver]
 web_url = "{web}"
@@ -73,11 +72,9 @@ keepalive_interval = "1s"
 session_timeout = "4s"
 ready_timeout = "30s"
 send_timeout = "10s"
-[pacing]
-enabled = false
 {extra}"#
+        ),
     );
-    std::fs::write(dir.join("gateway.toml"), text).unwrap();
 }
 
 impl Gateway {

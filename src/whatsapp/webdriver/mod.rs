@@ -11,6 +11,7 @@ mod acks;
 mod browser;
 mod bubbles;
 mod cause;
+mod conflict;
 mod incoming;
 mod link;
 mod media;

@@ -54,7 +54,11 @@ pub(super) struct Session<'a> {
 
 /// Runs `fut` (something that waits on the page) unless the page falls silent for `limit`
 /// first; then the silence.
-async fn guarded<F: Future>(pulse: &Pulse, limit: Duration, fut: F) -> Result<F::Output, Duration> {
+pub(super) async fn guarded<F: Future>(
+    pulse: &Pulse,
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, Duration> {
     tokio::pin!(fut);
     let mut tick = tokio::time::interval(WATCHDOG_TICK);
     loop {
@@ -281,48 +285,6 @@ impl Session<'_> {
                 }
             }
         }
-    }
-
-    /// WhatsApp Web says it is open in another window: another browser runs this number. With
-    /// the session's lease this node is the rightful one and presses "Use here" (unless
-    /// `takeover_on_conflict = false`); without it, it closes its browser. Each screen is
-    /// logged and counted once.
-    async fn conflict(&mut self, page: Page<'_>) -> Option<End> {
-        use crate::whatsapp::ConflictAction;
-        let (shared, cfg) = (self.shared, self.cfg);
-        let first = !std::mem::replace(&mut self.in_conflict, true);
-        if !(shared.holds)() {
-            tracing::error!(
-                "⚔️ WhatsApp is open in another window and this node does not hold the session's lease: closing this browser"
-            );
-            shared.count_conflict(ConflictAction::Closed);
-            return Some(End::Restart(RestartCause::Conflict));
-        }
-        if !cfg.takeover_on_conflict {
-            if first {
-                tracing::warn!(
-                    "⚔️ WhatsApp is open in another window; waiting for \"Use here\" (takeover_on_conflict = false)"
-                );
-                shared.count_conflict(ConflictAction::Left);
-            }
-            shared.set(
-                SessionState::Conflict,
-                "WhatsApp is open in another window; press \"Use here\" there, or set takeover_on_conflict = true",
-            );
-            return None;
-        }
-        if first {
-            tracing::warn!(
-                "⚔️ WhatsApp is open in another window; this node holds the session's lease, so it takes over (Use here)"
-            );
-            shared.count_conflict(ConflictAction::TookOver);
-        }
-        shared.set(
-            SessionState::Conflict,
-            "open in another window; taking over",
-        );
-        let _ = guarded(self.pulse, cfg.session_timeout.0, page.click_takeover()).await;
-        None
     }
 
     /// Runs an errand on the page (a number check, a logout, a pairing code) under the
