@@ -33,6 +33,7 @@ elif [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/wa-gateway
 fi
+. bench/common.sh
 WORK=$(mktemp -d)
 PG_STOP=true
 trap 'kill $GW_PID 2>/dev/null || true; wait $GW_PID 2>/dev/null || true; eval "$PG_STOP"; rm -rf "$WORK"' EXIT
@@ -40,18 +41,8 @@ if [ "${STORE:-sqlite}" = postgres ]; then
   . bench/pg.sh
   PG_STOP=pg_stop
 fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/gateway.toml" <<TOML
-[server]
-bind = "127.0.0.1:$PORT"
-[storage]
-data_dir = "data"
-[log]
-level = "warn"
-[whatsapp.sandbox]
-delay = "0ms"
-outbox = "data/outbox.jsonl"
-TOML
+PORT=$(free_port)
+bench_toml "$PORT" > "$WORK/gateway.toml"
 # The queue's own speed, not pacing's gaps (a binary from before pacing has no [pacing]).
 if [ "$TARGET" = gateway ] && grep -q first_contact_per_day "$BIN"; then
   printf '[pacing]\nenabled = false\n' >> "$WORK/gateway.toml"
@@ -74,7 +65,6 @@ start_gateway() {
   for _ in $(seq 100); do curl -fs "$BASE/health" >/dev/null && return; sleep 0.1; done
   echo "gateway did not start" >&2; cat "$WORK/gateway.log" >&2; exit 1
 }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 api() { curl -fs -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
 rss_kb() { awk "/^$1:/ {print \$2}" /proc/$GW_PID/status; }
 

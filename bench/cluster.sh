@@ -30,8 +30,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+. bench/common.sh
 SESSION_LIST=$(seq -s, -f 's%g' 1 "$SESSIONS")
 export SESSION_LIST
 
@@ -39,21 +38,8 @@ export SESSION_LIST
 start_node() {
   local dir=$1 id=$2 port; port=$(free_port)
   mkdir -p "$dir"
-  cat > "$dir/gateway.toml" <<TOML
-[server]
-bind = "127.0.0.1:$port"
-[storage]
-data_dir = "data"
-[log]
-level = "warn"
-[whatsapp.sandbox]
-delay = "0ms"
-outbox = "data/outbox.jsonl"
-[pacing]
-enabled = false
-[cluster]
-node_id = "$id"
-TOML
+  { bench_toml "$port"; printf '[pacing]\nenabled = false\n[cluster]\nnode_id = "%s"\n' "$id"; } \
+    > "$dir/gateway.toml"
   GATEWAY_ADMIN_EMAIL=bench@example.com GATEWAY_ADMIN_PASSWORD=bench-password \
     "$BIN" serve --config "$dir/gateway.toml" 2>>"$dir/gateway.log" &
   PIDS+=($!)

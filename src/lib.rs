@@ -137,8 +137,8 @@ pub async fn run_with_clock(
         tracker.spawn(db::notify::listen(
             pool,
             &[db::notify::JOBS],
-            move |_, session| told.told(session),
-            move || missed.look_everywhere(),
+            move |_, session| told.wake(session),
+            move || missed.wake_all(),
             shutdown.child_token(),
         ));
     }

@@ -187,8 +187,7 @@ impl Link {
             match tokio::time::timeout(LINK_TIMEOUT, reopen()).await {
                 Ok(Ok(conn)) => {
                     tracing::info!("🗄️ The database connection is back");
-                    let old = std::mem::replace(&mut self.conn, conn);
-                    drop(old);
+                    self.conn = conn;
                     self.dead = false;
                     self.durable = true;
                 }

@@ -187,13 +187,15 @@ impl Queue {
         tracker.spawn(async move { worker::dispatch(queue, lane, cancel, workers).await });
     }
 
-    pub(super) fn wake_all(&self) {
+    /// Every lane looks for due jobs (after notifications may have been missed).
+    pub fn wake_all(&self) {
         for lane in self.lanes.read().expect("lanes lock").values() {
             lane.wake.notify_one();
         }
     }
 
-    pub(super) fn wake(&self, session: &str) {
+    /// The session's lane looks for due jobs (another node said it has some).
+    pub fn wake(&self, session: &str) {
         if let Some(l) = self.lane(session) {
             l.wake.notify_one();
         }

@@ -251,16 +251,6 @@ impl Queue {
         }
     }
 
-    /// Another node said `session` has jobs due.
-    pub fn told(&self, session: &str) {
-        self.wake(session);
-    }
-
-    /// Notifications may have been missed: every lane looks.
-    pub fn look_everywhere(&self) {
-        self.wake_all();
-    }
-
     pub fn settings(&self) -> QueueSettings {
         self.settings.get()
     }

@@ -15,38 +15,39 @@ impl Session<'_> {
     /// logged and counted once.
     pub(super) async fn conflict(&mut self, page: Page<'_>) -> Option<End> {
         let (shared, cfg) = (self.shared, self.cfg);
-        let first = !std::mem::replace(&mut self.in_conflict, true);
-        if !(shared.holds)() {
-            tracing::error!(
-                "⚔️ WhatsApp is open in another window and this node does not hold the session's lease: closing this browser"
-            );
-            shared.count_conflict(ConflictAction::Closed);
-            return Some(End::Restart(RestartCause::Conflict));
-        }
-        if !cfg.takeover_on_conflict {
-            if first {
-                tracing::warn!(
+        let action = match ((shared.holds)(), cfg.takeover_on_conflict) {
+            (false, _) => ConflictAction::Closed,
+            (true, false) => ConflictAction::Left,
+            (true, true) => ConflictAction::TookOver,
+        };
+        if !std::mem::replace(&mut self.in_conflict, true) {
+            match action {
+                ConflictAction::Closed => tracing::error!(
+                    "⚔️ WhatsApp is open in another window and this node does not hold the session's lease: closing this browser"
+                ),
+                ConflictAction::Left => tracing::warn!(
                     "⚔️ WhatsApp is open in another window; waiting for \"Use here\" (takeover_on_conflict = false)"
-                );
-                shared.count_conflict(ConflictAction::Left);
+                ),
+                ConflictAction::TookOver => tracing::warn!(
+                    "⚔️ WhatsApp is open in another window; this node holds the session's lease, so it takes over (Use here)"
+                ),
             }
-            shared.set(
+            shared.count_conflict(action);
+        }
+        match action {
+            ConflictAction::Closed => return Some(End::Restart(RestartCause::Conflict)),
+            ConflictAction::Left => shared.set(
                 SessionState::Conflict,
                 "WhatsApp is open in another window; press \"Use here\" there, or set takeover_on_conflict = true",
-            );
-            return None;
+            ),
+            ConflictAction::TookOver => {
+                shared.set(
+                    SessionState::Conflict,
+                    "open in another window; taking over",
+                );
+                let _ = guarded(self.pulse, cfg.session_timeout.0, page.click_takeover()).await;
+            }
         }
-        if first {
-            tracing::warn!(
-                "⚔️ WhatsApp is open in another window; this node holds the session's lease, so it takes over (Use here)"
-            );
-            shared.count_conflict(ConflictAction::TookOver);
-        }
-        shared.set(
-            SessionState::Conflict,
-            "open in another window; taking over",
-        );
-        let _ = guarded(self.pulse, cfg.session_timeout.0, page.click_takeover()).await;
         None
     }
 }
